@@ -1,0 +1,227 @@
+"""`ApiClient`: httpx with the retry, rate-limit, auth-refresh and redaction rules every platform needs.
+
+- Retries with exponential backoff and full jitter on connection errors, timeouts, 429 and 5xx,
+  and on bodies that do not parse (a truncated response); `Retry-After` is honoured.
+- Writes are retried only when they are idempotent (an idempotency key, or a PUT).
+- A client-side limiter is acquired before every attempt (and released after it), so a client
+  configured with the documented limits does not trip the server's.
+- A 401 triggers one token refresh through the auth object, then the call is replayed.
+- Logs never contain secrets: URLs, headers and bodies go through `redact()`.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol
+
+import httpx
+import orjson
+
+from finance_pipeline.http.ratelimit import Unlimited
+from finance_pipeline.http.redaction import redact
+
+log = logging.getLogger("finance_pipeline.http")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+IDEMPOTENCY_HEADERS = ("idempotency-key", "requestid")
+
+
+class Auth(Protocol):
+    def headers(self) -> Mapping[str, str]: ...
+    def refresh(self) -> bool: ...
+
+
+class StaticHeaders:
+    """Auth by fixed headers (Shopify access token, Stripe secret key)."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = dict(headers)
+
+    def headers(self) -> Mapping[str, str]:
+        return self._headers
+
+    def refresh(self) -> bool:
+        return False
+
+
+class ApiError(RuntimeError):
+    def __init__(self, platform: str, method: str, url: str, status: int | None, body: str, reason: str = "") -> None:
+        self.platform = platform
+        self.method = method
+        self.url = url
+        self.status = status
+        self.body = body
+        what = f"HTTP {status}" if status is not None else reason
+        super().__init__(redact(f"{platform}: {method} {url} failed: {what}: {body[:500]}"))
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay_s: float = 0.2
+    max_delay_s: float = 30.0
+
+    def backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1))))
+
+
+@dataclass
+class Response:
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    url: str
+    _json: Any = field(default=None, repr=False)
+
+    def json(self) -> Any:
+        return self._json
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class ApiClient:
+    def __init__(
+        self,
+        platform: str,
+        base_url: str,
+        *,
+        auth: Auth | None = None,
+        limiter: Any = None,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 30.0,
+        default_headers: Mapping[str, str] | None = None,
+        on_response: Callable[[Response], None] | None = None,
+        max_connections: int = 8,
+    ) -> None:
+        self.platform = platform
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.limiter = limiter or Unlimited()
+        self.retry = retry or RetryPolicy()
+        self.on_response = on_response
+        self.stats: Counter[str] = Counter()
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+            headers=dict(default_headers or {}),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    # -- public API -----------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "ApiClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def url(self, path: str) -> str:
+        if path.startswith("http://") or path.startswith("https://"):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def get(self, path: str, params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None, **kw: Any) -> Response:
+        return self.request("GET", path, params=params, **kw)
+
+    def get_json(self, path: str, params: Any = None, **kw: Any) -> Any:
+        return self.get(path, params=params, **kw).json()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        expect_json: bool = True,
+        ok_statuses: Iterable[int] = (),
+    ) -> Response:
+        method = method.upper()
+        url = self.url(path)
+        hdrs = dict(headers or {})
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS or any(h.lower() in IDEMPOTENCY_HEADERS for h in hdrs)
+        content = orjson.dumps(json) if json is not None else None
+        if content is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        ok = set(ok_statuses)
+        refreshed = False
+        attempt = 0
+        last_error = ""
+        while True:
+            attempt += 1
+            auth_headers = dict(self.auth.headers()) if self.auth else {}
+            self.limiter.acquire()
+            started = time.monotonic()
+            try:
+                raw = self._http.request(
+                    method, url, params=params, content=content, data=data, headers={**auth_headers, **hdrs}
+                )
+                body = raw.content
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                self.stats["transport_errors"] += 1
+                last_error = f"{type(exc).__name__}: {exc}"
+                if idempotent and attempt < self.retry.max_attempts:
+                    self._sleep(self.retry.backoff(attempt), method, url, last_error, attempt)
+                    continue
+                raise ApiError(self.platform, method, redact(url), None, "", last_error) from exc
+            finally:
+                self.limiter.release()
+            self.stats["requests"] += 1
+            self.stats[f"status_{raw.status_code}"] += 1
+            resp = Response(raw.status_code, raw.headers, body, str(raw.url))
+            if self.on_response is not None:
+                self.on_response(resp)
+            log.debug("%s %s %s -> %s in %.0f ms", self.platform, method, redact(str(raw.url)),
+                      raw.status_code, (time.monotonic() - started) * 1000)
+
+            if raw.status_code == 401 and self.auth is not None and not refreshed and self.auth.refresh():
+                refreshed = True
+                attempt -= 1
+                continue
+            if raw.status_code in RETRY_STATUSES and raw.status_code not in ok:
+                last_error = f"HTTP {raw.status_code}"
+                if (idempotent or raw.status_code == 429) and attempt < self.retry.max_attempts:
+                    wait = _retry_after(raw.headers)
+                    delay = wait if wait is not None else self.retry.backoff(attempt)
+                    self._sleep(delay, method, url, last_error, attempt)
+                    continue
+                raise ApiError(self.platform, method, redact(url), raw.status_code, redact(body.decode("utf-8", "replace")))
+            if raw.status_code >= 400 and raw.status_code not in ok:
+                raise ApiError(self.platform, method, redact(url), raw.status_code, redact(body.decode("utf-8", "replace")))
+            if expect_json and body:
+                try:
+                    resp._json = orjson.loads(body)
+                except orjson.JSONDecodeError as exc:
+                    # a body cut short in transit: the request is safe to replay if idempotent
+                    self.stats["bad_bodies"] += 1
+                    last_error = f"unparseable body ({len(body)} bytes)"
+                    if idempotent and attempt < self.retry.max_attempts:
+                        self._sleep(self.retry.backoff(attempt), method, url, last_error, attempt)
+                        continue
+                    raise ApiError(self.platform, method, redact(url), raw.status_code, last_error) from exc
+            return resp
+
+    # -- internals ------------------------------------------------------------------------
+    def _sleep(self, delay: float, method: str, url: str, why: str, attempt: int) -> None:
+        self.stats["retries"] += 1
+        log.info("%s %s %s: %s; retry %d in %.2fs", self.platform, method, redact(url), why, attempt, delay)
+        time.sleep(delay)

@@ -1,0 +1,1 @@
+"""Shared ingest mechanics: Arrow pages for dlt, quarantine of bad records, connections."""

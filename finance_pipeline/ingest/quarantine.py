@@ -1,0 +1,70 @@
+"""Bad records are set aside with their reason; the run goes on and says how many.
+
+Sources call `quarantine.add(...)` instead of yielding a record they cannot trust (missing id,
+unparseable money, unknown currency …).  After the load, the ingest asset writes the collected
+rows to `ops.quarantine` (merge on platform/entity/record/reason, so a re-run does not double
+them) and reports the count in the asset's metadata and log.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from finance_pipeline.http.redaction import redact
+
+KNOWN_CURRENCIES = frozenset({"GBP", "EUR", "USD", "AUD", "CAD", "NZD", "JPY", "CHF", "SEK", "DKK", "NOK", "PLN"})
+
+
+class BadRecord(ValueError):
+    """Raised by a record validator; the message is the quarantine reason."""
+
+
+@dataclass
+class Quarantine:
+    platform: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, entity: str, record: Any, reason: str) -> None:
+        record_id = None
+        if isinstance(record, dict):
+            record_id = record.get("id") or record.get("Id") or record.get("InvoiceID")
+        payload = redact(orjson.dumps(record, default=str).decode())
+        with self._lock:
+            self.rows.append({
+                "platform": self.platform, "entity": entity,
+                "record_id": str(record_id) if record_id is not None else None,
+                "reason": reason, "payload": payload,
+                "quarantined_at": datetime.now(timezone.utc),
+            })
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def check_decimal(record: dict, *fields: str) -> None:
+    """Money as decimal strings must parse (never as float)."""
+    for name in fields:
+        value = record.get(name)
+        if value is None:
+            continue
+        try:
+            Decimal(str(value))
+        except (InvalidOperation, ValueError):
+            raise BadRecord(f"{name}={value!r} is not a decimal amount") from None
+
+
+def check_currency(value: Any, field_name: str = "currency") -> None:
+    if not isinstance(value, str) or value.upper() not in KNOWN_CURRENCIES:
+        raise BadRecord(f"{field_name}={value!r} is not a known ISO 4217 currency")
+
+
+def require(record: dict, *fields: str) -> None:
+    missing = [f for f in fields if record.get(f) in (None, "")]
+    if missing:
+        raise BadRecord(f"missing {', '.join(missing)}")

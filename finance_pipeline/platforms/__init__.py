@@ -1,0 +1,1 @@
+"""One folder per platform: client + dlt source (or publisher), emulator, webhook verifier."""

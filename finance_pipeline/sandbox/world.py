@@ -1,0 +1,692 @@
+"""The sandbox world: one consistent curtain business, generated from (seed, size) and revealed by a clock.
+
+The generator writes the *truth* — what happened, with the amounts each platform recorded — for
+the whole timeline up to a horizon beyond the clock.  Every object carries the timestamps of its
+events (created, refunded, edited, cancelled, paid out …); emulators render the state of each
+object *as of the clock*, so advancing the clock makes new orders appear and old ones change
+(late refunds, edits, disputes closing, payouts landing), exactly as a live shop would.
+
+Generation is day by day with one RNG per day, so the same (seed, size) always gives the same
+world, and a longer horizon only appends days.  The oracle (`oracle.py`) computes the expected
+finance figures from these tables in plain Python, independently of dbt.
+
+Money is `Decimal` in major units for Shopify-recorded amounts (Shopify speaks decimal strings)
+and `int` minor units for Stripe (Stripe speaks integer minor units).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from finance_pipeline.sandbox import catalogue as cat
+from finance_pipeline.settings import BUSINESS_TIMEZONE
+
+UTC = timezone.utc
+LONDON = ZoneInfo(BUSINESS_TIMEZONE)
+D = Decimal
+CENT = D("0.01")
+ZERO = D("0.00")
+
+WORLD_START = datetime(2025, 1, 1, tzinfo=UTC)
+HISTORY_DAYS = 365
+INITIAL_CLOCK = WORLD_START + timedelta(days=HISTORY_DAYS)
+LOOKAHEAD_DAYS = 500  # events of an order can land this long after it was placed (late payers, disputes)
+
+SHOP_ID_BASE = 5_100_000_000_000
+
+
+def q(x: Decimal) -> Decimal:
+    return x.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def to_minor(x: Decimal) -> int:
+    return int((x * 100).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def stripe_id(prefix: str, seed: int, n: int) -> str:
+    """Deterministic Stripe-looking ids: ch_3Q… (24 base62 characters)."""
+    digest = hashlib.blake2b(f"{seed}:{prefix}:{n}".encode(), digest_size=18).digest()
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    num = int.from_bytes(digest, "big")
+    chars = []
+    for _ in range(24):
+        num, r = divmod(num, 62)
+        chars.append(alphabet[r])
+    return f"{prefix}_{''.join(chars)}"
+
+
+def business_date(at: datetime) -> date:
+    """Periods are cut in the business time zone (Europe/London)."""
+    return at.astimezone(LONDON).date()
+
+
+def day_start(d: date) -> datetime:
+    return datetime.combine(d, time(0), tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    seed: int
+    size: int  # orders in the first year of history
+    through: date  # orders are generated for days before this date
+
+    @property
+    def key(self) -> str:
+        return f"s{self.seed}-n{self.size}-t{self.through.isoformat()}"
+
+
+class _Seq:
+    def __init__(self, start: int, step: int = 1) -> None:
+        self.n = start
+        self.step = step
+
+    def __call__(self) -> int:
+        self.n += self.step
+        return self.n
+
+
+class WorldBuilder:
+    """Builds every table of the world as lists of row dicts."""
+
+    def __init__(self, spec: WorldSpec) -> None:
+        self.spec = spec
+        self.seed = spec.seed
+        self.t: dict[str, list[dict[str, Any]]] = {name: [] for name in (
+            "fx_rates", "products", "product_costs", "customers",
+            "shopify_orders", "shopify_order_lines", "shopify_tax_lines", "shopify_refunds",
+            "shopify_refund_lines", "shopify_transactions", "shopify_balance_transactions", "shopify_payouts",
+            "stripe_customers", "stripe_charges", "stripe_refunds", "stripe_disputes",
+            "stripe_balance_transactions", "stripe_payouts",
+        )}
+        self.order_seq = _Seq(0)
+        self.line_seq = _Seq(14_210_000_000_000, 3)
+        self.refund_seq = _Seq(9_330_000_000_000, 7)
+        self.refund_line_seq = _Seq(4_120_000_000_000, 3)
+        self.txn_seq = _Seq(6_540_000_000_000, 11)
+        self.bt_seq = _Seq(7_010_000_000_000, 13)
+        self.stripe_seq = _Seq(0)
+        self.fx: dict[tuple[date, str], Decimal] = {}
+        self.costs: dict[str, list[tuple[date, Decimal]]] = {}
+
+    # ------------------------------------------------------------------ reference data
+    def _reference(self) -> None:
+        rng = random.Random(self.seed * 7919 + 1)
+        first = WORLD_START.date()
+        last = self.spec.through + timedelta(days=LOOKAHEAD_DAYS + 5)
+        level = {c: float(v) for c, v in cat.FX_CENTRE.items()}
+        d = first
+        while d <= last:
+            for ccy, centre in cat.FX_CENTRE.items():
+                # mean-reverting random walk, ~0.4 % daily moves
+                level[ccy] += (float(centre) - level[ccy]) * 0.02 + rng.gauss(0, 0.004) * float(centre)
+                rate = D(f"{level[ccy]:.6f}")
+                self.fx[(d, ccy)] = rate
+                self.t["fx_rates"].append({"rate_date": d, "currency": ccy, "gbp_per_unit": rate})
+            d += timedelta(days=1)
+        for p in cat.PRODUCTS:
+            self.t["products"].append({
+                "sku": p.sku, "title": p.title, "category": p.category, "unit": p.unit,
+                "price_gbp": p.price_gbp,
+            })
+        # dated unit costs come from the business's price list (a dbt seed), scenario C3
+        for sku, valid_from, cost in cat.product_costs():
+            self.costs.setdefault(sku, []).append((valid_from, cost))
+            self.t["product_costs"].append({"sku": sku, "valid_from": valid_from, "unit_cost_gbp": cost})
+        for history in self.costs.values():
+            history.sort()
+
+    def fx_rate(self, ccy: str, when: datetime) -> Decimal:
+        if ccy == "GBP":
+            return D("1")
+        return self.fx[(when.date(), ccy)]
+
+    def unit_cost(self, sku: str, at: datetime) -> Decimal:
+        """The cost valid on the business-time-zone date of `at`."""
+        on = business_date(at)
+        hist = self.costs[sku]
+        i = bisect_right([h[0] for h in hist], on) - 1
+        return hist[max(i, 0)][1]
+
+    # ------------------------------------------------------------------ customers
+    def _customers(self) -> None:
+        rng = random.Random(self.seed * 104729 + 2)
+        n_trade = max(24, self.spec.size // 100)
+        n_retail = max(200, int(self.spec.size * 0.7))
+        first_names = ["Amelia", "Oliver", "Isla", "George", "Ava", "Noah", "Freya", "Arthur", "Sophie", "Leo",
+                       "Chloe", "Harry", "Emma", "Lucas", "Mia", "Liam", "Grace", "Jack", "Ella", "Hugo"]
+        last_names = ["Smith", "Murphy", "Dubois", "Müller", "de Vries", "Jones", "Taylor", "Walsh", "Martin",
+                      "Schmidt", "Brown", "Wilson", "Nguyen", "Kelly", "Bernard", "Fischer", "Evans", "Clarke"]
+        trade_words = ["Interiors", "Design Studio", "Hotels", "Home Store", "Drapery", "Living", "Furnishings"]
+        places = ["Bath", "Dublin", "Lyon", "Hamburg", "Utrecht", "Brooklyn", "Austin", "Sydney", "Leeds",
+                  "Cork", "Bordeaux", "Munich", "Seattle", "Melbourne", "York", "Harrogate", "Galway"]
+        self.trade_customers: list[dict] = []
+        self.retail_customers: dict[str, list[dict]] = {}
+        n = 0
+        for kind, count in (("trade", n_trade), ("retail", n_retail)):
+            for _ in range(count):
+                n += 1
+                if kind == "trade":
+                    country = rng.choices(["GB", "IE", "FR", "DE", "NL", "US", "AU"], [60, 6, 6, 5, 3, 15, 5])[0]
+                else:
+                    country = rng.choices(["GB", "IE", "FR", "DE", "NL", "US", "AU"], [60, 4, 4, 4, 3, 17, 8])[0]
+                region = rng.choice(cat.US_STATES) if country == "US" else None
+                first, last = rng.choice(first_names), rng.choice(last_names)
+                company = f"{rng.choice(places)} {rng.choice(trade_words)} {n}" if kind == "trade" else None
+                cid = f"C{n:06d}"
+                row = {
+                    "customer_id": cid, "kind": kind, "first_name": first, "last_name": last,
+                    "company": company, "email": f"{first.lower()}.{n}@example-{country.lower()}.test",
+                    "country": country, "region": region, "currency": cat.CURRENCY_OF_COUNTRY[country],
+                    "terms_days": (rng.choice([30, 30, 30, 60]) if kind == "trade" else None),
+                    "vat_number": (f"{country}{rng.randint(100000000, 999999999)}"
+                                   if kind == "trade" and country not in ("US", "AU") else None),
+                    "resale_certificate": (f"RC-{region}-{rng.randint(10000, 99999)}"
+                                           if kind == "trade" and country == "US" else None),
+                    "shopify_customer_id": 7_300_000_000_000 + n * 17,
+                    "stripe_customer_id": stripe_id("cus", self.seed, n) if kind == "trade" else None,
+                    "created_at": WORLD_START - timedelta(days=rng.randint(1, 900)),
+                }
+                self.t["customers"].append(row)
+                if kind == "trade":
+                    self.trade_customers.append(row)
+                    self.t["stripe_customers"].append({
+                        "id": row["stripe_customer_id"], "email": row["email"], "name": company,
+                        "created": row["created_at"], "customer_id": cid, "currency": row["currency"],
+                    })
+                else:
+                    self.retail_customers.setdefault(country, []).append(row)
+        self.retail_countries = list(self.retail_customers)
+        self.retail_weights = [len(self.retail_customers[c]) for c in self.retail_countries]
+
+    # ------------------------------------------------------------------ orders
+    def build(self) -> dict[str, list[dict[str, Any]]]:
+        self._reference()
+        self._customers()
+        per_day = self.spec.size / HISTORY_DAYS
+        d = WORLD_START.date()
+        while d < self.spec.through:
+            rng = random.Random((self.seed * 1_000_003) ^ (d.toordinal() * 2_654_435_761))
+            weekday = d.weekday()
+            season = 1.0 + 0.35 * math.exp(-((d.timetuple().tm_yday - 330) / 25.0) ** 2) \
+                + 0.15 * math.exp(-((d.timetuple().tm_yday - 20) / 12.0) ** 2)
+            base = per_day * season * (1.12 if weekday >= 5 else 0.95)
+            n_orders = max(0, int(round(base + math.sqrt(base) * rng.gauss(0, 1))))
+            for _ in range(n_orders):
+                trade = weekday < 5 and rng.random() < 0.17
+                created = day_start(d) + timedelta(seconds=rng.randint(6 * 3600, 23 * 3600 - 1))
+                if trade:
+                    self._trade_order(rng, created)
+                else:
+                    self._retail_order(rng, created)
+            d += timedelta(days=1)
+        self._force_scenarios()
+        self._shopify_payouts()
+        self._stripe_payouts()
+        return self.t
+
+    # -- shared pieces of an order -------------------------------------------------------
+    def _new_order(self, rng: random.Random, created: datetime, customer: dict, trade: bool) -> dict:
+        n = self.order_seq()
+        currency = customer["currency"]
+        country = customer["country"]
+        taxes_included = (not trade) and currency in ("GBP", "EUR", "AUD")
+        order = {
+            "order_id": SHOP_ID_BASE + n * 7919, "name": f"#{1000 + n}", "order_number": 1000 + n,
+            "customer_id": customer["customer_id"], "shopify_customer_id": customer["shopify_customer_id"],
+            "kind": "trade" if trade else "retail", "currency": currency, "country": country,
+            "region": customer["region"], "email": customer["email"],
+            "fx_rate": self.fx_rate(currency, created), "taxes_included": taxes_included,
+            "created_at": created, "cancelled_at": None, "cancel_reason": None, "fulfilled_at": None,
+            "discount_code": None, "discount_pct": None, "shipping_title": None, "shipping_price": ZERO,
+            "terms_days": customer["terms_days"] if trade else None, "due_on": None,
+            "tax_treatment": None, "source_name": "shopify_draft_order" if trade else "web",
+            "edited_at": None, "invoice_total": None, "shipping_refunded": False,
+        }
+        order["tax_treatment"] = self._tax_treatment(customer, trade)
+        return order
+
+    @staticmethod
+    def _tax_treatment(customer: dict, trade: bool) -> str:
+        c = customer["country"]
+        if c == "GB":
+            return "uk_vat"
+        if trade:
+            return {"US": "us_resale_exempt", "AU": "export_zero_rated"}.get(c, "eu_reverse_charge")
+        return {"US": "us_sales_tax", "AU": "au_gst"}.get(c, "eu_oss_vat")
+
+    def _tax_components(self, order: dict) -> tuple[tuple[str, Decimal], ...]:
+        treat = order["tax_treatment"]
+        if treat in ("uk_vat", "eu_oss_vat", "au_gst"):
+            c = order["country"]
+            return ((cat.VAT_TITLES[c], cat.VAT_RATES[c]),)
+        if treat == "us_sales_tax":
+            return cat.US_STATE_TAX[order["region"]]
+        return ()
+
+    def _taxes_for(self, order: dict, amount: Decimal) -> list[tuple[str, Decimal, Decimal]]:
+        comps = self._tax_components(order)
+        if not comps:
+            return []
+        if order["taxes_included"]:
+            (title, rate), = comps
+            return [(title, rate, q(amount * rate / (1 + rate)))]
+        return [(title, rate, q(amount * rate)) for title, rate in comps]
+
+    def _add_tax_lines(self, order: dict, owner: str, owner_id: int, taxes: list) -> Decimal:
+        fx = order["fx_rate"]
+        total = ZERO
+        for pos, (title, rate, amount) in enumerate(taxes):
+            self.t["shopify_tax_lines"].append({
+                "order_id": order["order_id"], "owner": owner, "owner_id": owner_id, "position": pos,
+                "title": title, "rate": rate, "amount": amount, "amount_shop": q(amount * fx),
+            })
+            total += amount
+        return total
+
+    def _add_line(self, rng: random.Random, order: dict, product: cat.Product, qty: int,
+                  added_at: datetime | None, discount_pct: Decimal | None) -> dict:
+        trade = order["kind"] == "trade"
+        price = cat.trade_price(product, order["currency"]) if trade else cat.market_price(product, order["currency"])
+        discount = q(price * qty * discount_pct) if discount_pct else ZERO
+        line_total = price * qty - discount
+        fx = order["fx_rate"]
+        line = {
+            "line_id": self.line_seq(), "order_id": order["order_id"], "sku": product.sku,
+            "title": product.title, "category": product.category, "unit": product.unit,
+            "variant_title": "per 10 cm" if product.unit == "10cm" else None,
+            "quantity": qty, "price": price, "price_shop": q(price * fx),
+            "discount": discount, "discount_shop": q(discount * fx),
+            "added_at": added_at, "sold_at": added_at or order["created_at"],
+            # sales are recognised at the order date (REST exposes no per-line edit time; decisions.md)
+            "unit_cost_gbp": self.unit_cost(product.sku, order["created_at"]),
+        }
+        taxes = self._taxes_for(order, line_total)
+        line["tax"] = self._add_tax_lines(order, "line", line["line_id"], taxes)
+        line["tax_shop"] = sum((q(a * fx) for _, _, a in taxes), ZERO)
+        line["taxes"] = taxes
+        self.t["shopify_order_lines"].append(line)
+        return line
+
+    def _pick_lines(self, rng: random.Random, trade: bool) -> list[tuple[cat.Product, int]]:
+        n_lines = rng.choices([1, 2, 3, 4, 5, 6, 8], [0, 10, 25, 25, 20, 12, 8] if trade else [45, 30, 15, 7, 3, 0, 0])[0]
+        products = rng.sample(cat.PRODUCTS, n_lines)
+        out = []
+        for p in products:
+            if p.unit == "10cm":
+                qty = rng.randint(60, 600) if trade else rng.randint(12, 120)
+            elif p.category == "accessories":
+                qty = rng.randint(10, 80) if trade else rng.randint(1, 6)
+            else:
+                qty = rng.randint(2, 24) if trade else rng.choices([1, 2, 3, 4], [60, 25, 10, 5])[0]
+            out.append((p, qty))
+        return out
+
+    def _shipping(self, rng: random.Random, order: dict, merchandise: Decimal) -> None:
+        std, free_over, freight, freight_free = cat.SHIPPING[order["currency"]]
+        if order["kind"] == "trade":
+            price = ZERO if merchandise >= freight_free else freight
+            title = "Trade freight"
+        else:
+            price = ZERO if merchandise >= free_over else std
+            title = "Standard delivery"
+        order["shipping_title"] = title
+        order["shipping_price"] = price
+        order["shipping_price_shop"] = q(price * order["fx_rate"])
+        taxes = self._taxes_for(order, price) if price else []
+        order["shipping_tax"] = self._add_tax_lines(order, "shipping", 0, taxes)
+        order["shipping_tax_shop"] = sum((q(a * order["fx_rate"]) for _, _, a in taxes), ZERO)
+        order["shipping_taxes"] = taxes
+
+    @staticmethod
+    def _payable(order: dict, lines: list[dict], with_shipping: bool = True) -> Decimal:
+        goods = sum((l["price"] * l["quantity"] - l["discount"] for l in lines), ZERO)
+        tax = sum((l["tax"] for l in lines), ZERO)
+        ship = order["shipping_price"] if with_shipping else ZERO
+        ship_tax = order["shipping_tax"] if with_shipping else ZERO
+        if order["taxes_included"]:
+            return goods + ship
+        return goods + tax + ship + ship_tax
+
+    # -- retail ------------------------------------------------------------------------------
+    def _retail_order(self, rng: random.Random, created: datetime) -> None:
+        country = rng.choices(self.retail_countries, self.retail_weights)[0]
+        customer = rng.choice(self.retail_customers[country])
+        order = self._new_order(rng, created, customer, trade=False)
+        if rng.random() < 0.15:
+            code, pct = rng.choice(cat.DISCOUNT_CODES)
+            order["discount_code"], order["discount_pct"] = code, pct
+        lines = [self._add_line(rng, order, p, qty, None, order["discount_pct"]) for p, qty in self._pick_lines(rng, False)]
+        merchandise = sum((l["price"] * l["quantity"] - l["discount"] for l in lines), ZERO)
+        self._shipping(rng, order, merchandise)
+        self.t["shopify_orders"].append(order)
+        # paid at checkout through Shopify Payments (scenario S1/P1)
+        self._sale(order, self._payable(order, lines), created + timedelta(seconds=rng.randint(2, 40)))
+        fulfilled = created + timedelta(hours=rng.uniform(18, 96))
+        order["fulfilled_at"] = fulfilled
+
+        roll = rng.random()
+        remaining = {l["line_id"]: l["quantity"] for l in lines}
+        if roll < 0.025:  # cancelled after payment: full refund (P12)
+            at = created + timedelta(hours=rng.uniform(1, 20))
+            order["cancelled_at"], order["cancel_reason"], order["fulfilled_at"] = at, "customer", None
+            self._refund(rng, order, lines, remaining, at, "cancel", full=True)
+            return
+        if roll < 0.11:  # partial refund of one line, maybe with shipping (P4)
+            at = fulfilled + timedelta(days=rng.uniform(2, 25))
+            self._refund(rng, order, lines, remaining, at, "partial")
+        if rng.random() < 0.012:  # late refund, older than any sync lookback (R8)
+            at = created + timedelta(days=rng.uniform(60, 120))
+            self._refund(rng, order, lines, remaining, at, "late")
+        if rng.random() < 0.02:  # edited weeks later: a line added and charged (P13)
+            at = created + timedelta(days=rng.uniform(7, 30), seconds=rng.randint(0, 3600))
+            product = rng.choice(cat.ACCESSORIES)
+            line = self._add_line(rng, order, product, rng.randint(1, 4), at, None)
+            lines.append(line)
+            order["edited_at"] = at
+            self._sale(order, self._payable(order, [line], with_shipping=False), at + timedelta(minutes=rng.randint(5, 90)))
+
+    def _sale(self, order: dict, amount: Decimal, at: datetime) -> None:
+        txn_id = self.txn_seq()
+        amount_shop = q(amount * order["fx_rate"])
+        self.t["shopify_transactions"].append({
+            "txn_id": txn_id, "order_id": order["order_id"], "kind": "sale", "gateway": "shopify_payments",
+            "status": "success", "amount": amount, "amount_shop": amount_shop, "currency": order["currency"],
+            "created_at": at, "refund_id": None, "parent_id": None,
+        })
+        pct = D("0.016") if order["currency"] == "GBP" else D("0.031")
+        fee = q(amount_shop * pct) + D("0.20")
+        self._shopify_bt("charge", order, txn_id, amount_shop, fee, at)
+
+    def _shopify_bt(self, kind: str, order: dict, txn_id: int, amount: Decimal, fee: Decimal, at: datetime) -> None:
+        self.t["shopify_balance_transactions"].append({
+            "bt_id": self.bt_seq(), "type": kind, "order_id": order["order_id"], "txn_id": txn_id,
+            "amount": amount, "fee": fee, "net": amount - fee, "currency": "GBP",
+            "processed_at": at + timedelta(seconds=3), "payout_id": None,
+        })
+
+    def _refund(self, rng: random.Random, order: dict, lines: list[dict], remaining: dict[int, int],
+                at: datetime, kind: str, full: bool = False) -> None:
+        fx = order["fx_rate"]
+        candidates = [l for l in lines if remaining.get(l["line_id"], 0) > 0]
+        if not candidates:
+            return
+        if full:
+            picks = [(l, remaining[l["line_id"]]) for l in candidates]
+        else:
+            l = rng.choice(candidates)
+            left = remaining[l["line_id"]]
+            picks = [(l, rng.randint(1, left) if left > 1 else 1)]
+        refund_id = self.refund_seq()
+        restock = rng.random() < 0.8
+        total = ZERO
+        rows = []
+        for line, qty in picks:
+            remaining[line["line_id"]] -= qty
+            line_total = line["price"] * line["quantity"] - line["discount"]
+            subtotal = q(line_total * qty / line["quantity"])
+            tax = sum((q(a * qty / line["quantity"]) for _, _, a in line["taxes"]), ZERO)
+            rows.append({
+                "refund_line_id": self.refund_line_seq(), "refund_id": refund_id, "order_id": order["order_id"],
+                "line_id": line["line_id"], "quantity": qty, "subtotal": subtotal, "total_tax": tax,
+                "subtotal_shop": q(subtotal * fx), "total_tax_shop": q(tax * fx),
+                "restock_type": "return" if restock else "no_restock", "sku": line["sku"],
+                "unit_cost_gbp": line["unit_cost_gbp"],
+            })
+            total += subtotal if order["taxes_included"] else subtotal + tax
+        shipping = shipping_tax = ZERO
+        if order["shipping_price"] and (full or (kind == "partial" and rng.random() < 0.3)):
+            if order["taxes_included"]:
+                shipping_tax = order["shipping_tax"]
+                shipping = order["shipping_price"] - shipping_tax
+            else:
+                shipping, shipping_tax = order["shipping_price"], order["shipping_tax"]
+            total += shipping + shipping_tax
+            order["shipping_refunded"] = True
+        self.t["shopify_refund_lines"].extend(rows)
+        self.t["shopify_refunds"].append({
+            "refund_id": refund_id, "order_id": order["order_id"], "created_at": at, "kind": kind,
+            "note": {"cancel": "Order cancelled", "partial": "Damaged in transit", "late": "Late return"}[kind],
+            "restock": restock, "shipping_amount": shipping, "shipping_tax": shipping_tax,
+            "shipping_amount_shop": q(shipping * fx), "shipping_tax_shop": q(shipping_tax * fx),
+            "amount": total,
+        })
+        if order["kind"] == "retail":
+            txn_id = self.txn_seq()
+            amount_shop = q(total * fx)
+            self.t["shopify_transactions"].append({
+                "txn_id": txn_id, "order_id": order["order_id"], "kind": "refund", "gateway": "shopify_payments",
+                "status": "success", "amount": total, "amount_shop": amount_shop, "currency": order["currency"],
+                "created_at": at, "refund_id": refund_id, "parent_id": None,
+            })
+            self._shopify_bt("refund", order, txn_id, -amount_shop, ZERO, at)
+
+    # -- trade ---------------------------------------------------------------------------------
+    def _trade_order(self, rng: random.Random, created: datetime) -> None:
+        customer = rng.choice(self.trade_customers)
+        order = self._new_order(rng, created, customer, trade=True)
+        lines = [self._add_line(rng, order, p, qty, None, None) for p, qty in self._pick_lines(rng, True)]
+        merchandise = sum((l["price"] * l["quantity"] for l in lines), ZERO)
+        self._shipping(rng, order, merchandise)
+        self.t["shopify_orders"].append(order)
+        terms = order["terms_days"]
+        issued = business_date(created)
+        order["due_on"] = issued + timedelta(days=terms)
+        if rng.random() < 0.03:  # cancelled before payment (P11): no revenue, invoice voided
+            at = created + timedelta(hours=rng.uniform(4, 90))
+            order["cancelled_at"], order["cancel_reason"] = at, "customer"
+            return
+        order["fulfilled_at"] = created + timedelta(hours=rng.uniform(24, 120))
+        # when will they pay?
+        due = day_start(order["due_on"])
+        roll = rng.random()
+        if roll < 0.55:
+            plan = [(None, created + timedelta(days=rng.uniform(3, terms)))]
+        elif roll < 0.72:
+            plan = [(None, due + timedelta(days=rng.uniform(2, 50)))]
+        elif roll < 0.82:
+            part = D(rng.randint(30, 70)) / 100
+            plan = [(part, created + timedelta(days=rng.uniform(5, terms))),
+                    (None, due + timedelta(days=rng.uniform(10, 90)))]
+        elif roll < 0.94:
+            plan = [(None, due + timedelta(days=rng.uniform(60, 190)))]
+        else:
+            plan = []  # never pays
+        if lines and rng.random() < 0.03 and plan:
+            first_pay = plan[0][1]
+            at = created + timedelta(days=rng.uniform(0.5, 2.5))
+            if at < first_pay:  # edit before any payment: the invoice grows
+                line = self._add_line(rng, order, rng.choice(cat.ACCESSORIES), rng.randint(5, 30), at, None)
+                lines.append(line)
+                order["edited_at"] = at
+        total = self._payable(order, lines)
+        order["invoice_total"] = total
+        paid = ZERO
+        for part, when in plan:
+            amount = q(total * part) if part is not None else total - paid
+            if amount <= 0:
+                continue
+            self._stripe_payment(rng, order, customer, amount, when)
+            paid += amount
+
+    def _stripe_payment(self, rng: random.Random, order: dict, customer: dict, amount: Decimal, when: datetime) -> None:
+        """A trade customer pays (part of) an invoice by card through Stripe (P3 failures, P9 duplicates)."""
+        attempts = 1
+        if rng.random() < 0.12:
+            attempts += 1 + (rng.random() < 0.2)
+        at = when
+        for i in range(attempts):
+            ok = i == attempts - 1
+            charge = self._stripe_charge(rng, order, customer, amount, at, ok)
+            at = at + timedelta(days=rng.uniform(1, 3))
+        if rng.random() < 0.02:  # paid twice by mistake; the duplicate is refunded later
+            dup = self._stripe_charge(rng, order, customer, amount, when + timedelta(hours=rng.uniform(1, 20)), True)
+            self._stripe_refund(dup, dup["amount"], dup["created"] + timedelta(days=rng.uniform(2, 10)), "duplicate")
+        elif rng.random() < 0.012:
+            self._stripe_dispute(rng, charge)
+
+    def _stripe_charge(self, rng: random.Random, order: dict, customer: dict, amount: Decimal,
+                       at: datetime, ok: bool) -> dict:
+        n = self.stripe_seq()
+        ccy = order["currency"]
+        charge = {
+            "charge_id": stripe_id("ch", self.seed, n), "seq": n, "customer": customer["stripe_customer_id"],
+            "customer_id": customer["customer_id"], "amount": to_minor(amount), "currency": ccy.lower(),
+            "status": "succeeded" if ok else "failed", "created": at.replace(microsecond=0),
+            "failure_code": None if ok else rng.choice(["card_declined", "insufficient_funds", "expired_card"]),
+            "order_id": order["order_id"], "order_name": order["name"],
+            "invoice_number": invoice_number(order["name"]), "card_country": order["country"],
+            "balance_transaction": None, "payment_intent": stripe_id("pi", self.seed, n), "disputed": False,
+        }
+        if ok:
+            fx = self.fx_rate(ccy, at)
+            gbp = q(amount * fx)
+            pct = {"GB": D("0.015")}.get(order["country"], D("0.025") if ccy == "EUR" else D("0.0325"))
+            if ccy != "GBP":
+                pct += D("0.02")
+            fee = q(gbp * pct) + D("0.20")
+            bt = self._stripe_bt("charge", "charge", charge["charge_id"], to_minor(gbp), to_minor(fee), at,
+                                 None if ccy == "GBP" else fx, f"Invoice {charge['invoice_number']}")
+            charge["balance_transaction"] = bt["bt_id"]
+        charge["failure_message"] = None if ok else {
+            "card_declined": "Your card was declined.", "insufficient_funds": "Your card has insufficient funds.",
+            "expired_card": "Your card has expired."}[charge["failure_code"]]
+        self.t["stripe_charges"].append(charge)
+        return charge
+
+    def _stripe_bt(self, kind: str, category: str, source: str, amount: int, fee: int, at: datetime,
+                   exchange_rate: Decimal | None, description: str | None, n: int | None = None) -> dict:
+        n = self.stripe_seq() if n is None else n
+        created = at.replace(microsecond=0)
+        bt = {
+            "bt_id": stripe_id("txn", self.seed, n), "seq": n, "type": kind, "reporting_category": category,
+            "source": source, "amount": amount, "fee": fee, "net": amount - fee, "currency": "gbp",
+            "exchange_rate": exchange_rate, "created": created,
+            "available_on": day_start(created.date() + timedelta(days=2)), "payout_id": None,
+            "description": description,
+        }
+        self.t["stripe_balance_transactions"].append(bt)
+        return bt
+
+    def _stripe_refund(self, charge: dict, amount: int, at: datetime, reason: str) -> None:
+        n = self.stripe_seq()
+        rid = stripe_id("re", self.seed, n)
+        ccy = charge["currency"].upper()
+        fx = self.fx_rate(ccy, at)
+        gbp = q(D(amount) / 100 * fx)
+        bt = self._stripe_bt("refund", "refund", rid, -to_minor(gbp), 0, at, None if ccy == "GBP" else fx,
+                             f"Refund of duplicate payment {charge['invoice_number']}")
+        self.t["stripe_refunds"].append({
+            "refund_id": rid, "seq": n, "charge_id": charge["charge_id"], "amount": amount,
+            "currency": charge["currency"], "created": at.replace(microsecond=0),
+            "reason": "duplicate" if reason == "duplicate" else "requested_by_customer",
+            "balance_transaction": bt["bt_id"], "status": "succeeded",
+        })
+
+    def _stripe_dispute(self, rng: random.Random, charge: dict, outcome: str | None = None) -> None:
+        # ids derive from the charge, so a dispute keeps its ids when the world grows
+        n = 1_000_000_000 + charge["seq"] * 4
+        did = stripe_id("dp", self.seed, n)
+        opened = charge["created"] + timedelta(days=rng.uniform(20, 60))
+        closed = opened + timedelta(days=rng.uniform(25, 70))
+        outcome = outcome or ("won" if rng.random() < 0.6 else "lost")
+        ccy = charge["currency"].upper()
+        fx_open = self.fx_rate(ccy, opened)
+        gbp = to_minor(q(D(charge["amount"]) / 100 * fx_open))
+        bt_open = self._stripe_bt("adjustment", "dispute", did, -gbp, 1500, opened,
+                                  None if ccy == "GBP" else fx_open, f"Chargeback withdrawal for {charge['charge_id']}", n + 1)
+        bt_close = None
+        if outcome == "won":
+            fx_close = self.fx_rate(ccy, closed)
+            back = to_minor(q(D(charge["amount"]) / 100 * fx_close))
+            bt_close = self._stripe_bt("adjustment", "dispute_reversal", did, back, 0, closed,
+                                       None if ccy == "GBP" else fx_close, f"Chargeback reversal for {charge['charge_id']}", n + 2)["bt_id"]
+        self.t["stripe_disputes"].append({
+            "dispute_id": did, "seq": n, "charge_id": charge["charge_id"], "amount": charge["amount"],
+            "currency": charge["currency"], "created": opened.replace(microsecond=0),
+            "closed_at": closed.replace(microsecond=0), "outcome": outcome,
+            "reason": rng.choice(["fraudulent", "product_not_received", "product_unacceptable"]),
+            "bt_open": bt_open["bt_id"], "bt_close": bt_close,
+        })
+        charge["disputed"] = True
+
+    def _force_scenarios(self) -> None:
+        """Make sure a small world still holds at least one won and one lost dispute.
+
+        Only charges of days 40-200 are considered, so the choice does not change when the
+        world is regenerated with a longer horizon."""
+        lo, hi = WORLD_START + timedelta(days=40), WORLD_START + timedelta(days=200)
+        window = {c["charge_id"] for c in self.t["stripe_charges"] if lo <= c["created"] < hi}
+        have = {d["outcome"] for d in self.t["stripe_disputes"] if d["charge_id"] in window}
+        disputed = {d["charge_id"] for d in self.t["stripe_disputes"]}
+        refunded = {r["charge_id"] for r in self.t["stripe_refunds"]}
+        candidates = [c for c in self.t["stripe_charges"]
+                      if c["status"] == "succeeded" and c["charge_id"] in window
+                      and c["charge_id"] not in disputed | refunded]
+        rng = random.Random(self.seed * 31 + 5)
+        for outcome in ("won", "lost"):
+            if outcome not in have and candidates:
+                self._stripe_dispute(rng, candidates.pop(len(candidates) // 3), outcome)
+
+    # -- payouts --------------------------------------------------------------------------
+    def _shopify_payouts(self) -> None:
+        """Shopify Payments pays out daily what was processed two days earlier; a day with more
+        refunds than sales gives a negative payout (a debit from the bank, scenario P5)."""
+        by_day: dict[date, list[dict]] = {}
+        for bt in self.t["shopify_balance_transactions"]:
+            by_day.setdefault(bt["processed_at"].date() + timedelta(days=2), []).append(bt)
+        for pay_day in sorted(by_day):
+            bts = by_day[pay_day]
+            payout_id = 81_200_000_000 + pay_day.toordinal() * 101
+            for bt in bts:
+                bt["payout_id"] = payout_id
+            self.t["shopify_payouts"].append({
+                "payout_id": payout_id, "payout_date": pay_day, "currency": "GBP",
+                "amount": sum((bt["net"] for bt in bts), ZERO),
+                "visible_at": day_start(pay_day) + timedelta(hours=6),
+                "charges_gross": sum((bt["amount"] for bt in bts if bt["type"] == "charge"), ZERO),
+                "refunds_gross": sum((bt["amount"] for bt in bts if bt["type"] == "refund"), ZERO),
+                "fees": sum((bt["fee"] for bt in bts), ZERO),
+            })
+
+    def _stripe_payouts(self) -> None:
+        """Daily automatic payouts of everything that became available; a non-positive balance is
+        carried to the next day (Stripe does not pay out a negative balance)."""
+        by_day: dict[datetime, list[dict]] = {}
+        for bt in self.t["stripe_balance_transactions"]:
+            by_day.setdefault(bt["available_on"], []).append(bt)
+        carried: list[dict] = []
+        for day in sorted(by_day):
+            carried.extend(by_day[day])
+            amount = sum(bt["net"] for bt in carried)
+            if amount <= 0:
+                continue
+            n = 2_000_000_000 + day.toordinal() * 2  # stable when the world grows
+            pid = stripe_id("po", self.seed, n)
+            created = day + timedelta(minutes=5)
+            payout_bt = self._stripe_bt("payout", "payout", pid, -amount, 0, created, None, "STRIPE PAYOUT", n + 1)
+            payout_bt["available_on"] = created
+            payout_bt["payout_id"] = pid
+            for bt in carried:
+                bt["payout_id"] = pid
+            self.t["stripe_payouts"].append({
+                "payout_id": pid, "seq": n, "amount": amount, "currency": "gbp", "created": created,
+                "arrival_date": day + timedelta(days=1), "balance_transaction": payout_bt["bt_id"],
+                "method": "standard", "type": "bank_account",
+            })
+            carried = []
+
+
+def invoice_number(order_name: str) -> str:
+    """The trade invoice number for a Shopify order name: '#1042' -> 'INV-1042'."""
+    return f"INV-{order_name.lstrip('#')}"
+
+
+def build_world(spec: WorldSpec) -> dict[str, list[dict[str, Any]]]:
+    return WorldBuilder(spec).build()

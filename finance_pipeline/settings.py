@@ -1,0 +1,167 @@
+"""Typed settings.
+
+Everything has a sandbox default, so the project runs with no configuration at all.  Live mode
+reads credentials from the environment (or a `.env` file in the project root); a missing
+credential stops with a message naming the variable.  Secrets are held in `Secret` objects whose
+repr never shows the value, and every secret value is registered with the log redactor.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HOME_CURRENCY = "GBP"
+BUSINESS_TIMEZONE = "Europe/London"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or wrong; the message says which one and how to fix it."""
+
+
+class Secret:
+    """A credential.  `str()`/`repr()` never reveal it; `.value` does, on purpose."""
+
+    __slots__ = ("_value", "name")
+
+    def __init__(self, value: str, name: str = "secret") -> None:
+        from finance_pipeline.http.redaction import register_secret
+
+        self._value = value
+        self.name = name
+        register_secret(value)
+
+    @property
+    def value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.name}=***)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _load_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """Environment first, then `.env` in the project root."""
+    if name in os.environ:
+        return os.environ[name]
+    return _load_dotenv(PROJECT_ROOT / ".env").get(name, default)
+
+
+def require_secret(name: str, how: str) -> Secret:
+    value = env(name)
+    if not value:
+        raise SettingsError(f"{name} is not set. {how} (set it in the environment or in {PROJECT_ROOT / '.env'}).")
+    return Secret(value, name)
+
+
+def _float(name: str, default: float) -> float:
+    raw = env(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:  # pragma: no cover - message path
+        raise SettingsError(f"{name}={raw!r} is not a number.") from exc
+
+
+def _int(name: str, default: int) -> int:
+    raw = env(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not an integer.") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Literal["sandbox", "live"] = "sandbox"
+    data_dir: Path = PROJECT_ROOT / "data"
+    # sandbox world
+    sandbox_seed: int = 42
+    sandbox_size: int = 20_000
+    # emulator behaviour (sandbox only)
+    fault_rate: float = 0.0
+    time_scale: float = 1.0  # >1 compresses per-minute/per-second rate limits for fast tests
+    # HTTP client behaviour
+    http_timeout_s: float = 30.0
+    http_max_attempts: int = 8
+    # alerting
+    payment_failure_threshold: float = 0.25
+    payment_failure_min_attempts: int = 4
+    payment_failure_window_hours: int = 72
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.data_dir / "sandbox"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster"
+
+    @property
+    def dlt_dir(self) -> Path:
+        return self.data_dir / "dlt"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        mode = (env("FINANCE_MODE", "sandbox") or "sandbox").lower()
+        if mode not in ("sandbox", "live"):
+            raise SettingsError(f"FINANCE_MODE={mode!r}: use 'sandbox' (default) or 'live'.")
+        data_dir = Path(env("FINANCE_DATA_DIR") or (PROJECT_ROOT / "data")).resolve()
+        fault_rate = _float("FINANCE_SANDBOX_FAULT_RATE", 0.0)
+        if not 0.0 <= fault_rate < 1.0:
+            raise SettingsError(f"FINANCE_SANDBOX_FAULT_RATE={fault_rate}: must be in [0, 1).")
+        return cls(
+            mode=mode,  # type: ignore[arg-type]
+            data_dir=data_dir,
+            sandbox_seed=_int("FINANCE_SANDBOX_SEED", 42),
+            sandbox_size=_int("FINANCE_SANDBOX_SIZE", 20_000),
+            fault_rate=fault_rate,
+            time_scale=_float("FINANCE_SANDBOX_TIME_SCALE", 1.0),
+            http_timeout_s=_float("FINANCE_HTTP_TIMEOUT_S", 30.0),
+            http_max_attempts=_int("FINANCE_HTTP_MAX_ATTEMPTS", 8),
+            payment_failure_threshold=_float("FINANCE_ALERT_PAYMENT_FAILURE_RATE", 0.25),
+            payment_failure_min_attempts=_int("FINANCE_ALERT_PAYMENT_FAILURE_MIN_ATTEMPTS", 4),
+            payment_failure_window_hours=_int("FINANCE_ALERT_PAYMENT_FAILURE_WINDOW_HOURS", 72),
+        )
+
+
+def get_settings() -> Settings:
+    return Settings.from_env()
