@@ -106,6 +106,7 @@ class ApiClient:
         default_headers: Mapping[str, str] | None = None,
         on_response: Callable[[Response], None] | None = None,
         max_connections: int = 8,
+        retry_hint: Callable[[Response], bool | None] | None = None,
     ) -> None:
         self.platform = platform
         self.base_url = base_url.rstrip("/")
@@ -113,6 +114,9 @@ class ApiClient:
         self.limiter = limiter or Unlimited()
         self.retry = retry or RetryPolicy()
         self.on_response = on_response
+        # The server's own say on retrying a failed response (Stripe's `Stripe-Should-Retry`):
+        # True retries it (as for a 429/5xx), False never does, None leaves the default rules.
+        self.retry_hint = retry_hint
         self.stats: Counter[str] = Counter()
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
@@ -197,7 +201,9 @@ class ApiClient:
                 refreshed = True
                 attempt -= 1
                 continue
-            if raw.status_code in RETRY_STATUSES and raw.status_code not in ok:
+            hint = self.retry_hint(resp) if self.retry_hint is not None and raw.status_code >= 400 else None
+            retryable = raw.status_code in RETRY_STATUSES if hint is None else hint
+            if retryable and raw.status_code not in ok:
                 last_error = f"HTTP {raw.status_code}"
                 if (idempotent or raw.status_code == 429) and attempt < self.retry.max_attempts:
                     wait = _retry_after(raw.headers)

@@ -1,0 +1,36 @@
+{#- Money helpers.  DuckDB turns DECIMAL / DECIMAL into DOUBLE, so money never goes through "/":
+    money_div rounds num / den to the cent (half away from zero) in exact integer arithmetic. -#}
+{% macro money_div(num, den) -%}
+    cast(
+        sign(cast({{ num }} as decimal(38, 10)))
+        * ((abs(cast(cast({{ num }} as decimal(38, 10)) * 10000000000 as hugeint)) * 200
+            + cast(cast({{ den }} as decimal(38, 10)) * 10000000000 as hugeint))
+           // (2 * cast(cast({{ den }} as decimal(38, 10)) * 10000000000 as hugeint)))
+        * cast(0.01 as decimal(3, 2))
+    as decimal(18, 2))
+{%- endmacro %}
+
+{#- Integer minor units -> DECIMAL(18,2) major units (zero-decimal currencies stay whole). -#}
+{% macro minor_to_major(amount, currency) -%}
+    cast(case when upper({{ currency }}) in ('JPY', 'KRW', 'VND', 'CLP', 'ISK', 'HUF', 'TWD', 'UGX')
+              then cast({{ amount }} as decimal(18, 2))
+              else cast({{ amount }} as decimal(18, 0)) * cast(0.01 as decimal(3, 2)) end as decimal(18, 2))
+{%- endmacro %}
+
+{#- The business date (Europe/London by default) of a UTC timestamp: periods are cut there. -#}
+{% macro business_date(ts) -%}
+    cast(timezone('{{ var("business_timezone") }}', {{ ts }}) as date)
+{%- endmacro %}
+
+{% macro business_month(ts) -%}
+    cast(date_trunc('month', timezone('{{ var("business_timezone") }}', {{ ts }})) as date)
+{%- endmacro %}
+
+{#- The "as of" moment of the reports. -#}
+{% macro as_of() -%}
+    {%- if var("as_of") -%} cast('{{ var("as_of") }}' as timestamptz) {%- else -%} current_timestamp {%- endif -%}
+{%- endmacro %}
+
+{% macro as_of_date() -%}
+    {{ business_date(as_of()) }}
+{%- endmacro %}

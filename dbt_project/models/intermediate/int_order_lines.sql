@@ -1,0 +1,78 @@
+{#- Every order line from every sales channel in one canonical, tax-exclusive shape.
+
+    gross  = list price x quantity, ex tax.  For tax-inclusive prices the ex-tax gross is
+             price x quantity / (1 + rate), rounded to the cent.
+    net    = what the line sold for, ex tax, after its discount.
+    discount (ex tax) = gross - net, so gross - discount = net holds exactly.
+    Home amounts use the platform's own conversion of each component (Shopify shop money).
+    Revenue and COGS are recognised at the order date (the cost valid on that business date). -#}
+with shopify as (
+    select
+        'shopify' as channel,
+        cast(o.order_id as varchar) as order_id,
+        cast(l.line_id as varchar) as line_id,
+        l.sku,
+        l.title,
+        l.variant_title,
+        l.quantity,
+        l.price as unit_price,
+        o.currency,
+        o.ordered_at,
+        o.taxes_included,
+        o.customer_type,
+        coalesce(l.tax_rate, 0) as tax_rate,
+        l.price * l.quantity as list_amount,
+        l.price_shop * l.quantity as list_amount_home,
+        l.discount,
+        l.discount_shop as discount_home,
+        coalesce(l.tax, 0) as tax_amount,
+        coalesce(l.tax_shop, 0) as tax_amount_home
+    from {{ ref('stg_shopify__order_lines') }} as l
+    join {{ ref('stg_shopify__orders') }} as o using (order_id)
+),
+
+unioned as (
+    select * from shopify
+),
+
+priced as (
+    select
+        *,
+        case when taxes_included then {{ money_div('list_amount', '1 + tax_rate') }} else list_amount end as gross_amount,
+        case when taxes_included then {{ money_div('list_amount_home', '1 + tax_rate') }} else list_amount_home end as gross_amount_home,
+        list_amount - discount - case when taxes_included then tax_amount else 0 end as net_amount,
+        list_amount_home - discount_home - case when taxes_included then tax_amount_home else 0 end as net_amount_home
+    from unioned
+)
+
+select
+    p.channel,
+    p.order_id,
+    p.line_id,
+    p.sku,
+    coalesce(pr.category, 'unknown') as category,
+    coalesce(pr.unit, 'piece') as unit,
+    p.title,
+    p.variant_title,
+    p.quantity,
+    case when pr.unit = '10cm' then cast(p.quantity as decimal(18, 2)) * pr.metres_per_unit end as metres,
+    p.unit_price,
+    p.currency,
+    p.ordered_at,
+    p.taxes_included,
+    p.customer_type,
+    p.tax_rate,
+    cast(p.gross_amount as decimal(18, 2)) as gross_amount,
+    cast(p.gross_amount - p.net_amount as decimal(18, 2)) as discount_amount,
+    cast(p.net_amount as decimal(18, 2)) as net_amount,
+    cast(p.tax_amount as decimal(18, 2)) as tax_amount,
+    cast(p.gross_amount_home as decimal(18, 2)) as gross_amount_home,
+    cast(p.gross_amount_home - p.net_amount_home as decimal(18, 2)) as discount_amount_home,
+    cast(p.net_amount_home as decimal(18, 2)) as net_amount_home,
+    cast(p.tax_amount_home as decimal(18, 2)) as tax_amount_home,
+    c.unit_cost_gbp as unit_cost_home,
+    cast(c.unit_cost_gbp * p.quantity as decimal(18, 2)) as cogs_home
+from priced as p
+left join {{ ref('products') }} as pr on pr.sku = p.sku
+asof left join {{ ref('product_costs') }} as c
+    on c.sku = p.sku and {{ business_date('p.ordered_at') }} >= c.valid_from

@@ -1,0 +1,109 @@
+{#- One row per order from every channel: amounts summed from the canonical lines, shipping
+    ex tax, refunds summed from the canonical refunds, and the order's lifecycle.
+    An order cancelled before anything was paid (financial status "voided") is void: it carries
+    no revenue (scenario P11). -#}
+with shopify as (
+    select
+        'shopify' as channel,
+        cast(order_id as varchar) as order_id,
+        order_number,
+        customer_id,
+        customer_email,
+        customer_company,
+        customer_type,
+        currency,
+        ordered_at,
+        updated_at,
+        cancelled_at,
+        lower(financial_status) as platform_status,
+        lower(financial_status) = 'voided' and cancelled_at is not null as is_void,
+        taxes_included,
+        tax_treatment,
+        ship_country as country,
+        ship_province as region,
+        terms_days,
+        due_on,
+        case when taxes_included then shipping_price - shipping_tax else shipping_price end as shipping_amount,
+        case when taxes_included then shipping_price_shop - shipping_tax_shop else shipping_price_shop end as shipping_amount_home,
+        shipping_tax,
+        shipping_tax_shop as shipping_tax_home
+    from {{ ref('stg_shopify__orders') }}
+),
+
+orders as (
+    select * from shopify
+),
+
+lines as (
+    select
+        channel, order_id,
+        sum(gross_amount) as gross_amount, sum(discount_amount) as discount_amount,
+        sum(net_amount) as line_net_amount, sum(tax_amount) as line_tax_amount,
+        sum(gross_amount_home) as gross_amount_home, sum(discount_amount_home) as discount_amount_home,
+        sum(net_amount_home) as line_net_amount_home, sum(tax_amount_home) as line_tax_amount_home,
+        sum(cogs_home) as cogs_home,
+        sum(quantity) as units,
+        sum(metres) as metres
+    from {{ ref('int_order_lines') }}
+    group by all
+),
+
+refunds as (
+    select
+        channel, order_id,
+        sum(goods_amount) as refunded_amount, sum(tax_amount) as refunded_tax_amount,
+        sum(shipping_amount) as refunded_shipping_amount, sum(total_amount) as refund_total_amount,
+        sum(goods_amount_home) as refunded_amount_home, sum(tax_amount_home) as refunded_tax_amount_home,
+        sum(shipping_amount_home) as refunded_shipping_amount_home,
+        sum(cogs_reversal_home) as cogs_reversed_home,
+        max(refunded_at) as last_refunded_at
+    from {{ ref('int_refunds') }}
+    group by all
+)
+
+select
+    o.channel,
+    o.order_id,
+    o.order_number,
+    o.customer_id,
+    o.customer_email,
+    o.customer_company,
+    o.customer_type,
+    o.currency,
+    o.ordered_at,
+    o.updated_at,
+    o.cancelled_at,
+    o.platform_status,
+    o.is_void,
+    o.taxes_included,
+    o.tax_treatment,
+    o.country,
+    o.region,
+    o.terms_days,
+    o.due_on,
+    coalesce(l.units, 0) as units,
+    l.metres,
+    coalesce(l.gross_amount, 0) as gross_amount,
+    coalesce(l.discount_amount, 0) as discount_amount,
+    o.shipping_amount,
+    cast(coalesce(l.line_tax_amount, 0) + o.shipping_tax as decimal(18, 2)) as tax_amount,
+    cast(coalesce(l.line_net_amount, 0) + o.shipping_amount + coalesce(l.line_tax_amount, 0) + o.shipping_tax as decimal(18, 2)) as total_amount,
+    coalesce(r.refunded_amount, 0) as refunded_amount,
+    coalesce(r.refunded_shipping_amount, 0) as refunded_shipping_amount,
+    coalesce(r.refunded_tax_amount, 0) as refunded_tax_amount,
+    cast(coalesce(l.gross_amount, 0) - coalesce(l.discount_amount, 0) - coalesce(r.refunded_amount, 0) as decimal(18, 2)) as net_amount,
+    coalesce(l.gross_amount_home, 0) as gross_amount_home,
+    coalesce(l.discount_amount_home, 0) as discount_amount_home,
+    o.shipping_amount_home,
+    cast(coalesce(l.line_tax_amount_home, 0) + o.shipping_tax_home as decimal(18, 2)) as tax_amount_home,
+    cast(coalesce(l.line_net_amount_home, 0) + o.shipping_amount_home + coalesce(l.line_tax_amount_home, 0) + o.shipping_tax_home as decimal(18, 2)) as total_amount_home,
+    coalesce(r.refunded_amount_home, 0) as refunded_amount_home,
+    coalesce(r.refunded_shipping_amount_home, 0) as refunded_shipping_amount_home,
+    coalesce(r.refunded_tax_amount_home, 0) as refunded_tax_amount_home,
+    cast(coalesce(l.gross_amount_home, 0) - coalesce(l.discount_amount_home, 0) - coalesce(r.refunded_amount_home, 0) as decimal(18, 2)) as net_amount_home,
+    coalesce(l.cogs_home, 0) as cogs_home,
+    coalesce(r.cogs_reversed_home, 0) as cogs_reversed_home,
+    r.last_refunded_at
+from orders as o
+left join lines as l using (channel, order_id)
+left join refunds as r using (channel, order_id)

@@ -1,0 +1,86 @@
+{#- Trade invoices: one per trade order (net-30 / net-60 terms, scenario S5), with what has
+    been paid against it (card payments matched by invoice number, less refunds of them).
+    A trade order cancelled before payment is a voided invoice. -#}
+with payments as (
+    select
+        c.invoice_number,
+        sum(case when c.status = 'succeeded' then c.amount else 0 end) as charged_amount,
+        max(case when c.status = 'succeeded' then c.created_at end) as last_paid_at
+    from {{ ref('stg_stripe__charges') }} as c
+    where c.invoice_number is not null
+    group by all
+),
+
+refunds as (
+    select c.invoice_number, sum(r.amount) as refunded_amount
+    from {{ ref('stg_stripe__refunds') }} as r
+    join {{ ref('stg_stripe__charges') }} as c using (charge_id)
+    where r.status = 'succeeded' and c.invoice_number is not null
+    group by all
+),
+
+invoices as (
+    select
+        'INV-' || ltrim(o.order_number, '#') as invoice_number,
+        o.channel,
+        o.order_id,
+        o.order_number,
+        o.customer_id,
+        coalesce(o.customer_company, o.customer_email) as customer_name,
+        o.customer_email,
+        o.country as customer_country,
+        o.currency,
+        {{ business_date('o.ordered_at') }} as issued_on,
+        o.due_on,
+        o.terms_days,
+        o.tax_treatment,
+        o.is_void,
+        cast(o.gross_amount - o.discount_amount + o.shipping_amount as decimal(18, 2)) as subtotal_amount,
+        o.tax_amount,
+        o.total_amount,
+        o.total_amount_home,
+        cast(coalesce(p.charged_amount, 0) - coalesce(r.refunded_amount, 0) as decimal(18, 2)) as paid_amount,
+        p.last_paid_at,
+        o.updated_at
+    from {{ ref('int_orders') }} as o
+    left join payments as p on p.invoice_number = 'INV-' || ltrim(o.order_number, '#')
+    left join refunds as r on r.invoice_number = 'INV-' || ltrim(o.order_number, '#')
+    where o.customer_type = 'trade'
+)
+
+select
+    invoice_number,
+    channel,
+    order_id,
+    order_number,
+    customer_id,
+    customer_name,
+    customer_email,
+    customer_country,
+    currency,
+    issued_on,
+    due_on,
+    terms_days,
+    tax_treatment,
+    subtotal_amount,
+    tax_amount,
+    total_amount,
+    paid_amount,
+    cast(case when is_void then 0 else total_amount - paid_amount end as decimal(18, 2)) as open_amount,
+    case
+        when is_void then 'voided'
+        when total_amount - paid_amount < 0 then 'overpaid'
+        when total_amount - paid_amount = 0 then 'paid'
+        when due_on < {{ as_of_date() }} then 'overdue'
+        when paid_amount > 0 then 'partially_paid'
+        else 'unpaid'
+    end as status,
+    total_amount_home,
+    case
+        when is_void or total_amount = 0 then cast(0 as decimal(18, 2))
+        else {{ money_div('(total_amount - paid_amount) * total_amount_home', 'total_amount') }}
+    end as open_amount_home,
+    greatest(0, {{ as_of_date() }} - due_on) as days_past_due,
+    last_paid_at,
+    updated_at
+from invoices

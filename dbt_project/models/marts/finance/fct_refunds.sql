@@ -1,0 +1,2 @@
+{#- One row per refund, every channel. -#}
+select * from {{ ref('int_refunds') }}

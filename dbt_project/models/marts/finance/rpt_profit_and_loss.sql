@@ -1,0 +1,68 @@
+{#- Profit and loss by business month and channel, in home currency (accrual basis):
+    sales and COGS in the month of the order, refunds (and restocked COGS) in the month of the
+    refund, processor fees in the month of the balance transaction.
+    net_sales = gross_sales - discounts - refunds;  gross_margin = net_sales - cogs;
+    contribution = gross_margin + shipping_income - fees. -#}
+with sales as (
+    select
+        channel, {{ business_month('ordered_at') }} as month,
+        sum(gross_amount_home) as gross_sales, sum(discount_amount_home) as discounts,
+        sum(shipping_amount_home) as shipping_charged, sum(cogs_home) as cogs_sold,
+        count(*) as orders
+    from {{ ref('int_orders') }}
+    where not is_void
+    group by all
+),
+
+refunds as (
+    select
+        r.channel, {{ business_month('r.refunded_at') }} as month,
+        sum(r.goods_amount_home) as refunds, sum(r.shipping_amount_home) as shipping_refunded,
+        sum(r.cogs_reversal_home) as cogs_reversed
+    from {{ ref('int_refunds') }} as r
+    group by all
+),
+
+fees as (
+    select channel, {{ business_month('occurred_at') }} as month, sum(fee) as fees
+    from {{ ref('int_balance_transactions') }}
+    group by all
+),
+
+keys as (
+    select channel, month from sales
+    union select channel, month from refunds
+    union select channel, month from fees
+),
+
+combined as (
+    select
+        k.channel,
+        k.month,
+        coalesce(s.orders, 0) as orders,
+        coalesce(s.gross_sales, 0) as gross_sales,
+        coalesce(s.discounts, 0) as discounts,
+        coalesce(r.refunds, 0) as refunds,
+        coalesce(s.shipping_charged, 0) - coalesce(r.shipping_refunded, 0) as shipping_income,
+        coalesce(s.cogs_sold, 0) - coalesce(r.cogs_reversed, 0) as cogs,
+        coalesce(f.fees, 0) as fees
+    from keys as k
+    left join sales as s using (channel, month)
+    left join refunds as r using (channel, month)
+    left join fees as f using (channel, month)
+)
+
+select
+    channel,
+    month,
+    orders,
+    cast(gross_sales as decimal(18, 2)) as gross_sales,
+    cast(discounts as decimal(18, 2)) as discounts,
+    cast(refunds as decimal(18, 2)) as refunds,
+    cast(gross_sales - discounts - refunds as decimal(18, 2)) as net_sales,
+    cast(shipping_income as decimal(18, 2)) as shipping_income,
+    cast(cogs as decimal(18, 2)) as cogs,
+    cast(gross_sales - discounts - refunds - cogs as decimal(18, 2)) as gross_margin,
+    cast(fees as decimal(18, 2)) as fees,
+    cast(gross_sales - discounts - refunds - cogs + shipping_income - fees as decimal(18, 2)) as contribution
+from combined

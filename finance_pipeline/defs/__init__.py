@@ -1,0 +1,1 @@
+"""Dagster wiring: ingest (dlt), transform (dbt), publish, alerts, schedules."""

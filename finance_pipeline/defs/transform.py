@@ -1,0 +1,82 @@
+"""dbt models as Dagster assets; dbt tests become asset checks."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from dagster import AssetExecutionContext, AssetKey
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from finance_pipeline.defs.common import WAREHOUSE_POOL, as_of
+from finance_pipeline.settings import PROJECT_ROOT, Settings, get_settings
+
+DBT_DIR = PROJECT_ROOT / "dbt_project"
+MANIFEST = DBT_DIR / "target" / "manifest.json"
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    return {"FINANCE_WAREHOUSE_PATH": str(settings.warehouse_path), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
+def _newest_source_mtime() -> float:
+    newest = (DBT_DIR / "dbt_project.yml").stat().st_mtime
+    for folder in ("models", "macros", "seeds", "tests"):
+        for path in (DBT_DIR / folder).rglob("*"):
+            if path.is_file():
+                newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def ensure_manifest() -> Path:
+    """Parse the dbt project when the manifest is missing or older than any project file."""
+    if MANIFEST.exists() and MANIFEST.stat().st_mtime >= _newest_source_mtime():
+        return MANIFEST
+    dbt = Path(sys.executable).with_name("dbt")
+    env = {**os.environ, **dbt_env(get_settings())}
+    subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
+                   check=True, env=env, cwd=DBT_DIR)
+    return MANIFEST
+
+
+GROUPS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts", "seeds": "reference"}
+
+
+class FinanceDbtTranslator(DagsterDbtTranslator):
+    """Keys are where things live in the warehouse: [schema, name].  Sources map onto the dlt
+    assets' keys (["raw_<platform>", table]), so lineage runs from API to mart."""
+
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey([dbt_resource_props["schema"], dbt_resource_props["identifier"]])
+        schema = dbt_resource_props.get("config", {}).get("schema") or dbt_resource_props["schema"]
+        return AssetKey([schema, dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "reference"
+        fqn = dbt_resource_props.get("fqn", [])
+        return GROUPS.get(fqn[1] if len(fqn) > 1 else "", "marts")
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    dagster_dbt_translator=FinanceDbtTranslator(),
+    pool=WAREHOUSE_POOL,
+    name="dbt_models",
+)
+def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    settings = get_settings()
+    os.environ.update(dbt_env(settings))
+    dbt_vars = {"as_of": as_of(settings).isoformat()}
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR))

@@ -1,0 +1,114 @@
+"""The whole pipeline, as the scheduler runs it, against the sandbox: marts equal the oracle to the
+cent on a 20,000-order world; re-runs add nothing; the clock moving brings new orders, edits and
+late refunds; injected faults change nothing; rate limits are honoured."""
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import pytest
+
+from finance_pipeline.sandbox import runtime
+from finance_pipeline.sandbox.store import Sandbox
+from tests.pipeline_helpers import compare_with_oracle, run_job
+
+pytestmark = pytest.mark.slow
+WORLD = 20_000
+
+
+@pytest.fixture(scope="module")
+def world_20k(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world20k")
+    sandbox = Sandbox(root / "sandbox")
+    sandbox.init(42, WORLD)
+    sandbox.ensure_world()
+    return root / "sandbox"
+
+
+@pytest.fixture(scope="module")
+def clean_run(world_20k, tmp_path_factory):
+    data = tmp_path_factory.mktemp("clean")
+    shutil.copytree(world_20k, data / "sandbox")
+    run_job(data, size=WORLD)
+    return data
+
+
+def _counts(warehouse, tables):
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
+    finally:
+        con.close()
+
+
+RAW_TABLES = ["raw_shopify.orders", "raw_shopify.payouts", "raw_shopify.balance_transactions",
+              "raw_stripe.charges", "raw_stripe.refunds", "raw_stripe.disputes",
+              "raw_stripe.balance_transactions", "raw_stripe.payouts"]
+
+
+def test_marts_equal_the_oracle(clean_run):
+    problems = compare_with_oracle(clean_run / "warehouse.duckdb", Sandbox(clean_run / "sandbox"))
+    assert problems == {}
+
+
+def test_rate_limits_were_honoured(clean_run):
+    for name, running in runtime.start_emulators(_settings(clean_run)).items():
+        assert running.emulator.counters["over_limit"] == 0, name
+
+
+def test_rerun_adds_no_duplicates_and_advance_brings_changes(clean_run, tmp_path):
+    data = tmp_path / "incremental"
+    shutil.copytree(clean_run, data)
+    before = _counts(data / "warehouse.duckdb", RAW_TABLES)
+    run_job(data, job="hourly_sync", size=WORLD)
+    assert _counts(data / "warehouse.duckdb", RAW_TABLES) == before
+
+    sandbox = Sandbox(data / "sandbox")
+    old_clock = sandbox.clock
+    sandbox.advance(hours=24 * 30)
+    with sandbox.connect() as con:
+        new_orders, edits, late_refunds = con.execute(
+            """select
+                 (select count(*) from shopify_orders where created_at > ? and created_at <= ?),
+                 (select count(*) from shopify_order_lines l join shopify_orders o using (order_id)
+                    where l.added_at > ? and l.added_at <= ? and o.created_at <= ?),
+                 (select count(*) from shopify_refunds r join shopify_orders o using (order_id)
+                    where r.created_at > ? and r.created_at <= ? and o.created_at < ? - interval 30 day)""",
+            [old_clock, sandbox.clock] * 2 + [old_clock] + [old_clock, sandbox.clock, old_clock],
+        ).fetchone()
+    assert new_orders > 1000 and edits > 0 and late_refunds > 0
+    run_job(data, job="hourly_sync", size=WORLD)
+    after = _counts(data / "warehouse.duckdb", RAW_TABLES)
+    assert after["raw_shopify.orders"] == before["raw_shopify.orders"] + new_orders
+    assert compare_with_oracle(data / "warehouse.duckdb", sandbox) == {}
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    for table, key in [("raw_shopify.orders", "id"), ("raw_stripe.charges", "id"),
+                       ("raw_shopify.balance_transactions", "id"), ("raw_stripe.balance_transactions", "id")]:
+        dupes = con.execute(f"select count(*) - count(distinct {key}) from {table}").fetchone()[0]
+        assert dupes == 0, table
+    con.close()
+
+
+def test_faults_change_nothing(world_20k, clean_run, tmp_path):
+    data = tmp_path / "faulty"
+    shutil.copytree(world_20k, data / "sandbox")
+    run_job(data, job="hourly_sync", size=WORLD, fault_rate=0.1)
+    clean = duckdb.connect(str(clean_run / "warehouse.duckdb"), read_only=True)
+    faulty = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        for mart in ["fct_orders", "fct_order_lines", "fct_refunds", "fct_payments", "fct_payouts",
+                     "rpt_payout_reconciliation", "fct_invoices", "rpt_outstanding_balances", "rpt_profit_and_loss"]:
+            a = clean.execute(f"select * from marts.{mart} order by all").fetchall()
+            b = faulty.execute(f"select * from marts.{mart} order by all").fetchall()
+            assert a == b, mart
+    finally:
+        clean.close()
+        faulty.close()
+    injected = sum(sum(r.emulator.faults.values()) for r in runtime.start_emulators(_settings(data)).values())
+    assert injected > 50
+
+
+def _settings(data):
+    from tests.conftest import make_settings
+
+    return make_settings(data, sandbox_size=WORLD)
