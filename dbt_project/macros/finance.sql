@@ -10,9 +10,11 @@
     as decimal(18, 2))
 {%- endmacro %}
 
-{#- Integer minor units -> DECIMAL(18,2) major units (zero-decimal currencies stay whole). -#}
+{#- Integer minor units -> DECIMAL(18,2) major units.  Stripe's zero-decimal currencies stay whole
+    (ISK, HUF and TWD are sent x100 by Stripe like two-decimal currencies, so they are not listed). -#}
 {% macro minor_to_major(amount, currency) -%}
-    cast(case when upper({{ currency }}) in ('JPY', 'KRW', 'VND', 'CLP', 'ISK', 'HUF', 'TWD', 'UGX')
+    cast(case when upper({{ currency }}) in ('BIF', 'CLP', 'DJF', 'GNF', 'JPY', 'KMF', 'KRW', 'MGA', 'PYG',
+                                            'RWF', 'UGX', 'VND', 'VUV', 'XAF', 'XOF', 'XPF')
               then cast({{ amount }} as decimal(18, 2))
               else cast({{ amount }} as decimal(18, 0)) * cast(0.01 as decimal(3, 2)) end as decimal(18, 2))
 {%- endmacro %}

@@ -1,6 +1,5 @@
 """Alert evaluation after each marts refresh: an asset that runs the rules, and a sensor that
 requests it whenever the payments mart is rebuilt by any run."""
-from __future__ import annotations
 
 from dagster import (
     AssetExecutionContext,

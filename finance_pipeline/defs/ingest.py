@@ -40,7 +40,6 @@ def _build(platform: registry.Platform) -> Any:
         dlt_source=source_fn(None, None),
         dlt_pipeline=make_pipeline(settings, platform.name),
         name=f"ingest_{platform.name}",
-        group_name="ingest",
         dagster_dlt_translator=RawTableTranslator(platform),
         pool=WAREHOUSE_POOL,
     )

@@ -1,5 +1,4 @@
 """Write-back assets: ledgers and BI tools, downstream of the marts."""
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 

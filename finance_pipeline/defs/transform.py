@@ -1,5 +1,4 @@
 """dbt models as Dagster assets; dbt tests become asset checks."""
-from __future__ import annotations
 
 import json
 import os
@@ -79,4 +78,6 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR))
+    # the dbt beside this interpreter, so it works without the virtualenv on PATH
+    return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR),
+                          dbt_executable=str(Path(sys.executable).with_name("dbt")))

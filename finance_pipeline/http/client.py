@@ -16,6 +16,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
 import httpx
@@ -29,6 +30,21 @@ log = logging.getLogger("finance_pipeline.http")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 IDEMPOTENCY_HEADERS = ("idempotency-key", "requestid")
+
+
+def json_default(obj: Any) -> Any:
+    """orjson `default`: a `Decimal` becomes a JSON *number* with its exact digits (money is never
+    routed through float on the way out)."""
+    if isinstance(obj, Decimal):
+        if not obj.is_finite():
+            raise TypeError(f"cannot send {obj} as a JSON number")
+        return orjson.Fragment(format(obj, "f").encode())
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def dumps(obj: Any) -> bytes:
+    """JSON bytes for a request body; Decimals as exact numbers."""
+    return orjson.dumps(obj, default=json_default)
 
 
 class Auth(Protocol):
@@ -107,6 +123,7 @@ class ApiClient:
         on_response: Callable[[Response], None] | None = None,
         max_connections: int = 8,
         retry_hint: Callable[[Response], bool | None] | None = None,
+        json_loads: Callable[[bytes], Any] = orjson.loads,
     ) -> None:
         self.platform = platform
         self.base_url = base_url.rstrip("/")
@@ -117,6 +134,8 @@ class ApiClient:
         # The server's own say on retrying a failed response (Stripe's `Stripe-Should-Retry`):
         # True retries it (as for a 429/5xx), False never does, None leaves the default rules.
         self.retry_hint = retry_hint
+        # e.g. `functools.partial(json.loads, parse_float=Decimal)`: money-exact parsing of answers
+        self.json_loads = json_loads
         self.stats: Counter[str] = Counter()
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
@@ -163,7 +182,7 @@ class ApiClient:
         hdrs = dict(headers or {})
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS or any(h.lower() in IDEMPOTENCY_HEADERS for h in hdrs)
-        content = orjson.dumps(json) if json is not None else None
+        content = dumps(json) if json is not None else None
         if content is not None:
             hdrs.setdefault("Content-Type", "application/json")
         ok = set(ok_statuses)
@@ -215,8 +234,8 @@ class ApiClient:
                 raise ApiError(self.platform, method, redact(url), raw.status_code, redact(body.decode("utf-8", "replace")))
             if expect_json and body:
                 try:
-                    resp._json = orjson.loads(body)
-                except orjson.JSONDecodeError as exc:
+                    resp._json = self.json_loads(body)
+                except ValueError as exc:  # orjson's and json's decode errors are both ValueErrors
                     # a body cut short in transit: the request is safe to replay if idempotent
                     self.stats["bad_bodies"] += 1
                     last_error = f"unparseable body ({len(body)} bytes)"

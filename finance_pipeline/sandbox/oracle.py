@@ -124,7 +124,7 @@ def _compute(con, clock: datetime) -> dict[str, dict]:
             "total_amount": goods + r["shipping_amount"] + goods_tax + r["shipping_tax"],
             "goods_amount_home": goods_h, "shipping_amount_home": r["shipping_amount_shop"],
             "tax_amount_home": goods_tax_h + r["shipping_tax_shop"],
-            "cogs_reversal_home": _q(cogs_rev), "refunded_at": r["created_at"], "order_id": r["order_id"],
+            "cogs_reversal_home": _q(cogs_rev), "refunded_at": r["created_at"], "order_id": str(r["order_id"]),
         }
         row["total_amount_home"] = row["goods_amount_home"] + row["shipping_amount_home"] + row["tax_amount_home"]
         fct_refunds[("shopify", str(r["refund_id"]))] = row

@@ -105,4 +105,6 @@ def connection(settings: Settings, name: str) -> Connection:
 
 
 def _is_secret(key: str) -> bool:
+    if key.endswith("_url"):  # e.g. Xero's token_url: an address, not a credential
+        return False
     return any(w in key for w in ("token", "secret", "key", "password"))

@@ -107,6 +107,7 @@ class Emulator:
         self._fault_rng = random.Random(self.config.fault_seed)
         self._fault_lock = threading.Lock()
         self._local = threading.local()
+        self._db_lock = threading.Lock()
         self.pages = PageCache()
         self.base_url = ""  # set when served
 
@@ -131,16 +132,18 @@ class Emulator:
     # -- helpers for subclasses ------------------------------------------------------------
     @property
     def db(self):
-        """A per-thread read-only cursor on the world store."""
-        cur = getattr(self._local, "cur", None)
+        """A fresh read-only cursor on the world store (cheap: a few microseconds).
+
+        Not cached per thread: a DuckDB cursor parked in a thread-local of a server pool thread
+        is destroyed when that thread exits, and if that happens while the interpreter is
+        shutting down its destructor cannot take the GIL and the process aborts ("FATAL:
+        exception not rethrown", exit 134).  A cursor per use dies with the request instead."""
         path = self.sandbox.world_path()
-        if cur is None or getattr(self._local, "path", None) != path:
+        with self._db_lock:
             if getattr(self, "_con_path", None) != path:
                 self._con = self.sandbox.connect()
                 self._con_path = path
-            cur = self._con.cursor()
-            self._local.cur, self._local.path = cur, path
-        return cur
+            return self._con.cursor()
 
     def refuse(self, response: Response) -> Response:
         self.counters["over_limit"] += 1

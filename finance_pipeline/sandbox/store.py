@@ -71,6 +71,8 @@ def _arrow_table(rows: list[dict[str, Any]]) -> pa.Table:
             scale = 6 if k in ("fx_rate", "gbp_per_unit", "rate", "exchange_rate", "discount_pct") else 2
             columns[k] = pa.array(values, type=pa.decimal128(18, scale))
         elif isinstance(sample, datetime):
+            # platforms report whole seconds; so does the world
+            values = [v.replace(microsecond=0) if v is not None else None for v in values]
             columns[k] = pa.array(values, type=pa.timestamp("us", tz="UTC"))
         elif isinstance(sample, date):
             columns[k] = pa.array(values, type=pa.date32())

@@ -40,6 +40,7 @@ INITIAL_CLOCK = WORLD_START + timedelta(days=HISTORY_DAYS)
 LOOKAHEAD_DAYS = 500  # events of an order can land this long after it was placed (late payers, disputes)
 
 SHOP_ID_BASE = 5_100_000_000_000
+WORLD_FORMAT = 2  # bump when the generated tables change, so stored worlds are rebuilt
 
 
 def q(x: Decimal) -> Decimal:
@@ -79,7 +80,7 @@ class WorldSpec:
 
     @property
     def key(self) -> str:
-        return f"s{self.seed}-n{self.size}-t{self.through.isoformat()}"
+        return f"v{WORLD_FORMAT}-s{self.seed}-n{self.size}-t{self.through.isoformat()}"
 
 
 class _Seq:

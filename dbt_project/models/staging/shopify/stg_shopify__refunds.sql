@@ -1,0 +1,46 @@
+{#- One row per refund, from the refunds embedded in each order.
+    Shipping refunded comes from the refund's `shipping_refund` order adjustments, which Shopify
+    sends as negative amounts ex tax with their tax apart: here both are positive.
+    `transaction_amount` is what went back to the buyer (successful refund transactions), in the
+    presentment currency. -#}
+{%- set bag = '{"shop_money": {"amount": "VARCHAR"}, "presentment_money": {"amount": "VARCHAR"}}' -%}
+{%- set refund_shape = '[{"id": "BIGINT", "created_at": "VARCHAR", "note": "VARCHAR", "restock": "BOOLEAN",
+    "transactions": [{"kind": "VARCHAR", "status": "VARCHAR", "amount": "VARCHAR"}],
+    "order_adjustments": [{"kind": "VARCHAR", "amount_set": ' ~ bag ~ ', "tax_amount_set": ' ~ bag ~ '}]}]' -%}
+
+with refunds as (
+    select
+        id as order_id,
+        upper(presentment_currency) as currency,
+        unnest(from_json(refunds, '{{ refund_shape }}')) as r
+    from {{ source('shopify', 'orders') }}
+),
+
+shaped as (
+    select
+        order_id,
+        currency,
+        r,
+        [a for a in r.order_adjustments if a.kind = 'shipping_refund'] as shipping_adjustments
+    from refunds
+)
+
+select
+    r.id as refund_id,
+    order_id,
+    cast(r.created_at as timestamptz) as refunded_at,
+    r.note,
+    coalesce(r.restock, false) as restock,
+    currency,
+    cast(-coalesce(list_sum([cast(a.amount_set.presentment_money.amount as decimal(18, 2))
+                             for a in shipping_adjustments]), 0) as decimal(18, 2)) as shipping_amount,
+    cast(-coalesce(list_sum([cast(a.tax_amount_set.presentment_money.amount as decimal(18, 2))
+                             for a in shipping_adjustments]), 0) as decimal(18, 2)) as shipping_tax,
+    cast(-coalesce(list_sum([cast(a.amount_set.shop_money.amount as decimal(18, 2))
+                             for a in shipping_adjustments]), 0) as decimal(18, 2)) as shipping_amount_shop,
+    cast(-coalesce(list_sum([cast(a.tax_amount_set.shop_money.amount as decimal(18, 2))
+                             for a in shipping_adjustments]), 0) as decimal(18, 2)) as shipping_tax_shop,
+    cast(coalesce(list_sum([cast(t.amount as decimal(18, 2)) for t in r.transactions
+                            if t.kind = 'refund' and t.status = 'success']), 0) as decimal(18, 2)) as transaction_amount,
+    'shopify' as channel
+from shaped

@@ -1,0 +1,250 @@
+"""The Shopify dlt source: orders, Shopify Payments payouts and balance transactions.
+
+Each resource yields one Arrow table per API page (DESIGN §5): scalar fields as typed columns,
+money as the decimal strings Shopify sent, timestamps as UTC, nested structures (line items,
+tax lines, refunds, customer, addresses, payment terms, every `*_set` MoneyBag) as JSON text
+that the dbt staging models unnest.  Records that fail validation go to the quarantine with
+the reason and are not loaded; the run goes on.
+
+Incremental strategy, per resource:
+
+- `orders` — `status=any` (the default `open` hides closed and cancelled orders) and
+  `updated_at_min` = the last run's largest `updated_at` minus a 2 h lookback.  Refunds,
+  cancellations and edits bump an order's `updated_at`, so late changes to old orders arrive
+  (scenarios P13, R8); the lookback absorbs clock skew and late indexing, the merge on `id`
+  absorbs the overlap.  No per-order endpoint is called: refunds come embedded in the order,
+  payments from the balance transactions.
+- `payouts` — `date_min` = the last payout date seen minus 3 days (a payout appears only once
+  it has been paid out, and may appear a little late).
+- `balance_transactions` — the endpoint has no time filter, only `since_id`/`last_id`, and
+  lists newest first (by `processed_at`).  A transaction is first listed `pending` with no
+  `payout_id` and later `paid` with one, so a run must look again at everything that was still
+  pending.  The resource state keeps `resume_processed_at`: the `processed_at` of the oldest
+  transaction still pending on the last run (or, if none was, of the newest seen).  The next run
+  walks newest-first and stops after the first page reaching below that mark minus a lookback.
+  `since_id` is deliberately not used: ids are not guaranteed to follow processing time
+  (a refund recorded late can carry an older id), and an id walk would miss it for good.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Iterator
+
+import dlt
+import pyarrow as pa
+
+from finance_pipeline.http.client import ApiClient
+from finance_pipeline.http.pagination import link_header_pages
+from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
+from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
+from finance_pipeline.platforms.base import Connection
+from finance_pipeline.platforms.shopify.client import make_client
+
+log = logging.getLogger("finance_pipeline.shopify")
+
+PAGE_SIZE = 250
+ORDERS_LOOKBACK_S = 2 * 3600
+PAYOUTS_LOOKBACK_DAYS = 3
+BALANCE_LOOKBACK = timedelta(hours=2)
+
+ORDER_MONEY = ("total_price", "subtotal_price", "total_tax", "total_discounts", "total_line_items_price",
+               "current_total_price", "current_subtotal_price", "current_total_tax", "current_total_discounts",
+               "total_outstanding")
+ORDER_TIMES = ("created_at", "processed_at", "updated_at", "cancelled_at", "closed_at")
+ORDER_SCHEMA: dict[str, pa.DataType] = {
+    "id": pa.int64(), "admin_graphql_api_id": pa.string(), "name": pa.string(), "order_number": pa.int64(),
+    "email": pa.string(),
+    **{name: TS for name in ORDER_TIMES},
+    "cancel_reason": pa.string(), "financial_status": pa.string(), "fulfillment_status": pa.string(),
+    "currency": pa.string(), "presentment_currency": pa.string(), "taxes_included": pa.bool_(),
+    "tax_exempt": pa.bool_(), "test": pa.bool_(), "source_name": pa.string(), "tags": pa.string(),
+    "note": pa.string(),
+    **{name: pa.string() for name in ORDER_MONEY},
+    **{f"{name}_set": JSON for name in ORDER_MONEY if name != "total_outstanding"},
+    "total_shipping_price_set": JSON,
+    "customer": JSON, "billing_address": JSON, "shipping_address": JSON, "line_items": JSON,
+    "shipping_lines": JSON, "tax_lines": JSON, "discount_codes": JSON, "discount_applications": JSON,
+    "refunds": JSON, "payment_terms": JSON, "payment_gateway_names": JSON, "fulfillments": JSON,
+}
+PAYOUT_SCHEMA: dict[str, pa.DataType] = {
+    "id": pa.int64(), "status": pa.string(), "date": pa.date32(), "currency": pa.string(),
+    "amount": pa.string(), "summary": JSON,
+}
+BALANCE_SCHEMA: dict[str, pa.DataType] = {
+    "id": pa.int64(), "type": pa.string(), "test": pa.bool_(), "payout_id": pa.int64(),
+    "payout_status": pa.string(), "currency": pa.string(), "amount": pa.string(), "fee": pa.string(),
+    "net": pa.string(), "source_id": pa.int64(), "source_type": pa.string(), "source_order_id": pa.int64(),
+    "source_order_transaction_id": pa.int64(), "processed_at": TS,
+}
+
+
+# ------------------------------------------------------------------------------------ validation
+def _require_int(record: dict, name: str) -> None:
+    if not isinstance(record.get(name), int) or isinstance(record.get(name), bool):
+        raise BadRecord(f"{name}={record.get(name)!r} is not an integer id")
+
+
+def _check_times(record: dict, *names: str) -> None:
+    for name in names:
+        try:
+            parse_timestamp(record.get(name))
+        except (TypeError, ValueError):
+            raise BadRecord(f"{name}={record.get(name)!r} is not an ISO 8601 timestamp") from None
+
+
+def validate_order(order: dict) -> None:
+    require(order, "id", "created_at", "updated_at", "currency", "presentment_currency")
+    _require_int(order, "id")
+    check_currency(order["currency"])
+    check_currency(order["presentment_currency"], "presentment_currency")
+    check_decimal(order, *ORDER_MONEY)
+    _check_times(order, *ORDER_TIMES)
+    for line in order.get("line_items") or ():
+        require(line, "id")
+        check_decimal(line, "price", "total_discount")
+    for refund in order.get("refunds") or ():
+        require(refund, "id", "created_at")
+        for txn in refund.get("transactions") or ():
+            check_decimal(txn, "amount")
+
+
+def validate_payout(payout: dict) -> None:
+    require(payout, "id", "date", "currency", "amount")
+    _require_int(payout, "id")
+    check_currency(payout["currency"])
+    check_decimal(payout, "amount")
+    try:
+        payout["date"] = date.fromisoformat(str(payout["date"])[:10])
+    except ValueError:
+        raise BadRecord(f"date={payout['date']!r} is not a date") from None
+
+
+def validate_balance_transaction(txn: dict) -> None:
+    require(txn, "id", "type", "currency", "amount", "net", "processed_at")
+    _require_int(txn, "id")
+    check_currency(txn["currency"])
+    check_decimal(txn, "amount", "fee", "net")
+    _check_times(txn, "processed_at")
+
+
+def _valid(records: Iterable[dict], entity: str, check: Callable[[dict], None], quarantine: Quarantine) -> list[dict]:
+    good = []
+    for record in records:
+        try:
+            if not isinstance(record, dict):
+                raise BadRecord("not a JSON object")
+            check(record)
+        except BadRecord as exc:
+            quarantine.add(entity, record, str(exc))
+            continue
+        good.append(record)
+    return good
+
+
+# ------------------------------------------------------------------------------------ plumbing
+class _SharedClient:
+    """One `ApiClient` (one limiter) for all resources of a source instance, made on first use.
+
+    dlt interleaves resources' pages; sharing the client keeps one view of the shop's bucket.
+    It is closed when the last resource using it finishes."""
+
+    def __init__(self, connection: Connection | None) -> None:
+        self.connection = connection
+        self.client: ApiClient | None = None
+        self.users = 0
+
+    def __enter__(self) -> ApiClient:
+        if self.connection is None:
+            raise RuntimeError("shopify_source() was built without a connection (definition time only); "
+                               "pass finance_pipeline.sandbox.runtime.connection(settings, 'shopify') to run it")
+        if self.client is None:
+            self.client = make_client(self.connection)
+        self.users += 1
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        self.users -= 1
+        if self.users == 0 and self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+def _table(rows: list[dict], schema: dict[str, pa.DataType]) -> pa.Table:
+    """One Arrow page; `id` is marked non-nullable to match dlt's primary-key hint (otherwise dlt
+    warns about the differing hint on every page)."""
+    table = rows_to_arrow(rows, schema)
+    index = table.schema.get_field_index("id")
+    return table.cast(table.schema.set(index, table.schema.field(index).with_nullable(False)))
+
+
+def _utc_iso(value: Any) -> str:
+    return parse_timestamp(value).isoformat()
+
+
+# ------------------------------------------------------------------------------------ the source
+def shopify_source(connection: Connection | None = None, quarantine: Quarantine | None = None) -> Any:
+    """The dlt source.  With `connection=None` it builds (resource names for Dagster) and only
+    fails when iterated."""
+    quarantine = quarantine if quarantine is not None else Quarantine("shopify")
+    shared = _SharedClient(connection)
+
+    @dlt.resource(name="orders", primary_key="id", write_disposition="merge")
+    def orders(
+        updated_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at", lag=ORDERS_LOOKBACK_S),
+    ) -> Iterator[pa.Table]:
+        params: dict[str, Any] = {"status": "any", "limit": PAGE_SIZE}
+        if updated_at.start_value is not None:
+            params["updated_at_min"] = _utc_iso(updated_at.start_value)
+        with shared as client:
+            for body in link_header_pages(client, "orders.json", params):
+                rows = _valid(body.get("orders") or [], "orders", validate_order, quarantine)
+                if rows:
+                    yield _table(rows, ORDER_SCHEMA)
+
+    @dlt.resource(name="payouts", primary_key="id", write_disposition="merge")
+    def payouts(
+        payout_date: dlt.sources.incremental[date] = dlt.sources.incremental("date", lag=PAYOUTS_LOOKBACK_DAYS),
+    ) -> Iterator[pa.Table]:
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if payout_date.start_value is not None:
+            params["date_min"] = payout_date.start_value.isoformat()[:10]
+        with shared as client:
+            for body in link_header_pages(client, "shopify_payments/payouts.json", params):
+                rows = _valid(body.get("payouts") or [], "payouts", validate_payout, quarantine)
+                if rows:
+                    yield _table(rows, PAYOUT_SCHEMA)
+
+    @dlt.resource(name="balance_transactions", primary_key="id", write_disposition="merge")
+    def balance_transactions() -> Iterator[pa.Table]:
+        state = dlt.current.resource_state()
+        resume = state.get("resume_processed_at")
+        stop_below = parse_timestamp(resume) - BALANCE_LOOKBACK if resume else None
+        newest: datetime | None = None
+        oldest_pending: datetime | None = None
+        with shared as client:
+            pages = link_header_pages(client, "shopify_payments/balance/transactions.json", {"limit": PAGE_SIZE})
+            for body in pages:
+                rows = _valid(body.get("transactions") or [], "balance_transactions",
+                              validate_balance_transaction, quarantine)
+                page_oldest = None
+                for row in rows:
+                    at = parse_timestamp(row["processed_at"])
+                    newest = at if newest is None or at > newest else newest
+                    page_oldest = at if page_oldest is None or at < page_oldest else page_oldest
+                    if row.get("payout_status") != "paid":
+                        oldest_pending = at if oldest_pending is None or at < oldest_pending else oldest_pending
+                if rows:
+                    yield _table(rows, BALANCE_SCHEMA)
+                if stop_below is not None and page_oldest is not None and page_oldest < stop_below:
+                    pages.close()
+                    break
+        mark = oldest_pending or newest
+        if mark is not None:
+            state["resume_processed_at"] = mark.astimezone(timezone.utc).isoformat()
+
+    @dlt.source(name="shopify", max_table_nesting=0)
+    def shopify() -> Any:
+        return orders, payouts, balance_transactions
+
+    return shopify()

@@ -1,0 +1,52 @@
+"""Shopify webhook deliveries: signature check and the delivery id to dedupe on.
+
+Shopify signs each delivery with HMAC-SHA256 over the exact raw request body, keyed with the
+app's client secret, and sends it Base64-encoded (not hex) in `X-Shopify-Hmac-Sha256`.  The
+body must be verified as received — before any JSON parsing or re-serialisation.  Retries of
+one delivery carry the same `X-Shopify-Webhook-Id`, the receiver's dedupe key.  Header names
+are matched case-insensitively (HTTP/2 lower-cases them; the newer Events product drops the
+`X-` prefix, which is accepted too).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Iterable, Mapping
+
+Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
+
+SIGNATURE_HEADERS = ("x-shopify-hmac-sha256", "shopify-hmac-sha256")
+DELIVERY_ID_HEADERS = ("x-shopify-webhook-id", "shopify-webhook-id")
+
+
+def _header(headers: Headers, names: tuple[str, ...]) -> str | None:
+    """The first of `names` present (any case); headers as a mapping or raw ASGI (bytes) pairs."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    lowered = {}
+    for key, value in items:
+        key = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+        lowered.setdefault(key.lower(), value.decode("latin-1") if isinstance(value, bytes) else value)
+    for name in names:
+        value = lowered.get(name)
+        if value:
+            return value.strip()
+    return None
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The `X-Shopify-Hmac-Sha256` value Shopify would send for `body` (used by tests and the sandbox)."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def verify(headers: Headers, body: bytes, secret: str) -> bool:
+    """True when the delivery's signature matches `body` under `secret` (constant-time compare)."""
+    received = _header(headers, SIGNATURE_HEADERS)
+    if not received or not secret:
+        return False
+    return hmac.compare_digest(received.encode(), sign(body, secret).encode())
+
+
+def delivery_id(headers: Headers) -> str | None:
+    """`X-Shopify-Webhook-Id`: stable across retries of one delivery (the dedupe key)."""
+    return _header(headers, DELIVERY_ID_HEADERS)

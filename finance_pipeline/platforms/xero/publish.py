@@ -1,0 +1,551 @@
+"""Trade invoices from the marts to Xero, idempotently and crash-safely, then read back and compared.
+
+Reads exactly `marts.fct_invoices` and `marts.fct_invoice_lines` (docs/architecture.md) and writes:
+- one Xero contact per customer (ContactNumber = customer_id, Name, EmailAddress);
+- one ACCREC invoice per mart invoice: InvoiceNumber = invoice_number, Reference = order_number,
+  Date/DueDate, currency, `Exclusive` lines with AccountCode from `account_kind` and TaxType from
+  the tax treatment, each line's TaxAmount taken from the mart so Xero's totals equal the marts'
+  to the cent;
+- a mart invoice with status 'voided' is voided in Xero if it exists there, and not posted if it
+  never did.
+
+The mechanics (ledger protocol, look-up-before-re-posting, batching) are the shared ones in
+`finance_pipeline.publish`; this module is the Xero mapping plus Xero's batch answers
+(`summarizeErrors=false`: one status per element) and `Idempotency-Key` on every write.
+
+Run it alone (the kill -9 test does): `python -m finance_pipeline.platforms.xero.publish --data-dir DIR`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable
+
+import duckdb
+
+from finance_pipeline.http import ApiClient, ApiError
+from finance_pipeline.http.pagination import page_number_pages
+from finance_pipeline.platforms.base import Connection
+from finance_pipeline.platforms.xero.client import make_client
+from finance_pipeline.platforms.xero.wire import loads, money, parse_ms_json, to_decimal
+from finance_pipeline.publish.ledger import PublishLedger, content_hash
+from finance_pipeline.publish.mechanics import (
+    Desired, ItemError, Mismatch, Outcome, PublishResult, Rejected, Write, idempotency_key, resolve_unknown,
+    write_batches,
+)
+from finance_pipeline.settings import Settings
+
+log = logging.getLogger("finance_pipeline.xero.publish")
+
+DESTINATION = "xero"
+# Part of every content hash: changing the mapping below re-publishes (as updates) on the next run.
+INVOICE_MAPPING = "xero-trade-invoice/1"
+CONTACT_MAPPING = "xero-contact/1"
+ACCOUNT_CODES = {"sales_trade": "200", "shipping_income": "260"}
+BATCH_SIZE = 50  # Xero recommends ~50 elements per PUT/POST
+LOOKUP_BATCH = 40  # keys per look-up request (keeps the URL short)
+READ_PAGE_SIZE = 1000
+
+
+# -- the marts ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MartLine:
+    line_number: int
+    kind: str
+    sku: str | None
+    description: str | None
+    quantity: Decimal
+    unit_amount: Decimal
+    discount_amount: Decimal
+    line_amount: Decimal
+    tax_amount: Decimal
+    tax_rate: Decimal | None
+    account_kind: str
+
+
+@dataclass(frozen=True)
+class MartInvoice:
+    invoice_number: str
+    order_number: str | None
+    customer_id: str | None
+    customer_name: str | None
+    customer_email: str | None
+    currency: str
+    issued_on: date
+    due_on: date
+    tax_treatment: str
+    subtotal_amount: Decimal
+    tax_amount: Decimal
+    total_amount: Decimal
+    status: str
+    lines: tuple[MartLine, ...]
+
+    @property
+    def voided(self) -> bool:
+        return self.status == "voided"
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(0) if value is None else to_decimal(value)
+
+
+def load_trade_invoices(con: duckdb.DuckDBPyConnection) -> list[MartInvoice]:
+    """The two marts, joined in Python (lines ordered by line_number)."""
+    lines: dict[str, list[MartLine]] = defaultdict(list)
+    for row in con.execute(
+            "SELECT invoice_number, line_number, kind, sku, description, quantity, unit_amount, discount_amount, "
+            "line_amount, tax_amount, tax_rate, account_kind FROM marts.fct_invoice_lines "
+            "ORDER BY invoice_number, line_number").fetchall():
+        lines[row[0]].append(MartLine(int(row[1]), row[2], row[3], row[4], _dec(row[5]), _dec(row[6]), _dec(row[7]),
+                                      _dec(row[8]), _dec(row[9]), None if row[10] is None else _dec(row[10]), row[11]))
+    out = []
+    for row in con.execute(
+            "SELECT invoice_number, order_number, customer_id, customer_name, customer_email, currency, issued_on, "
+            "due_on, tax_treatment, subtotal_amount, tax_amount, total_amount, status FROM marts.fct_invoices "
+            "ORDER BY issued_on, invoice_number").fetchall():
+        out.append(MartInvoice(row[0], row[1], None if row[2] is None else str(row[2]), row[3], row[4],
+                               (row[5] or "").upper(), row[6], row[7],
+                               row[8], _dec(row[9]), _dec(row[10]), _dec(row[11]), row[12],
+                               tuple(lines.get(row[0], ()))))
+    return out
+
+
+# -- the mapping ----------------------------------------------------------------------------------
+class MappingError(ValueError):
+    """A mart row the Xero mapping cannot express; that invoice is recorded failed, the rest go on."""
+
+
+def account_code(account_kind: str) -> str:
+    try:
+        return ACCOUNT_CODES[account_kind]
+    except KeyError:
+        raise MappingError(f"account_kind {account_kind!r} has no Xero account "
+                           f"(known: {', '.join(sorted(ACCOUNT_CODES))})") from None
+
+
+def tax_type(tax_treatment: str, tax_rate: Decimal | None) -> str:
+    """UK VAT at the line's rate (20 % → OUTPUT2, 5 % → RROUTPUT, 0 → ZERORATEDOUTPUT); every other
+    treatment (EU reverse charge, exports, US resale-exempt, AU) is zero-rated for UK VAT."""
+    if tax_treatment != "uk_vat":
+        return "ZERORATEDOUTPUT"
+    if tax_rate is None:
+        return "OUTPUT2"
+    rate = tax_rate * 100 if tax_rate <= 1 else tax_rate  # a fraction (0.2) or a percentage (20)
+    if rate == 0:
+        return "ZERORATEDOUTPUT"
+    if rate == 5:
+        return "RROUTPUT"
+    return "OUTPUT2"
+
+
+def contact_payload(inv: MartInvoice) -> dict:
+    name = (inv.customer_name or "").strip() or f"Customer {inv.customer_id}"  # Xero requires a name
+    payload = {"ContactNumber": inv.customer_id, "Name": name}
+    if inv.customer_email:
+        payload["EmailAddress"] = inv.customer_email
+    return payload
+
+
+def line_payload(line: MartLine, inv: MartInvoice) -> dict:
+    payload: dict[str, Any] = {
+        "Description": line.description or line.sku or line.kind,
+        "Quantity": line.quantity,
+        "UnitAmount": line.unit_amount,
+        "AccountCode": account_code(line.account_kind),
+        "TaxType": tax_type(inv.tax_treatment, line.tax_rate),
+        "TaxAmount": money(line.tax_amount),
+        "LineAmount": money(line.line_amount),  # Xero rejects the line if this is not qty × unit − discount
+    }
+    if line.discount_amount:
+        payload["DiscountAmount"] = money(line.discount_amount)
+    return payload
+
+
+def invoice_payload(inv: MartInvoice) -> dict:
+    """The invoice as posted, minus the Contact (its ContactID is only known at send time)."""
+    missing = [name for name in ("customer_id", "issued_on", "due_on", "currency") if not getattr(inv, name)]
+    if missing:
+        raise MappingError(f"the mart row has no {', '.join(missing)}")
+    return {
+        "Type": "ACCREC", "InvoiceNumber": inv.invoice_number, "Reference": inv.order_number or "",
+        "Date": inv.issued_on.isoformat(), "DueDate": inv.due_on.isoformat(), "CurrencyCode": inv.currency,
+        "LineAmountTypes": "Exclusive", "Status": "AUTHORISED",
+        "LineItems": [line_payload(line, inv) for line in inv.lines],
+    }
+
+
+def invoice_hash(inv: MartInvoice) -> str:
+    # A voided invoice has one target state whatever its lines say; payment progress
+    # (paid / overdue …) is not posted, so it is not hashed either.
+    if inv.voided:
+        return content_hash({"v": INVOICE_MAPPING, "void": True})
+    return content_hash({"v": INVOICE_MAPPING, "contact": inv.customer_id, "invoice": invoice_payload(inv)})
+
+
+# -- comparison (recovery and read-back) --------------------------------------------------------
+def _wire_date(value: Any) -> date | None:
+    if not value:
+        return None
+    text = str(value)
+    return parse_ms_json(text).date() if text.startswith("/Date(") else date.fromisoformat(text[:10])
+
+
+def header_mismatches(remote: dict, inv: MartInvoice) -> list[Mismatch]:
+    """Number / status / totals / dates / currency / line count of one Xero invoice vs its mart row."""
+    n = inv.invoice_number
+    out = []
+    status = remote.get("Status")
+    if inv.voided:
+        if status != "VOIDED":
+            out.append(Mismatch(n, "Status", "VOIDED", status))
+        return out
+    if status not in ("AUTHORISED", "PAID"):  # PAID: someone recorded the payment in Xero
+        out.append(Mismatch(n, "Status", "AUTHORISED", status))
+    for field, expected in (("Total", inv.total_amount), ("TotalTax", inv.tax_amount),
+                            ("SubTotal", inv.subtotal_amount)):
+        actual = remote.get(field)
+        if actual is None or money(actual) != money(expected):
+            out.append(Mismatch(n, field, money(expected), actual))
+    for field, expected in (("DueDate", inv.due_on), ("Date", inv.issued_on)):
+        actual = _wire_date(remote.get(field))
+        if actual != expected:
+            out.append(Mismatch(n, field, expected, actual))
+    if remote.get("CurrencyCode") != inv.currency:
+        out.append(Mismatch(n, "CurrencyCode", inv.currency, remote.get("CurrencyCode")))
+    if "LineItems" in remote and len(remote["LineItems"]) != len(inv.lines):
+        out.append(Mismatch(n, "LineItems", len(inv.lines), len(remote["LineItems"])))
+    return out
+
+
+def invoice_is_current(remote: dict, inv: MartInvoice) -> bool:
+    """Does Xero already hold exactly what we would post (lines included)?"""
+    if inv.voided:
+        return remote.get("Status") == "VOIDED"
+    if header_mismatches(remote, inv) or remote.get("Reference", "") != (inv.order_number or ""):
+        return False
+    contact_number = (remote.get("Contact") or {}).get("ContactNumber")
+    if contact_number is not None and contact_number != inv.customer_id:
+        return False
+    remote_lines = remote.get("LineItems") or []
+    if len(remote_lines) != len(inv.lines):
+        return False
+    for got, line in zip(remote_lines, inv.lines):
+        want = line_payload(line, inv)
+        if (got.get("Description") != want["Description"] or got.get("AccountCode") != want["AccountCode"]
+                or got.get("TaxType") != want["TaxType"]
+                or _dec(got.get("Quantity")) != want["Quantity"]
+                or _dec(got.get("UnitAmount")) != want["UnitAmount"]
+                or money(_dec(got.get("DiscountAmount"))) != money(line.discount_amount)
+                or money(_dec(got.get("TaxAmount"))) != want["TaxAmount"]
+                or money(_dec(got.get("LineAmount"))) != want["LineAmount"]):
+            return False
+    return True
+
+
+def compare_with_marts(invoices: Iterable[MartInvoice], remote: Iterable[dict], managed_ids: set[str]
+                       ) -> list[Mismatch]:
+    """Every mart invoice present once with the mart's figures; nothing we manage that the marts lack."""
+    by_number: dict[str, list[dict]] = defaultdict(list)
+    for r in remote:
+        if r.get("Status") != "DELETED":
+            by_number[r.get("InvoiceNumber") or ""].append(r)
+    out: list[Mismatch] = []
+    for inv in invoices:
+        found = by_number.pop(inv.invoice_number, [])
+        if len(found) > 1:
+            out.append(Mismatch(inv.invoice_number, "count", 1, len(found)))
+        if not found:
+            if not inv.voided:
+                out.append(Mismatch(inv.invoice_number, "presence", "in Xero", "missing"))
+            continue
+        for r in found:
+            out.extend(header_mismatches(r, inv))
+    for number, rs in by_number.items():
+        for r in rs:
+            if r.get("InvoiceID") in managed_ids and r.get("Status") != "VOIDED":
+                out.append(Mismatch(number, "presence", "not in the marts", r.get("Status")))
+    return out
+
+
+# -- one run ----------------------------------------------------------------------------------------
+def _element_outcome(element: dict, id_field: str) -> Outcome:
+    errors = [v.get("Message", "") for v in element.get("ValidationErrors") or []]
+    if element.get("StatusAttributeString") == "ERROR" or (errors and element.get("StatusAttributeString") != "OK"):
+        return Outcome(False, error="; ".join(e for e in errors if e) or "rejected by Xero")
+    return Outcome(True, element.get(id_field))
+
+
+def _rejection(exc: ApiError) -> str:
+    try:
+        body = loads(exc.body)
+        messages = [v.get("Message") for e in body.get("Elements") or [] for v in e.get("ValidationErrors") or []]
+        return "; ".join(m for m in messages if m) or body.get("Message") or str(exc)
+    except (ValueError, AttributeError):
+        return str(exc)
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class _XeroRun:
+    def __init__(self, client: ApiClient, ledger: PublishLedger, result: PublishResult, batch_size: int) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.result = result
+        self.batch_size = batch_size
+        self.contact_ids: dict[str, str] = {}
+
+    # -- HTTP --------------------------------------------------------------------------------------
+    def _post(self, path: str, body: dict, key: str) -> dict:
+        try:
+            return self.client.request("POST", path, params={"summarizeErrors": "false", "unitdp": "4"},
+                                       json=body, headers={"Idempotency-Key": key}).json()
+        except ApiError as exc:
+            if exc.status == 400:
+                raise Rejected(_rejection(exc)) from None
+            raise
+
+    # -- contacts ------------------------------------------------------------------------------------
+    def find_contacts(self, keys: list[str]) -> dict[str, dict]:
+        where = " OR ".join(f'ContactNumber=="{_quote(k)}"' for k in keys)
+        body = self.client.get_json("Contacts", params={"where": where, "includeArchived": "true"})
+        found: dict[str, dict] = {}
+        for contact in body.get("Contacts", []):
+            number = contact.get("ContactNumber")
+            if number in keys and (number not in found or contact.get("ContactStatus") == "ACTIVE"):
+                found[number] = contact
+        return found
+
+    def send_contacts(self, batch: list[Write]) -> list[Outcome]:
+        key = idempotency_key("xero-contacts", [(w.key, w.content_hash, w.remote_id) for w in batch])
+        answer = self._post("Contacts", {"Contacts": [w.body for w in batch]}, key)
+        return [_element_outcome(e, "ContactID") for e in answer.get("Contacts", [])]
+
+    def publish_contacts(self, invoices: list[MartInvoice]) -> None:
+        desired: dict[str, Desired[dict]] = {}
+        for inv in invoices:  # issued_on order: the latest invoice's name/email wins
+            if not inv.voided and inv.customer_id:
+                payload = contact_payload(inv)
+                desired[inv.customer_id] = Desired(inv.customer_id, content_hash({"v": CONTACT_MAPPING, **payload}),
+                                                   payload)
+        counts = self.result.of("contact")
+
+        def is_current(remote: dict, want: Desired[dict]) -> bool:
+            return (remote.get("Name") == want.record["Name"]
+                    and (remote.get("EmailAddress") or None) == want.record.get("EmailAddress"))
+
+        resolve_unknown(self.ledger, "contact", desired, self.find_contacts, remote_id_of=lambda c: c["ContactID"],
+                        is_current=is_current, counts=counts, batch_size=LOOKUP_BATCH)
+        plan = self.ledger.plan("contact", [(k, d.content_hash) for k, d in desired.items()])
+        counts.unchanged += len(plan.unchanged)
+        self._unresolved("contact", plan.unresolved)
+        writes = [Write("create", k, desired[k].content_hash, None, desired[k].record) for k in plan.new]
+        writes += [Write("update", e.business_key, desired[e.business_key].content_hash, e.remote_id,
+                         {"ContactID": e.remote_id, **desired[e.business_key].record}) for e in plan.changed]
+        write_batches(self.ledger, "contact", writes, self.send_contacts, counts=counts, errors=self.result.errors,
+                      batch_size=self.batch_size)
+        self.contact_ids = {k: e.remote_id for k, e in self.ledger.entries("contact").items()
+                            if e.remote_id and e.status != "pending"}
+
+    # -- invoices ------------------------------------------------------------------------------------
+    def find_invoices(self, numbers: list[str]) -> dict[str, dict]:
+        plain = [n for n in numbers if "," not in n]
+        requests: list[dict[str, Any]] = []
+        if plain:
+            requests.append({"InvoiceNumbers": ",".join(plain)})
+        requests += [{"where": f'InvoiceNumber=="{_quote(n)}"'} for n in numbers if "," in n]
+        found: dict[str, dict] = {}
+        for params in requests:
+            body = self.client.get_json("Invoices", params={**params, "page": 1, "pageSize": 100, "unitdp": 4})
+            for inv in body.get("Invoices", []):
+                number = inv.get("InvoiceNumber")
+                if inv.get("Type") != "ACCREC" or number not in numbers or inv.get("Status") == "DELETED":
+                    continue
+                found.setdefault(number, inv)
+        return found
+
+    def send_invoices(self, batch: list[Write]) -> list[Outcome]:
+        key = idempotency_key("xero-invoices", [(w.key, w.content_hash, w.remote_id, w.body["Contact"]["ContactID"])
+                                                for w in batch])
+        answer = self._post("Invoices", {"Invoices": [w.body for w in batch]}, key)
+        elements = answer.get("Invoices", [])
+        for write, element in zip(batch, elements):
+            if element.get("InvoiceNumber") not in (None, write.key):
+                raise RuntimeError(f"xero answered for {element.get('InvoiceNumber')!r} where {write.key!r} was sent")
+        return [_element_outcome(e, "InvoiceID") for e in elements]
+
+    def send_void(self, batch: list[Write]) -> list[Outcome]:
+        (write,) = batch
+        key = idempotency_key("xero-void", [(write.key, write.content_hash, write.remote_id)])
+        try:
+            self.client.request("POST", f"Invoices/{write.remote_id}", params={"unitdp": "4"},
+                                json={"Invoices": [{"InvoiceID": write.remote_id, "Status": "VOIDED"}]},
+                                headers={"Idempotency-Key": key})
+        except ApiError as exc:
+            if exc.status not in (400, 404):
+                raise
+            if exc.status == 400:  # refused: fine if someone already voided it in Xero
+                current = self.client.get_json(f"Invoices/{write.remote_id}")["Invoices"][0]
+                if current.get("Status") == "VOIDED":
+                    return [Outcome(True, write.remote_id)]
+            return [Outcome(False, error=_rejection(exc))]
+        return [Outcome(True, write.remote_id)]
+
+    def publish_invoices(self, invoices: list[MartInvoice]) -> None:
+        counts = self.result.of("invoice")
+        desired: dict[str, Desired[MartInvoice]] = {}
+        unmappable = []
+        for inv in invoices:
+            try:
+                desired[inv.invoice_number] = Desired(inv.invoice_number, invoice_hash(inv), inv)
+            except MappingError as exc:
+                unmappable.append((inv.invoice_number, None, f"not posted: {exc}", None))
+        self.ledger.mark_failed_many("invoice", unmappable)
+        counts.failed += len(unmappable)
+        self.result.errors.extend(ItemError("invoice", k, e) for k, _, e, _ in unmappable)
+        resolve_unknown(self.ledger, "invoice", desired, self.find_invoices, remote_id_of=lambda r: r["InvoiceID"],
+                        is_current=lambda remote, want: invoice_is_current(remote, want.record), counts=counts,
+                        batch_size=LOOKUP_BATCH)
+        plan = self.ledger.plan("invoice", [(k, d.content_hash) for k, d in desired.items()])
+        counts.unchanged += len(plan.unchanged)
+        self._unresolved("invoice", plan.unresolved)
+        writes: list[Write] = []
+        voids: list[Write] = []
+        never_posted: list[tuple[str, str, str | None]] = []
+        no_contact: list[tuple[str, str, str, str | None]] = []
+        for key in plan.new:
+            want = desired[key]
+            if want.record.voided:  # the look-up found nothing: voided before it was ever published
+                never_posted.append((key, want.content_hash, None))
+                continue
+            body = self._invoice_body(want.record)
+            if body is None:
+                no_contact.append((key, want.content_hash, self._no_contact(want.record), None))
+                continue
+            writes.append(Write("create", key, want.content_hash, None, body))
+        for entry in plan.changed:
+            want = desired[entry.business_key]
+            if want.record.voided:
+                voids.append(Write("void", entry.business_key, want.content_hash, entry.remote_id, None))
+                continue
+            body = self._invoice_body(want.record)
+            if body is None:
+                no_contact.append((entry.business_key, want.content_hash, self._no_contact(want.record),
+                                   entry.remote_id))
+                continue
+            writes.append(Write("update", entry.business_key, want.content_hash, entry.remote_id,
+                                {"InvoiceID": entry.remote_id, **body}))
+        self.ledger.mark_done_many("invoice", never_posted,
+                                   detail="voided before it was ever published: nothing posted")
+        counts.skipped += len(never_posted)
+        self.ledger.mark_failed_many("invoice", no_contact)
+        counts.failed += len(no_contact)
+        self.result.errors.extend(ItemError("invoice", k, e) for k, _, e, _ in no_contact)
+        write_batches(self.ledger, "invoice", writes, self.send_invoices, counts=counts, errors=self.result.errors,
+                      batch_size=self.batch_size)
+        write_batches(self.ledger, "invoice", voids, self.send_void, counts=counts, errors=self.result.errors,
+                      batch_size=1)
+
+    def _invoice_body(self, inv: MartInvoice) -> dict | None:
+        contact_id = self.contact_ids.get(inv.customer_id)
+        if contact_id is None:
+            return None
+        return {"Contact": {"ContactID": contact_id}, **invoice_payload(inv)}
+
+    @staticmethod
+    def _no_contact(inv: MartInvoice) -> str:
+        return f"customer {inv.customer_id} has no Xero contact (see the contact's error); invoice not posted"
+
+    def _unresolved(self, object_type: str, entries: list) -> None:
+        counts = self.result.of(object_type)
+        for entry in entries:  # only if a look-up could not settle them; never re-posted blindly
+            counts.unresolved += 1
+            self.result.errors.append(ItemError(object_type, entry.business_key, "still pending after look-up"))
+
+    # -- read-back --------------------------------------------------------------------------------
+    def read_back(self, invoices: list[MartInvoice]) -> None:
+        remote: dict[str, dict] = {}
+        for body in page_number_pages(self.client, "Invoices",
+                                      {"where": 'Type=="ACCREC"', "pageSize": READ_PAGE_SIZE, "unitdp": 4},
+                                      page_size=READ_PAGE_SIZE, items=lambda b: b.get("Invoices", [])):
+            for inv in body.get("Invoices", []):
+                remote[inv["InvoiceID"]] = inv  # a page repeated at a boundary is counted once
+        managed = {e.remote_id for e in self.ledger.entries("invoice").values() if e.remote_id}
+        self.result.read_back = len(remote)
+        self.result.mismatches = compare_with_marts(invoices, remote.values(), managed)
+
+
+def publish_trade_invoices(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+                           client: ApiClient | None = None, batch_size: int = BATCH_SIZE) -> PublishResult:
+    """Publish the marts' trade invoices (and their customers) to Xero; read back; compare.
+
+    Safe to re-run at any time and after any crash: unchanged records are not sent, changed ones
+    update the same Xero record, records whose last write has no known outcome are looked up in
+    Xero before anything else.  Holds the warehouse open (read-write) for the duration of the run.
+    """
+    started = time.monotonic()
+    own_client = client is None
+    con = duckdb.connect(str(warehouse_path))
+    ledger = PublishLedger(con, DESTINATION).ensure_schema()
+    result = PublishResult(DESTINATION, ledger.run_id, primary="invoice")
+    for object_type in ("contact", "invoice"):
+        result.of(object_type)
+    try:
+        invoices = load_trade_invoices(con)
+        client = client or make_client(connection)
+        run = _XeroRun(client, ledger, result, batch_size)
+        run.publish_contacts(invoices)
+        run.publish_invoices(invoices)
+        run.read_back(invoices)
+    finally:
+        if client is not None:
+            result.requests = client.stats["requests"]
+            if own_client:
+                client.close()
+                auth = getattr(client, "auth", None)
+                if auth is not None and hasattr(auth, "close"):
+                    auth.close()
+        con.close()
+    result.seconds = time.monotonic() - started
+    inv, contacts = result.of("invoice"), result.of("contact")
+    log.info("xero publish: invoices created %d, updated %d, voided %d, unchanged %d, skipped %d, failed %d, "
+             "unresolved %d, recovered %d; contacts written %d; %d read back, %d mismatches, %d requests, %.1f s",
+             inv.created, inv.updated, inv.voided, inv.unchanged, inv.skipped, inv.failed, inv.unresolved,
+             inv.recovered, contacts.written, result.read_back, len(result.mismatches), result.requests,
+             result.seconds)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    from finance_pipeline.http.redaction import install_log_redaction
+    from finance_pipeline.sandbox import runtime
+
+    parser = argparse.ArgumentParser(prog="python -m finance_pipeline.platforms.xero.publish",
+                                     description="Publish trade invoices from the marts to Xero (or its emulator).")
+    parser.add_argument("--data-dir", type=Path, help="data directory (default: FINANCE_DATA_DIR or ./data)")
+    parser.add_argument("--warehouse", type=Path, help="warehouse DuckDB (default: <data dir>/warehouse.duckdb)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
+    settings = Settings.from_env()
+    if args.data_dir:
+        settings = dataclasses.replace(settings, data_dir=args.data_dir.resolve())
+    connection = runtime.connection(settings, DESTINATION)
+    result = publish_trade_invoices(settings, connection, args.warehouse or settings.warehouse_path)
+    print(json.dumps(result.summary(), default=str))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
