@@ -51,6 +51,8 @@ def _money(x: Decimal | None) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _prepare_environment(args)
     started = time.monotonic()
+    if settings.mode == "live":
+        _check_live_credentials(settings, args.platform)
     if settings.mode == "sandbox":
         from finance_pipeline.sandbox import runtime
 
@@ -83,6 +85,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nrun {result.run_id} succeeded in {elapsed:.1f}s\n")
     print(summary(settings))
     return 0
+
+
+def _check_live_credentials(settings: Settings, only: list[str] | None) -> None:
+    """Fail before anything runs when a credential is missing (SettingsError names it)."""
+    from finance_pipeline.platforms import registry
+
+    for platform in registry.PLATFORMS:
+        if only and platform.role == "source" and platform.name not in only:
+            continue
+        registry.Platform.load(platform.live_connection)(settings)
 
 
 def _selection(defs, platforms: list[str] | None, select: list[str] | None):

@@ -290,3 +290,22 @@ def test_duplicate_page_fault(start_emulator, sandbox):
     ids = [o["id"] for o in orders]
     assert running.emulator.faults["duplicate_page"] > 0
     assert len(ids) > len(set(ids)) == total  # pages served twice, nothing missing
+
+
+def test_rendered_state_agrees_with_the_list_filters(api, sandbox):
+    """`updated_at`, `closed_at` and `cancelled_at` are decided twice — in SQL to filter and sort
+    lists, in Python to render — and must agree for every order (after a clock move too)."""
+    from finance_pipeline.platforms.shopify.render import order_state_sql
+
+    sandbox.advance(hours=24 * 20)
+    orders, _ = walk(api, "orders.json", {"status": "any", "limit": 250})
+    rendered = {o["id"]: (datetime.fromisoformat(o["updated_at"]),
+                          o["closed_at"] and datetime.fromisoformat(o["closed_at"]).replace(microsecond=0),
+                          o["cancelled_at"] is not None) for o in orders}
+    con = sandbox.connect()
+    try:
+        rows = con.execute(f"SELECT order_id, updated_at_asof, date_trunc('second', closed_at_asof), cancelled_asof "
+                           f"FROM ({order_state_sql('TRUE')})", {"clock": sandbox.clock}).fetchall()
+    finally:
+        con.close()
+    assert {r[0]: (r[1], r[2], r[3]) for r in rows} == rendered

@@ -4,6 +4,7 @@ requests it whenever the payments mart is rebuilt by any run."""
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    DefaultSensorStatus,
     EventLogEntry,
     MaterializeResult,
     MetadataValue,
@@ -20,6 +21,7 @@ from finance_pipeline.settings import get_settings
 from finance_pipeline.warehouse import connect
 
 ALERTS_KEY = AssetKey(["ops", "alerts"])
+JOBS_THAT_EVALUATE_ALERTS = frozenset({"hourly_sync", "daily_close"})
 
 
 @asset(
@@ -54,7 +56,10 @@ alerts_job = define_asset_job("evaluate_alerts", selection=[ALERTS_KEY], tags={W
 
 
 @asset_sensor(asset_key=AssetKey(["marts", "fct_payments"]), job=alerts_job, name="payment_failure_alert_sensor",
-              minimum_interval_seconds=60,
-              description="After each refresh of marts.fct_payments, evaluate the trade payment-failure alert.")
+              minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+              description="After a refresh of marts.fct_payments by any run that did not evaluate the "
+                          "alerts itself (a manual materialization), evaluate the alert rules.")
 def payment_failure_alert_sensor(context: SensorEvaluationContext, asset_event: EventLogEntry):
-    yield RunRequest(run_key=f"{asset_event.run_id}:{asset_event.storage_id}")
+    if asset_event.job_name in JOBS_THAT_EVALUATE_ALERTS:
+        return  # hourly_sync and daily_close run the alerts asset themselves
+    yield RunRequest(run_key=f"fct_payments:{asset_event.run_id or 'runless'}:{asset_event.timestamp}")

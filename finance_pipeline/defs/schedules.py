@@ -1,7 +1,7 @@
 """Jobs and schedules: hourly incremental sync, daily finance close."""
 from __future__ import annotations
 
-from dagster import AssetSelection, ScheduleDefinition, define_asset_job
+from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
 from finance_pipeline.defs.common import WAREHOUSE_TAG
 
@@ -27,11 +27,13 @@ daily_close = define_asset_job(
 hourly_schedule = ScheduleDefinition(
     name="hourly_sync_schedule", job=hourly_sync, cron_schedule="5 * * * *",
     execution_timezone="Europe/London", description="Every hour at :05.",
+    default_status=DefaultScheduleStatus.RUNNING,
 )
 
 daily_schedule = ScheduleDefinition(
     name="daily_close_schedule", job=daily_close, cron_schedule="30 6 * * *",
     execution_timezone="Europe/London", description="Every day at 06:30 London time, before the bookkeeper starts.",
+    default_status=DefaultScheduleStatus.RUNNING,
 )
 
 jobs = [hourly_sync, daily_close]

@@ -16,8 +16,14 @@ os.environ.setdefault("DLT_TELEMETRY", "false")
 LOADER_FILE_FORMAT = "parquet"  # the insert-values loader is far slower on big pages
 
 
+# DuckDB would otherwise take most of the machine's memory while merging big loads; with a
+# limit it spills to disk instead (a 200k-order load peaked at 6.3 GB without one).
+DUCKDB_LOAD_CONFIG = {"memory_limit": "1GB", "preserve_insertion_order": False}
+
+
 def warehouse_destination(settings: Settings) -> Any:
-    return dlt.destinations.duckdb(str(settings.warehouse_path))
+    return dlt.destinations.duckdb(
+        credentials={"database": str(settings.warehouse_path), "global_config": DUCKDB_LOAD_CONFIG})
 
 
 def make_pipeline(settings: Settings, name: str, dataset: str | None = None) -> dlt.Pipeline:

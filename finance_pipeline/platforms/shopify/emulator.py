@@ -32,9 +32,9 @@ it by swapping the shop URL.  What it reproduces, because clients break on it:
 - **Faults.**  Besides the base class's faults, `duplicate_page` makes `rel="next"` point at the
   page just served, once (the page is served twice; the loader must dedupe).
 
-Lists are id lists computed once per (filters, clock) in DuckDB; a page of orders is rendered to
-JSON by one DuckDB statement over the page's ids (`render.py`), never by scanning the world in
-Python.
+Lists are id lists computed once per (filters, clock) in DuckDB; a page of orders is rendered by
+`render.py` from seven DuckDB queries restricted to the page's ids, never by scanning the world
+in Python.
 """
 from __future__ import annotations
 
@@ -44,10 +44,8 @@ import hmac
 import math
 import re
 from datetime import date, datetime, time, timezone
-from decimal import Decimal
 from typing import Any, Callable, Sequence
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import orjson
 from starlette.requests import Request
@@ -56,14 +54,13 @@ from starlette.routing import Route
 
 from finance_pipeline.http.ratelimit import LeakyBucket
 from finance_pipeline.platforms.shopify import render
+from finance_pipeline.platforms.shopify.render import SHOP_CURRENCY, SHOP_TZ, money, ts
 from finance_pipeline.sandbox.server import Emulator, EmulatorConfig, PageCache, json_response
 from finance_pipeline.sandbox.store import Sandbox
 from finance_pipeline.settings import BUSINESS_TIMEZONE
 
 SHOP_DOMAIN = "curtains-sandbox.myshopify.com"
 SHOP_ID = 61_270_000_001
-SHOP_CURRENCY = "GBP"
-SHOP_TZ = ZoneInfo(BUSINESS_TIMEZONE)  # the shop's time zone: REST timestamps carry its offset
 UTC = timezone.utc
 
 # (bucket size, leak per second) per plan; B2B payment terms need Plus, so the sandbox shop is Plus
@@ -93,20 +90,9 @@ class _Problem(Exception):
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _s(x: Decimal) -> str:
-    """Shopify money string: two decimals, never '-0.00'."""
-    return f"{x:.2f}" if x else "0.00"
-
-
-def _ts(value: datetime | None) -> str | None:
-    """REST timestamps: second precision, in the shop's time zone with its offset."""
-    if value is None:
-        return None
-    return value.astimezone(SHOP_TZ).replace(microsecond=0).isoformat()
-
-
 def _parse_time(name: str, value: str) -> datetime:
-    """ISO 8601 with offset or `Z`; a value without offset is read in the shop's time zone."""
+    """ISO 8601 with offset or `Z`; a value without offset is read in the shop's time zone.
+    A space in the offset is a '+' some clients forgot to percent-encode."""
     text = value.strip().replace(" ", "+") if "T" in value else value.strip()
     try:
         if text.endswith("Z"):
@@ -225,7 +211,7 @@ class ShopifyEmulator(Emulator):
                 return json_response(NOT_FOUND, 404)
             token = request.headers.get("x-shopify-access-token", "")
             if not hmac.compare_digest(token.encode(), self.access_token.encode()):
-                return json_response(AUTH_ERROR, 401)
+                return json_response(AUTH_ERROR, 401, headers={CALL_LIMIT_HEADER: self._call_limit(counted=False)})
             refused = self.rate_limit(request)
             if refused is not None:
                 return refused
@@ -233,11 +219,15 @@ class ShopifyEmulator(Emulator):
                 response = handler(request)
             except _Problem as problem:
                 response = json_response(problem.body, problem.status)
-            used = max(1, math.ceil(self.bucket.level - 1e-9))
-            response.headers[CALL_LIMIT_HEADER] = f"{used}/{int(self.bucket.capacity)}"
+            response.headers[CALL_LIMIT_HEADER] = self._call_limit()
             return response
 
         return endpoint
+
+    def _call_limit(self, counted: bool = True) -> str:
+        """`used/size` as Shopify reports it, in whole calls (a counted call reports at least itself)."""
+        used = math.ceil(self.bucket.level - 1e-9)
+        return f"{max(used, 1) if counted else used}/{int(self.bucket.capacity)}"
 
     def _paged(self, request: Request, resource: str, parse_filters: Callable[[Any], dict],
                compute: Callable[[dict, datetime], Sequence[int]]) -> tuple[list[int], dict[str, str], int]:
@@ -442,11 +432,11 @@ class ShopifyEmulator(Emulator):
         out = {}
         for pid, pdate, ccy, amount, charges, refunds, fees in rows:
             out[pid] = {
-                "id": pid, "status": "paid", "date": pdate.isoformat(), "currency": ccy, "amount": _s(amount),
+                "id": pid, "status": "paid", "date": pdate.isoformat(), "currency": ccy, "amount": money(amount),
                 "summary": {
                     "adjustments_fee_amount": "0.00", "adjustments_gross_amount": "0.00",
-                    "charges_fee_amount": _s(fees), "charges_gross_amount": _s(charges),
-                    "refunds_fee_amount": "0.00", "refunds_gross_amount": _s(refunds),
+                    "charges_fee_amount": money(fees), "charges_gross_amount": money(charges),
+                    "refunds_fee_amount": "0.00", "refunds_gross_amount": money(refunds),
                     "reserved_funds_fee_amount": "0.00", "reserved_funds_gross_amount": "0.00",
                     "retried_payouts_fee_amount": "0.00", "retried_payouts_gross_amount": "0.00",
                 },
@@ -503,10 +493,10 @@ class ShopifyEmulator(Emulator):
             by_id[bt_id] = {
                 "id": bt_id, "test": False, "type": kind,
                 "payout_id": payout_id if landed else None, "payout_status": "paid" if landed else "pending",
-                "currency": ccy, "amount": _s(amount), "fee": _s(fee), "net": _s(net),
+                "currency": ccy, "amount": money(amount), "fee": money(fee), "net": money(net),
                 "source_id": txn_id + SOURCE_OFFSET, "source_type": kind,
                 "source_order_id": order_id, "source_order_transaction_id": txn_id,
-                "processed_at": _ts(processed_at), "adjustment_order_transactions": None,
+                "processed_at": ts(processed_at), "adjustment_order_transactions": None,
             }
         body = {"transactions": [by_id[i] for i in ids if i in by_id]}
         return Response(orjson.dumps(body), media_type="application/json", headers=headers)
