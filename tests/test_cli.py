@@ -33,6 +33,11 @@ def test_main_job_runs_and_prints_the_summary(tmp_path):
     again = _cli("--data-dir", str(tmp_path), "run", "--no-publish")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Finance summary as of 2026-01-02" in again.stdout
+    # dbt docs generate against the same warehouse (the README's docs command, without serving)
+    docs = _cli("--data-dir", str(tmp_path), "docs", "--no-serve")
+    assert docs.returncode == 0, docs.stdout + docs.stderr
+    catalog = (Path(__file__).parent.parent / "dbt_project" / "target" / "catalog.json").read_text()
+    assert "rpt_payout_reconciliation" in catalog and "fct_invoices" in catalog
 
 
 def test_live_mode_without_credentials_names_the_missing_setting(tmp_path):

@@ -197,9 +197,9 @@ def test_faults_never_duplicate_and_secrets_stay_out_of_logs(tmp_path, caplog):
 
 
 def test_rate_limits_are_honoured(xero_env):
-    """Small batches make ~130 calls, well over Xero's 60 per (time-scaled) minute: the client's
+    """Small batches make ~150 calls, well over Xero's 60 per (time-scaled) minute: the client's
     limiter waits instead of letting the emulator refuse a single call."""
-    build_marts(xero_env.warehouse, n_invoices=300)
+    build_marts(xero_env.warehouse, n_invoices=400)
     result = publish(xero_env, batch_size=3)
     assert result.ok, result.summary()
     assert result.requests > 2 * xero_env.emulator.MINUTE_LIMIT

@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'fct_invoices'}}}) }}
 -- Every trade invoice's total equals the sum of its lines plus their tax.
 select i.invoice_number, i.total_amount, sum(l.line_amount + l.tax_amount) as lines_total
 from {{ ref('fct_invoices') }} as i

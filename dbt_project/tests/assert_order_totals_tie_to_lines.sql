@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'fct_orders'}}}) }}
 -- An order's gross - discount equals the net of its lines, and its total equals
 -- lines net + shipping + tax (before refunds).
 select o.channel, o.order_id

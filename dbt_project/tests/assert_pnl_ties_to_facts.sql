@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'rpt_profit_and_loss'}}}) }}
 -- P&L totals tie to the facts they summarise: sales to order lines, refunds to refunds,
 -- fees to balance transactions.
 with pnl as (

@@ -186,10 +186,14 @@ def resolve_unknown(
     is_current: Callable[[Any, Desired], bool],
     counts: Counts,
     batch_size: int = 50,
+    find_all: Callable[[], Mapping[str, Any]] | None = None,
+    scan_above: int = 200,
 ) -> None:
     """Look up, at the destination, every key whose remote state is unknown, before any write.
 
-    `find(keys)` returns {key: remote record} for the keys that exist remotely.  Lookup errors
+    `find(keys)` returns {key: remote record} for the keys that exist remotely.  When more than
+    `scan_above` keys are unknown (a first publish, a restored ledger) and `find_all()` is given,
+    one paged listing of everything replaces len(keys) / batch_size look-ups.  Lookup errors
     propagate: better to stop than to post a record that may already exist.
     """
     entries = ledger.entries(object_type)
@@ -200,8 +204,12 @@ def resolve_unknown(
     if not keys:
         return
     found: dict[str, Any] = {}
-    for batch in batched(keys, batch_size):
-        found.update(find(batch))
+    if find_all is not None and len(keys) > scan_above:
+        everything = find_all()
+        found = {k: everything[k] for k in keys if k in everything}
+    else:
+        for batch in batched(keys, batch_size):
+            found.update(find(batch))
     current, stale, lost = [], [], []
     for key in keys:
         remote, want, entry = found.get(key), desired.get(key), entries.get(key)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import duckdb
 
@@ -374,6 +374,21 @@ class _XeroRun:
                 found.setdefault(number, inv)
         return found
 
+    def each_invoice(self) -> Iterator[dict]:
+        """Every sales invoice in the organisation, in pages of 1000."""
+        for body in page_number_pages(self.client, "Invoices",
+                                      {"where": 'Type=="ACCREC"', "pageSize": READ_PAGE_SIZE, "unitdp": 4},
+                                      page_size=READ_PAGE_SIZE, items=lambda b: b.get("Invoices", [])):
+            yield from body.get("Invoices", [])
+
+    def all_invoices(self) -> dict[str, dict]:
+        """Every sales invoice by number, DELETED ones left out (the look-up of a first publish)."""
+        found: dict[str, dict] = {}
+        for inv in self.each_invoice():
+            if inv.get("Status") != "DELETED":
+                found.setdefault(inv.get("InvoiceNumber"), inv)
+        return found
+
     def send_invoices(self, batch: list[Write]) -> list[Outcome]:
         key = idempotency_key("xero-invoices", [(w.key, w.content_hash, w.remote_id, w.body["Contact"]["ContactID"])
                                                 for w in batch])
@@ -415,7 +430,7 @@ class _XeroRun:
         self.result.errors.extend(ItemError("invoice", k, e) for k, _, e, _ in unmappable)
         resolve_unknown(self.ledger, "invoice", desired, self.find_invoices, remote_id_of=lambda r: r["InvoiceID"],
                         is_current=lambda remote, want: invoice_is_current(remote, want.record), counts=counts,
-                        batch_size=LOOKUP_BATCH)
+                        batch_size=LOOKUP_BATCH, find_all=self.all_invoices, scan_above=3 * LOOKUP_BATCH)
         plan = self.ledger.plan("invoice", [(k, d.content_hash) for k, d in desired.items()])
         counts.unchanged += len(plan.unchanged)
         self._unresolved("invoice", plan.unresolved)
@@ -474,12 +489,8 @@ class _XeroRun:
 
     # -- read-back --------------------------------------------------------------------------------
     def read_back(self, invoices: list[MartInvoice]) -> None:
-        remote: dict[str, dict] = {}
-        for body in page_number_pages(self.client, "Invoices",
-                                      {"where": 'Type=="ACCREC"', "pageSize": READ_PAGE_SIZE, "unitdp": 4},
-                                      page_size=READ_PAGE_SIZE, items=lambda b: b.get("Invoices", [])):
-            for inv in body.get("Invoices", []):
-                remote[inv["InvoiceID"]] = inv  # a page repeated at a boundary is counted once
+        # keyed by id: a record repeated at a page boundary is counted once
+        remote = {inv["InvoiceID"]: inv for inv in self.each_invoice()}
         managed = {e.remote_id for e in self.ledger.entries("invoice").values() if e.remote_id}
         self.result.read_back = len(remote)
         self.result.mismatches = compare_with_marts(invoices, remote.values(), managed)

@@ -5,11 +5,11 @@ with txns as (
     select
         channel,
         payout_id,
-        sum(case when type = 'charge' then amount else 0 end) as charges_gross,
-        sum(case when type = 'refund' then amount else 0 end) as refunds_gross,
-        sum(case when type not in ('charge', 'refund') then amount else 0 end) as adjustments,
-        sum(fee) as fees,
-        sum(net) as transactions_net,
+        cast(sum(case when type = 'charge' then amount else 0 end) as decimal(18, 2)) as charges_gross,
+        cast(sum(case when type = 'refund' then amount else 0 end) as decimal(18, 2)) as refunds_gross,
+        cast(sum(case when type not in ('charge', 'refund') then amount else 0 end) as decimal(18, 2)) as adjustments,
+        cast(sum(fee) as decimal(18, 2)) as fees,
+        cast(sum(net) as decimal(18, 2)) as transactions_net,
         count(*) as transaction_count,
         count(distinct order_id) as order_count
     from {{ ref('int_balance_transactions') }}
