@@ -192,6 +192,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             from finance_pipeline.platforms import registry
 
             ports = {p.name: args.port_base + i for i, p in enumerate(registry.PLATFORMS)}
+        import signal
+
+        def _stop(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _stop)
         running = runtime.start_emulators(settings, ports=ports)
         runtime.write_endpoints(settings, running)
         for entry in runtime.describe(running):

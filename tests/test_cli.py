@@ -50,3 +50,28 @@ def test_live_mode_without_credentials_names_the_missing_setting(tmp_path):
 def test_bad_setting_is_reported_clearly(tmp_path):
     out = _cli("--data-dir", str(tmp_path), "sandbox", "status", env={"FINANCE_SANDBOX_FAULT_RATE": "2"}, timeout=120)
     assert out.returncode == 2 and "FINANCE_SANDBOX_FAULT_RATE" in out.stderr
+
+
+def test_sandbox_serve_prints_one_json_line_per_platform_and_cleans_up(tmp_path):
+    import json
+    import signal
+
+    import httpx
+
+    proc = subprocess.Popen([str(BIN / "finance-pipeline"), "--data-dir", str(tmp_path), "sandbox", "serve",
+                             "--size", "2000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        entries = [json.loads(proc.stdout.readline()) for _ in range(3)]
+        assert {e["platform"] for e in entries} == {"shopify", "stripe", "xero"}
+        for e in entries:
+            assert e["base_url"].startswith("http://127.0.0.1:") and e["credentials"]
+            assert httpx.get(f"{e['base_url']}/__sandbox/health").json()["ok"]
+        shopify = next(e for e in entries if e["platform"] == "shopify")
+        r = httpx.get(f"{shopify['base_url']}/admin/api/2026-10/orders/count.json", params={"status": "any"},
+                      headers={"X-Shopify-Access-Token": shopify["credentials"]["access_token"]})
+        assert r.status_code == 200 and r.json()["count"] > 1000
+        assert (tmp_path / "sandbox" / "endpoints.json").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert not (tmp_path / "sandbox" / "endpoints.json").exists()

@@ -40,7 +40,18 @@ INITIAL_CLOCK = WORLD_START + timedelta(days=HISTORY_DAYS)
 LOOKAHEAD_DAYS = 500  # events of an order can land this long after it was placed (late payers, disputes)
 
 SHOP_ID_BASE = 5_100_000_000_000
-WORLD_FORMAT = 2  # bump when the generated tables change, so stored worlds are rebuilt
+def _generator_fingerprint() -> str:
+    """A stored world is reused only if it was made by this very generator and cost list."""
+    from pathlib import Path
+
+    h = hashlib.blake2b(digest_size=4)
+    here = Path(__file__).resolve().parent
+    for path in (here / "world.py", here / "catalogue.py", cat.COSTS_SEED):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+WORLD_FORMAT = _generator_fingerprint()
 
 
 def q(x: Decimal) -> Decimal:
@@ -80,7 +91,7 @@ class WorldSpec:
 
     @property
     def key(self) -> str:
-        return f"v{WORLD_FORMAT}-s{self.seed}-n{self.size}-t{self.through.isoformat()}"
+        return f"g{WORLD_FORMAT}-s{self.seed}-n{self.size}-t{self.through.isoformat()}"
 
 
 class _Seq:
@@ -517,14 +528,23 @@ class WorldBuilder:
             paid += amount
 
     def _stripe_payment(self, rng: random.Random, order: dict, customer: dict, amount: Decimal, when: datetime) -> None:
-        """A trade customer pays (part of) an invoice by card through Stripe (P3 failures, P9 duplicates)."""
-        attempts = 1
+        """A trade customer pays (part of) an invoice by card through Stripe (P3 failures, P9 duplicates).
+
+        Some attempts are declined and retried a few days later; on a processor outage day every
+        attempt fails with `processing_error` and is retried the next days (the spike the
+        payment-failure alert is for)."""
+        declines = 0
         if rng.random() < 0.12:
-            attempts += 1 + (rng.random() < 0.2)
+            declines = 1 + (rng.random() < 0.2)
         at = when
-        for i in range(attempts):
-            ok = i == attempts - 1
-            charge = self._stripe_charge(rng, order, customer, amount, at, ok)
+        while True:
+            outage = is_outage_day(at)
+            ok = declines == 0 and not outage
+            charge = self._stripe_charge(rng, order, customer, amount, at, ok,
+                                         failure_code="processing_error" if outage else None)
+            if ok:
+                break
+            declines -= 0 if outage else 1
             at = at + timedelta(days=rng.uniform(1, 3))
         if rng.random() < 0.02:  # paid twice by mistake; the duplicate is refunded later
             dup = self._stripe_charge(rng, order, customer, amount, when + timedelta(hours=rng.uniform(1, 20)), True)
@@ -533,14 +553,15 @@ class WorldBuilder:
             self._stripe_dispute(rng, charge)
 
     def _stripe_charge(self, rng: random.Random, order: dict, customer: dict, amount: Decimal,
-                       at: datetime, ok: bool) -> dict:
+                       at: datetime, ok: bool, failure_code: str | None = None) -> dict:
         n = self.stripe_seq()
         ccy = order["currency"]
         charge = {
             "charge_id": stripe_id("ch", self.seed, n), "seq": n, "customer": customer["stripe_customer_id"],
             "customer_id": customer["customer_id"], "amount": to_minor(amount), "currency": ccy.lower(),
             "status": "succeeded" if ok else "failed", "created": at.replace(microsecond=0),
-            "failure_code": None if ok else rng.choice(["card_declined", "insufficient_funds", "expired_card"]),
+            "failure_code": None if ok else failure_code or rng.choice(["card_declined", "insufficient_funds",
+                                                                        "expired_card"]),
             "order_id": order["order_id"], "order_name": order["name"],
             "invoice_number": invoice_number(order["name"]), "card_country": order["country"],
             "balance_transaction": None, "payment_intent": stripe_id("pi", self.seed, n), "disputed": False,
@@ -557,7 +578,9 @@ class WorldBuilder:
             charge["balance_transaction"] = bt["bt_id"]
         charge["failure_message"] = None if ok else {
             "card_declined": "Your card was declined.", "insufficient_funds": "Your card has insufficient funds.",
-            "expired_card": "Your card has expired."}[charge["failure_code"]]
+            "expired_card": "Your card has expired.",
+            "processing_error": "An error occurred while processing your card. Try again in a little bit.",
+        }[charge["failure_code"]]
         self.t["stripe_charges"].append(charge)
         return charge
 
@@ -682,6 +705,14 @@ class WorldBuilder:
                 "method": "standard", "type": "bank_account",
             })
             carried = []
+
+
+OUTAGE_EVERY_DAYS = 61  # a card-processing outage day every two months (2025-03-01, …, 2025-12-31)
+
+
+def is_outage_day(at: datetime) -> bool:
+    """Days on which every card attempt fails with a processing error (sandbox anomaly)."""
+    return (at.date() - WORLD_START.date()).days % OUTAGE_EVERY_DAYS == OUTAGE_EVERY_DAYS - 2
 
 
 def invoice_number(order_name: str) -> str:
