@@ -36,7 +36,7 @@ def test_load_equals_the_world_and_a_rerun_adds_nothing(settings, sandbox, start
     assert first.quarantined == 0
     statuses = {r[5] for r in got["charges"]}
     assert statuses == {"succeeded", "failed"}  # P3: failures are loaded too
-    assert {r[3] for r in got["disputes"]} == {"won", "lost"}  # P6, P7
+    assert {r[3] for r in got["disputes"]} >= {"won", "lost"}  # P6, P7 (others may still be open)
 
     second = load(settings, running)
     assert loaded(settings) == got, "a re-run at the same clock changes nothing and duplicates nothing"
@@ -50,10 +50,20 @@ def test_load_equals_the_world_and_a_rerun_adds_nothing(settings, sandbox, start
 
 
 def test_clock_advances_bring_new_and_changed_objects(settings, sandbox, start_emulator):
-    """(c) New charges, a late refund and a dispute on *old* charges, payouts landing: through the
-    events feed after 20 days, through the full re-list once the events cursor has expired."""
+    """(c) New charges, refunds and disputes on *old* charges, payouts landing: through the events
+    feed after 20 days, through the full re-list once the events cursor has expired.
+
+    The window is chosen from the world: it opens 5 days before a dispute that closes within
+    40 days of opening, so the dispute opens (and moves to under_review) in the first 20 days
+    and closes during the next 30."""
     running = start_emulator(StripeEmulator, sandbox, time_scale=settings.time_scale)
-    jump(sandbox, datetime(2026, 3, 20, 12, tzinfo=UTC))
+    with sandbox.connect() as con:
+        opened, refund_times = con.execute(
+            """select min(created), (select list(created) from stripe_refunds) from stripe_disputes
+               where created > timestamptz '2026-02-15 00:00:00+00' and closed_at < created + interval 40 day""",
+        ).fetchone()
+    start = opened - timedelta(days=5)
+    jump(sandbox, start)
     load(settings, running)
     before = loaded(settings)
     assert before == truth(sandbox)
@@ -68,8 +78,9 @@ def test_clock_advances_bring_new_and_changed_objects(settings, sandbox, start_e
     assert state["mode"] == "incremental" and state["changed_by_events"] > 0 and state["refetched"] > 0
     old = {r[0]: r for r in before["charges"]}
     changed_old = [r for r in after["charges"] if r[0] in old and r != old[r[0]]]
-    assert any(r[2] > old[r[0]][2] for r in changed_old), "a late refund on an old charge arrived"
     assert any(r[4] and not old[r[0]][4] for r in changed_old), "a dispute on an old charge arrived"
+    if any(start < t <= sandbox.clock for t in refund_times):  # refunds are rare in a small world
+        assert any(r[2] > old[r[0]][2] for r in changed_old if r[0] in old), "a refund on an old charge arrived"
     assert all(r[2] == "paid" for r in after["payouts"] if r[0] in in_transit)
     assert len(after["charges"]) > len(before["charges"]) and len(after["disputes"]) > len(before["disputes"])
 
@@ -78,7 +89,8 @@ def test_clock_advances_bring_new_and_changed_objects(settings, sandbox, start_e
     assert resource_state(settings, "charges")["last_run"]["mode"] == "full"  # events cursor expired
     final = loaded(settings)
     assert final == truth(sandbox)
-    assert {r[3] for r in final["disputes"]} - {r[3] for r in after["disputes"]}, "a dispute moved on"
+    status_then = {r[0]: r[3] for r in after["disputes"]}
+    assert any(status_then.get(r[0]) not in (None, r[3]) for r in final["disputes"]), "a dispute moved on"
 
     # and back on the events path right after
     jump(sandbox, sandbox.clock + timedelta(days=3))
