@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from finance_pipeline.http.client import json_default
 from finance_pipeline.sandbox.store import Sandbox
 
 READ_FAULTS = ("429", "500", "503", "timeout", "truncate", "duplicate_page")
@@ -50,7 +51,8 @@ class EmulatorConfig:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status_code=status,
+    """JSON answer; a `Decimal` becomes a JSON number with its exact digits (never via float)."""
+    return Response(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS, default=json_default), status_code=status,
                     headers=headers, media_type="application/json")
 
 

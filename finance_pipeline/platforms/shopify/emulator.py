@@ -55,6 +55,7 @@ from starlette.routing import Route
 from finance_pipeline.http.ratelimit import LeakyBucket
 from finance_pipeline.platforms.shopify import render
 from finance_pipeline.platforms.shopify.render import SHOP_CURRENCY, SHOP_TZ, money, ts
+from finance_pipeline.http.client import json_default
 from finance_pipeline.sandbox.server import Emulator, EmulatorConfig, PageCache, json_response
 from finance_pipeline.sandbox.store import Sandbox
 from finance_pipeline.settings import BUSINESS_TIMEZONE
@@ -342,7 +343,7 @@ class ShopifyEmulator(Emulator):
         ids, headers, _ = self._paged(request, "orders", self._order_filters, self._order_ids)
         fields = _fields(request.query_params)
         orders = [_pick(o, fields) for o in self.render_orders(ids)]
-        return Response(orjson.dumps({"orders": orders}), media_type="application/json", headers=headers)
+        return Response(orjson.dumps({"orders": orders}, default=json_default), media_type="application/json", headers=headers)
 
     def count_orders(self, request: Request) -> Response:
         filters = self._order_filters(request.query_params)
@@ -410,7 +411,7 @@ class ShopifyEmulator(Emulator):
     def list_payouts(self, request: Request) -> Response:
         ids, headers, _ = self._paged(request, "payouts", self._payout_filters, self._payout_ids)
         payouts = self._render_payouts(ids)
-        return Response(orjson.dumps({"payouts": payouts}), media_type="application/json", headers=headers)
+        return Response(orjson.dumps({"payouts": payouts}, default=json_default), media_type="application/json", headers=headers)
 
     def get_payout(self, request: Request) -> Response:
         payouts = self._render_payouts([request.path_params["payout_id"]], self.sandbox.clock)
@@ -499,4 +500,4 @@ class ShopifyEmulator(Emulator):
                 "processed_at": ts(processed_at), "adjustment_order_transactions": None,
             }
         body = {"transactions": [by_id[i] for i in ids if i in by_id]}
-        return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+        return Response(orjson.dumps(body, default=json_default), media_type="application/json", headers=headers)

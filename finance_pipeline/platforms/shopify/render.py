@@ -264,7 +264,7 @@ def _order(h: tuple, customer: tuple, lines: Sequence, taxes: Sequence, refunds:
             acc = order_tax.setdefault((title, rate), [ZERO, ZERO])
             acc[0] += amount
             acc[1] += amount_shop
-            out.append({"title": title, "rate": float(rate), "price": money(amount_shop),
+            out.append({"title": title, "rate": rate.normalize(), "price": money(amount_shop),
                         "price_set": bag(amount_shop, amount, ccy), "channel_liable": False})
         return out
 
@@ -381,7 +381,7 @@ def _order(h: tuple, customer: tuple, lines: Sequence, taxes: Sequence, refunds:
         **amounts("current_total_discounts", cur_discounts),
         **amounts("current_total_price", cur_total),
         "total_outstanding": money(max(ZERO, cur_total - (paid - refunded))), "total_tip_received": "0.00",
-        "tax_lines": [{"title": title, "rate": float(rate), "price": money(acc[1]), "price_set": bag(acc[1], acc[0], ccy),
+        "tax_lines": [{"title": title, "rate": rate.normalize(), "price": money(acc[1]), "price_set": bag(acc[1], acc[0], ccy),
                        "channel_liable": False} for (title, rate), acc in order_tax.items()],
         "discount_codes": ([{"code": discount_code, "amount": money(_q(discounts * fx)), "type": "percentage"}]
                            if discount_code else []),
