@@ -84,6 +84,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     print(f"\nrun {result.run_id} succeeded in {elapsed:.1f}s\n")
     print(summary(settings))
+    if settings.mode == "sandbox":
+        from finance_pipeline.sandbox import runtime
+
+        served = ", ".join(f"{name} {r.emulator.counters['requests']} requests "
+                           f"({r.emulator.counters['over_limit']} over its rate limit)"
+                           for name, r in runtime.start_emulators(settings).items())
+        print(f"Sandbox emulators served: {served}")
     return 0
 
 
