@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -64,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"(world ready in {time.monotonic() - t0:.1f}s)", flush=True)
         runtime.start_emulators(settings)
 
-    from dagster import AssetKey, DagsterInstance
+    from dagster import DagsterInstance
 
     from finance_pipeline.definitions import defs
 

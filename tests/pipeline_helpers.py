@@ -87,6 +87,13 @@ def _norm(v: Any) -> Any:
     return v
 
 
+def _mart_key(key: Any) -> Any:
+    """An oracle key as `mart_rows` spells it: ids as text, dates (P&L months) as dates."""
+    if not isinstance(key, tuple):
+        return key
+    return tuple(x if hasattr(x, "year") else str(x) for x in key)
+
+
 def compare_with_oracle(warehouse: Path, sandbox: Sandbox) -> dict[str, list[str]]:
     """Every row of every mart the oracle knows, column by column, to the cent."""
     expected = oracle_mod.compute(sandbox)
@@ -96,8 +103,7 @@ def compare_with_oracle(warehouse: Path, sandbox: Sandbox) -> dict[str, list[str
             continue
         got = mart_rows(warehouse, mart)
         issues = []
-        exp_keys = {(k if not isinstance(k, tuple) else tuple(str(x) if not hasattr(x, "year") else x for x in k))
-                    for k in exp_rows}
+        exp_keys = {_mart_key(k) for k in exp_rows}
         missing = exp_keys - set(got)
         extra = set(got) - exp_keys
         if missing:
@@ -105,7 +111,7 @@ def compare_with_oracle(warehouse: Path, sandbox: Sandbox) -> dict[str, list[str
         if extra:
             issues.append(f"{len(extra)} unexpected rows, e.g. {sorted(extra, key=str)[:3]}")
         for k, exp in exp_rows.items():
-            key = k if not isinstance(k, tuple) else tuple(str(x) if not hasattr(x, "year") else x for x in k)
+            key = _mart_key(k)
             row = got.get(key)
             if row is None:
                 continue

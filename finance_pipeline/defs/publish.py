@@ -24,9 +24,9 @@ def xero_trade_invoices(context: AssetExecutionContext) -> MaterializeResult:
 
     settings = get_settings()
     result = publish_trade_invoices(settings, connection(settings, "xero"), settings.warehouse_path)
-    summary = result.summary() if hasattr(result, "summary") else dict(vars(result))
+    summary = result.summary()
     context.log.info(f"Xero trade invoices: {summary}")
-    mismatches = list(getattr(result, "mismatches", []) or [])
+    mismatches = result.mismatches
     if mismatches:
         context.log.error(f"Xero read-back differs from the marts for {len(mismatches)} invoice(s): {mismatches[:5]}")
     return MaterializeResult(metadata={

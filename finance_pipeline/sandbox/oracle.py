@@ -13,29 +13,19 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, Iterable
-from zoneinfo import ZoneInfo
 
 from finance_pipeline.sandbox.store import Sandbox
+from finance_pipeline.sandbox.world import business_date as _bdate
 from finance_pipeline.sandbox.world import invoice_number
-from finance_pipeline.settings import BUSINESS_TIMEZONE
+from finance_pipeline.sandbox.world import q as _q
 
-LONDON = ZoneInfo(BUSINESS_TIMEZONE)
 ZERO = Decimal("0.00")
-CENT = Decimal("0.01")
-
-
-def _q(x: Decimal) -> Decimal:
-    return x.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _money_div(num: Decimal, den: Decimal) -> Decimal:
     return _q(num / den)
-
-
-def _bdate(ts: datetime) -> date:
-    return ts.astimezone(LONDON).date()
 
 
 def _bmonth(ts: datetime) -> date:

@@ -108,7 +108,6 @@ class Emulator:
         self.faults: collections.Counter[str] = collections.Counter()
         self._fault_rng = random.Random(self.config.fault_seed)
         self._fault_lock = threading.Lock()
-        self._local = threading.local()
         self._db_lock = threading.Lock()
         self.pages = PageCache()
         self.base_url = ""  # set when served

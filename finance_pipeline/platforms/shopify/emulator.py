@@ -55,7 +55,6 @@ from starlette.routing import Route
 from finance_pipeline.http.ratelimit import LeakyBucket
 from finance_pipeline.platforms.shopify import render
 from finance_pipeline.platforms.shopify.render import SHOP_CURRENCY, SHOP_TZ, money, ts
-from finance_pipeline.http.client import json_default
 from finance_pipeline.sandbox.server import Emulator, EmulatorConfig, PageCache, json_response
 from finance_pipeline.sandbox.store import Sandbox
 from finance_pipeline.settings import BUSINESS_TIMEZONE
@@ -142,6 +141,14 @@ def _fields(query) -> list[str] | None:
 
 def _pick(obj: dict, fields: list[str] | None) -> dict:
     return obj if not fields else {k: obj[k] for k in fields if k in obj}
+
+
+def _id_window(filters: dict, column: str, where: list[str], params: dict) -> None:
+    """`since_id` (ids above) and `last_id` (ids below), as the REST list endpoints take them."""
+    for name, op in (("since_id", ">"), ("last_id", "<")):
+        if name in filters:
+            where.append(f"{column} {op} ${name}")
+            params[name] = filters[name]
 
 
 class ShopifyEmulator(Emulator):
@@ -313,9 +320,7 @@ class ShopifyEmulator(Emulator):
         if "ids" in filters:
             where.append("order_id IN (SELECT unnest($ids::BIGINT[]))")
             params["ids"] = filters["ids"] or [-1]
-        if "since_id" in filters:
-            where.append("order_id > $since_id")
-            params["since_id"] = filters["since_id"]
+        _id_window(filters, "order_id", where, params)
         for name, op in (("created_at_min", ">="), ("created_at_max", "<="),
                          ("processed_at_min", ">="), ("processed_at_max", "<=")):
             if name in filters:  # processed_at = created_at: orders are processed when placed
@@ -343,7 +348,7 @@ class ShopifyEmulator(Emulator):
         ids, headers, _ = self._paged(request, "orders", self._order_filters, self._order_ids)
         fields = _fields(request.query_params)
         orders = [_pick(o, fields) for o in self.render_orders(ids)]
-        return Response(orjson.dumps({"orders": orders}, default=json_default), media_type="application/json", headers=headers)
+        return json_response({"orders": orders}, headers=headers)
 
     def count_orders(self, request: Request) -> Response:
         filters = self._order_filters(request.query_params)
@@ -396,12 +401,7 @@ class ShopifyEmulator(Emulator):
             if name in filters:
                 where.append(f"payout_date {op} ${name}")
                 params[name] = date.fromisoformat(filters[name])
-        if "since_id" in filters:
-            where.append("payout_id > $since_id")
-            params["since_id"] = filters["since_id"]
-        if "last_id" in filters:
-            where.append("payout_id < $last_id")
-            params["last_id"] = filters["last_id"]
+        _id_window(filters, "payout_id", where, params)
         if filters.get("status", "paid") != "paid":  # every visible sandbox payout has landed
             where.append("FALSE")
         rows = self.db.execute(f"SELECT payout_id FROM shopify_payouts WHERE {' AND '.join(where)} "
@@ -411,7 +411,7 @@ class ShopifyEmulator(Emulator):
     def list_payouts(self, request: Request) -> Response:
         ids, headers, _ = self._paged(request, "payouts", self._payout_filters, self._payout_ids)
         payouts = self._render_payouts(ids)
-        return Response(orjson.dumps({"payouts": payouts}, default=json_default), media_type="application/json", headers=headers)
+        return json_response({"payouts": payouts}, headers=headers)
 
     def get_payout(self, request: Request) -> Response:
         payouts = self._render_payouts([request.path_params["payout_id"]], self.sandbox.clock)
@@ -461,12 +461,7 @@ class ShopifyEmulator(Emulator):
         if "payout_id" in filters:
             where.append(f"b.payout_id = $payout_id AND {landed}")
             params["payout_id"] = filters["payout_id"]
-        if "since_id" in filters:
-            where.append("b.bt_id > $since_id")
-            params["since_id"] = filters["since_id"]
-        if "last_id" in filters:
-            where.append("b.bt_id < $last_id")
-            params["last_id"] = filters["last_id"]
+        _id_window(filters, "b.bt_id", where, params)
         status = filters.get("payout_status")
         if status == "paid":
             where.append(landed)
@@ -500,4 +495,4 @@ class ShopifyEmulator(Emulator):
                 "processed_at": ts(processed_at), "adjustment_order_transactions": None,
             }
         body = {"transactions": [by_id[i] for i in ids if i in by_id]}
-        return Response(orjson.dumps(body, default=json_default), media_type="application/json", headers=headers)
+        return json_response(body, headers=headers)

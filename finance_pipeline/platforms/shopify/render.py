@@ -24,16 +24,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
+from finance_pipeline.sandbox.world import q
 from finance_pipeline.settings import BUSINESS_TIMEZONE
 
 SHOP_CURRENCY = "GBP"
 SHOP_TZ = ZoneInfo(BUSINESS_TIMEZONE)
 VENDOR = "Curtains Sandbox"
-CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 
 COUNTRY_NAMES = {"GB": "United Kingdom", "IE": "Ireland", "FR": "France", "DE": "Germany", "NL": "Netherlands",
@@ -157,10 +157,6 @@ def render_transactions(db: Any, order_id: int, clock: datetime) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- objects
-def _q(x: Decimal) -> Decimal:
-    return x.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
 def money(x: Decimal) -> str:
     """Shopify money string: two decimals, never '-0.00'."""
     return f"{x:.2f}" if x else "0.00"
@@ -284,7 +280,7 @@ def _order(h: tuple, customer: tuple, lines: Sequence, taxes: Sequence, refunds:
         line_tax += sum((t[5] for t in tax_by_owner.get(("line", line_id), ())), ZERO)
         back = refunded_qty.get(line_id, 0)
         if back:
-            refunded_discount += _q(discount * back / qty)
+            refunded_discount += q(discount * back / qty)
         line_items.append({
             "id": line_id, "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
             "name": f"{title} - {variant_title}" if variant_title else title,
@@ -353,7 +349,7 @@ def _order(h: tuple, customer: tuple, lines: Sequence, taxes: Sequence, refunds:
     closed_at = cancelled_at if cancelled else fulfilled_at if fulfilled and not trade else None
 
     def amounts(field: str, pres: Decimal) -> dict:
-        shop = _q(pres * fx)
+        shop = q(pres * fx)
         return {field: money(shop), f"{field}_set": bag(shop, pres, ccy)}
 
     address = _address(first_name, last_name, company, country, region)
@@ -383,7 +379,7 @@ def _order(h: tuple, customer: tuple, lines: Sequence, taxes: Sequence, refunds:
         "total_outstanding": money(max(ZERO, cur_total - (paid - refunded))), "total_tip_received": "0.00",
         "tax_lines": [{"title": title, "rate": rate.normalize(), "price": money(acc[1]), "price_set": bag(acc[1], acc[0], ccy),
                        "channel_liable": False} for (title, rate), acc in order_tax.items()],
-        "discount_codes": ([{"code": discount_code, "amount": money(_q(discounts * fx)), "type": "percentage"}]
+        "discount_codes": ([{"code": discount_code, "amount": money(q(discounts * fx)), "type": "percentage"}]
                            if discount_code else []),
         "discount_applications": ([{"type": "discount_code", "code": discount_code,
                                     "value": f"{discount_pct * 100:.1f}", "value_type": "percentage",

@@ -839,8 +839,8 @@ class StripeEmulator(Emulator):
                                    f"({remaining})", code="amount_too_large", param="amount")
         reason = params.get("reason")
         if reason is not None and reason not in ("duplicate", "fraudulent", "requested_by_customer"):
-            raise StripeError(400, f"Invalid reason: must be one of duplicate, fraudulent, or "
-                                   f"requested_by_customer", param="reason")
+            raise StripeError(400, "Invalid reason: must be one of duplicate, fraudulent, or "
+                                   "requested_by_customer", param="reason")
         n = len(self.posted_refunds) + 1
         refund_id = "re_" + hashlib.blake2b(f"{self.seed}:posted:{key or n}:{n}".encode(),
                                             digest_size=12).hexdigest()
