@@ -3,6 +3,7 @@
 
     python3 dev.py demo   # set up .venv, then run the main job on the embedded sandbox
     python3 dev.py test   # set up .venv, then run the whole test suite
+    python3 dev.py bench  # set up .venv, then run the benchmarks (`--quick` for a short run)
 
 Set-up is incremental: the virtual environment is (re)built only when pyproject.toml or
 constraints.txt changed since the last install.  Extra arguments are passed through
@@ -50,7 +51,7 @@ def ensure_environment() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "setup"}:
+    if not argv or argv[0] not in {"demo", "test", "setup", "bench"}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -60,6 +61,8 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "demo":
         cmd = [str(BIN / "finance-pipeline"), "run", *rest]
+    elif command == "bench":
+        cmd = [str(PY), "-m", "bench", *rest]
     else:
         cmd = [str(PY), "-m", "pytest", *rest]
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode

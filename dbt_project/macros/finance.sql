@@ -36,3 +36,23 @@
 {% macro as_of_date() -%}
     {{ business_date(as_of()) }}
 {%- endmacro %}
+
+{#- The union of one entity over every channel that provides it: each channel contributes
+    models/intermediate/channels/<channel>/int_<channel>__<entity>.sql in the shape documented in
+    docs/architecture.md ("Channel kit"), and lists the entity under var('channels') in
+    dbt_project.yml.  `union all by name` lets a channel leave optional columns out (they are null). -#}
+{% macro union_channels(entity) -%}
+    {%- set providers = [] -%}
+    {%- for channel, entities in var('channels').items() | sort -%}
+        {%- if entity in entities -%}{%- do providers.append(channel) -%}{%- endif -%}
+    {%- endfor -%}
+    {%- if not providers -%}
+        {{ exceptions.raise_compiler_error("no channel provides '" ~ entity ~ "' (var 'channels' in dbt_project.yml)") }}
+    {%- endif -%}
+    {%- for channel in providers %}
+    select * from {{ ref('int_' ~ channel ~ '__' ~ entity) }}
+    {%- if not loop.last %}
+    union all by name
+    {%- endif -%}
+    {%- endfor %}
+{%- endmacro %}

@@ -87,22 +87,41 @@ class LeakyBucket:
 
 
 class SlidingWindow:
-    """At most `limit` calls in any rolling `window_s` seconds (Xero's 60/minute, 5000/day)."""
+    """At most `limit` calls in any rolling `window_s` seconds (Xero's 60/minute, 5000/day).
 
-    def __init__(self, limit: int, window_s: float, time_scale: float = 1.0, margin: float = 0.0) -> None:
+    Server side (the emulators) a call is counted at the moment it arrives.  Client side, pass
+    `hold_until_release=True`: a call then occupies its place from `acquire()` until `release()`
+    and is dated by when it *finished*.  The server saw it arrive somewhere in between, so the
+    client's window always ends after the server's does, whatever the network latency was — a
+    client that dated calls by when it sent them could be refused whenever an early call was
+    slower to arrive than a later one (seen on a loaded CI machine with a compressed minute).
+    """
+
+    def __init__(self, limit: int, window_s: float, time_scale: float = 1.0, margin: float = 0.0,
+                 *, hold_until_release: bool = False) -> None:
         self.limit = int(limit)
         self.window_s = window_s / time_scale * (1.0 + margin)
+        self.hold_until_release = hold_until_release
         self._calls: collections.deque[float] = collections.deque()
+        self._in_flight = 0
         self._lock = threading.Lock()
+
+    def _expire(self, now: float) -> None:
+        while self._calls and now - self._calls[0] >= self.window_s:
+            self._calls.popleft()
 
     def try_acquire(self) -> float:
         with self._lock:
             now = time.monotonic()
-            while self._calls and now - self._calls[0] >= self.window_s:
-                self._calls.popleft()
-            if len(self._calls) < self.limit:
-                self._calls.append(now)
+            self._expire(now)
+            if len(self._calls) + self._in_flight < self.limit:
+                if self.hold_until_release:
+                    self._in_flight += 1
+                else:
+                    self._calls.append(now)
                 return 0.0
+            if not self._calls:  # every place is held by a call still in flight
+                return 0.005
             return self.window_s - (now - self._calls[0]) + 1e-4
 
     def acquire(self) -> None:
@@ -110,14 +129,18 @@ class SlidingWindow:
             time.sleep(wait)
 
     def release(self) -> None:
+        if not self.hold_until_release:
+            return None
+        with self._lock:
+            if self._in_flight > 0:
+                self._in_flight -= 1
+                self._calls.append(time.monotonic())
         return None
 
     def remaining(self) -> int:
         with self._lock:
-            now = time.monotonic()
-            while self._calls and now - self._calls[0] >= self.window_s:
-                self._calls.popleft()
-            return self.limit - len(self._calls)
+            self._expire(time.monotonic())
+            return self.limit - len(self._calls) - self._in_flight
 
 
 class TokenBucket:

@@ -1,12 +1,15 @@
 """The list of platforms and what each provides.
 
-Adding a platform = a folder under `platforms/`, a staging folder in dbt, and a line here.
-Entries name their pieces by import path so importing the registry stays cheap.
+A platform declares itself in `finance_pipeline/platforms/<name>/platform.py` as
+`PLATFORM = Platform(...)`; this module finds those files, so adding a platform touches no shared
+Python file.  Entries name their pieces by import path ("module:attribute"), which keeps importing
+the registry cheap: nothing of a platform is imported until it is used.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 
@@ -19,6 +22,16 @@ class Platform:
     live_connection: str  # "module:function(settings) -> Connection" reading env credentials
     source: str | None = None  # "module:function(connection | None, quarantine | None) -> DltSource"
     webhook_verifier: str | None = None  # "module:function(headers, body, secret) -> bool"
+    # Webhook receiver (finance_pipeline/webhooks/endpoints.py explains each; all optional):
+    webhook_events: str | None = None  # "module:function(headers, body) -> [(event_id, topic, raw bytes)]"
+    webhook_secret: str | None = None  # credential key of the signing secret (emulator / live connection)
+    webhook_secret_env: str | None = None  # live mode: the variable holding the signing secret
+    webhook_reject_status: int = 401  # answer to a delivery that fails verification
+    webhook_handshake: str | None = None  # "module:function(method, headers, body, query, secret) -> answer|None"
+    webhook_sample: str | None = None  # "module:function(secret, n, timestamp=None) -> (headers, body)"
+    # Sandbox world and oracle of a sales channel (docs/architecture.md, "Channel kit"):
+    world: str | None = None  # "module:function(ChannelWorld) -> dict[table, rows]"
+    oracle: str | None = None  # "module:function(con, clock) -> oracle.Canonical"
 
     @staticmethod
     def load(ref: str) -> Any:
@@ -26,28 +39,19 @@ class Platform:
         return getattr(importlib.import_module(module), attr)
 
 
-PLATFORMS: tuple[Platform, ...] = (
-    Platform(
-        name="shopify", title="Shopify", role="source",
-        emulator="finance_pipeline.platforms.shopify.emulator:ShopifyEmulator",
-        live_connection="finance_pipeline.platforms.shopify.client:live_connection",
-        source="finance_pipeline.platforms.shopify.source:shopify_source",
-        webhook_verifier="finance_pipeline.platforms.shopify.webhooks:verify",
-    ),
-    Platform(
-        name="stripe", title="Stripe", role="source",
-        emulator="finance_pipeline.platforms.stripe.emulator:StripeEmulator",
-        live_connection="finance_pipeline.platforms.stripe.client:live_connection",
-        source="finance_pipeline.platforms.stripe.source:stripe_source",
-        webhook_verifier="finance_pipeline.platforms.stripe.webhooks:verify",
-    ),
-    Platform(
-        name="xero", title="Xero", role="destination",
-        emulator="finance_pipeline.platforms.xero.emulator:XeroEmulator",
-        live_connection="finance_pipeline.platforms.xero.client:live_connection",
-        webhook_verifier="finance_pipeline.platforms.xero.webhooks:verify",
-    ),
-)
+def _discover() -> tuple[Platform, ...]:
+    found: list[Platform] = []
+    for path in sorted(Path(__file__).resolve().parent.glob("*/platform.py")):
+        module = importlib.import_module(f"finance_pipeline.platforms.{path.parent.name}.platform")
+        platform = getattr(module, "PLATFORM", None)
+        if not isinstance(platform, Platform) or platform.name != path.parent.name:
+            raise RuntimeError(f"{path} must define PLATFORM = Platform(name={path.parent.name!r}, ...)")
+        found.append(platform)
+    # sources before destinations, then by name: a stable order for ports, assets and summaries
+    return tuple(sorted(found, key=lambda p: (p.role != "source", p.name)))
+
+
+PLATFORMS: tuple[Platform, ...] = _discover()
 
 BY_NAME = {p.name: p for p in PLATFORMS}
 

@@ -11,7 +11,7 @@ a refund once made, a payout once paid out, and so on.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterable
@@ -54,6 +54,37 @@ def _fetch(con, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
+@dataclass
+class Canonical:
+    """One channel's truth in the shape the marts share (docs/architecture.md, "Channel kit").
+
+    Money is `Decimal` in major units; `*_home` in GBP at the platform's own conversion. Rows
+    carry `channel`; ids are text. A channel's oracle hook returns one of these, built from its
+    world tables as of the clock; the marts every channel shares are assembled from them by
+    `assemble`, so the accounting policy is written once.
+
+    orders: order_id, customer_type ('retail' | 'trade'), currency, ordered_at, is_void,
+        shipping_amount, shipping_tax, shipping_amount_home, shipping_tax_home (shipping ex tax)
+    lines: order_id, line_id, quantity, gross_amount, net_amount, tax_amount (ex-tax gross and
+        net; discount = gross - net), the three `_home` twins, cogs_home
+    refunds: refund_id, order_id, refunded_at, goods_amount, shipping_amount, tax_amount (ex tax,
+        positive), the three `_home` twins, cogs_reversal_home
+    payments: payment_id, status, amount, currency, amount_home, fee_home
+    payouts: payout_id, amount, status, payout_date; payout_transactions: payout_id, type
+        ('charge' | 'refund' | anything else counts as an adjustment), amount, fee, net
+    fees: at, fee_home — processor / marketplace fees, booked in the P&L month of `at`
+    """
+
+    channel: str
+    orders: list[dict] = field(default_factory=list)
+    lines: list[dict] = field(default_factory=list)
+    refunds: list[dict] = field(default_factory=list)
+    payments: list[dict] = field(default_factory=list)
+    payouts: list[dict] = field(default_factory=list)
+    payout_transactions: list[dict] = field(default_factory=list)
+    fees: list[dict] = field(default_factory=list)
+
+
 def compute(sandbox: Sandbox) -> Oracle:
     clock = sandbox.clock
     con = sandbox.connect()
@@ -63,43 +94,139 @@ def compute(sandbox: Sandbox) -> Oracle:
         con.close()
 
 
-def _compute(con, clock: datetime) -> dict[str, dict]:
+def _channel_canonicals(con, clock: datetime) -> list[Canonical]:
+    from finance_pipeline.platforms import registry
+
+    return [registry.Platform.load(p.oracle)(con, clock) for p in registry.PLATFORMS if p.oracle]
+
+
+def assemble(canonicals: Iterable[Canonical]) -> dict[str, dict]:
+    """The channel-shared marts from every channel's canonical rows."""
+    fct_orders: dict[Any, dict] = {}
+    fct_order_lines: dict[Any, dict] = {}
+    fct_refunds: dict[Any, dict] = {}
+    fct_payments: dict[Any, dict] = {}
+    fct_payouts: dict[Any, dict] = {}
+    recon: dict[Any, dict] = {}
+    pnl: dict[tuple[str, date], dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+    for c in canonicals:
+        ch = c.channel
+        refunds_by_order: dict[str, list[dict]] = defaultdict(list)
+        for r in c.refunds:
+            row = {k: r[k] for k in (
+                "goods_amount", "shipping_amount", "tax_amount", "goods_amount_home", "shipping_amount_home",
+                "tax_amount_home", "cogs_reversal_home", "refunded_at", "order_id")}
+            row["total_amount"] = r["goods_amount"] + r["shipping_amount"] + r["tax_amount"]
+            row["total_amount_home"] = r["goods_amount_home"] + r["shipping_amount_home"] + r["tax_amount_home"]
+            fct_refunds[(ch, r["refund_id"])] = row
+            refunds_by_order[r["order_id"]].append(row)
+            p = pnl[(ch, _bmonth(r["refunded_at"]))]
+            p["refunds"] += r["goods_amount_home"]
+            p["shipping_income"] -= r["shipping_amount_home"]
+            p["cogs"] -= r["cogs_reversal_home"]
+        lines_by_order: dict[str, list[dict]] = defaultdict(list)
+        for line in c.lines:
+            lines_by_order[line["order_id"]].append(line)
+            fct_order_lines[(ch, line["line_id"])] = {
+                "gross_amount": line["gross_amount"], "discount_amount": line["gross_amount"] - line["net_amount"],
+                "net_amount": line["net_amount"], "tax_amount": line["tax_amount"],
+                "gross_amount_home": line["gross_amount_home"],
+                "discount_amount_home": line["gross_amount_home"] - line["net_amount_home"],
+                "net_amount_home": line["net_amount_home"], "tax_amount_home": line["tax_amount_home"],
+                "cogs_home": line["cogs_home"], "quantity": line["quantity"],
+            }
+        for o in c.orders:
+            ls = lines_by_order[o["order_id"]]
+            gross, net, tax = (sum((l[k] for l in ls), ZERO) for k in ("gross_amount", "net_amount", "tax_amount"))
+            gross_h, net_h, tax_h = (sum((l[k] for l in ls), ZERO)
+                                     for k in ("gross_amount_home", "net_amount_home", "tax_amount_home"))
+            cogs = sum((l["cogs_home"] for l in ls), ZERO)
+            rs = refunds_by_order[o["order_id"]]
+            refunded = sum((r["goods_amount"] for r in rs), ZERO)
+            refunded_h = sum((r["goods_amount_home"] for r in rs), ZERO)
+            ship, ship_h = o["shipping_amount"], o["shipping_amount_home"]
+            row = {
+                "gross_amount": gross, "discount_amount": gross - net, "shipping_amount": ship,
+                "tax_amount": tax + o["shipping_tax"], "total_amount": net + ship + tax + o["shipping_tax"],
+                "refunded_amount": refunded,
+                "refunded_shipping_amount": sum((r["shipping_amount"] for r in rs), ZERO),
+                "refunded_tax_amount": sum((r["tax_amount"] for r in rs), ZERO),
+                "net_amount": net - refunded,
+                "gross_amount_home": gross_h, "discount_amount_home": gross_h - net_h, "shipping_amount_home": ship_h,
+                "tax_amount_home": tax_h + o["shipping_tax_home"],
+                "total_amount_home": net_h + ship_h + tax_h + o["shipping_tax_home"],
+                "refunded_amount_home": refunded_h, "net_amount_home": net_h - refunded_h,
+                "cogs_home": cogs, "cogs_reversed_home": sum((r["cogs_reversal_home"] for r in rs), ZERO),
+                "is_void": o["is_void"], "customer_type": o["customer_type"], "currency": o["currency"],
+                "ordered_at": o["ordered_at"],
+            }
+            fct_orders[(ch, o["order_id"])] = row
+            if not row["is_void"]:
+                p = pnl[(ch, _bmonth(o["ordered_at"]))]
+                p["orders"] += 1
+                p["gross_sales"] += gross_h
+                p["discounts"] += gross_h - net_h
+                p["shipping_income"] += ship_h
+                p["cogs"] += cogs
+        for pay in c.payments:
+            fct_payments[(ch, pay["payment_id"])] = {
+                k: pay[k] for k in ("status", "amount", "currency", "amount_home", "fee_home")}
+        txns_by_payout: dict[str, list[dict]] = defaultdict(list)
+        for t in c.payout_transactions:
+            txns_by_payout[t["payout_id"]].append(t)
+        for po in c.payouts:
+            key = (ch, po["payout_id"])
+            fct_payouts[key] = {"amount": po["amount"], "status": po["status"], "payout_date": po["payout_date"]}
+            txns = txns_by_payout.get(po["payout_id"], [])
+            net = sum((t["net"] for t in txns), ZERO)
+            recon[key] = {
+                "payout_amount": po["amount"],
+                "charges_gross": sum((t["amount"] for t in txns if t["type"] == "charge"), ZERO),
+                "refunds_gross": sum((t["amount"] for t in txns if t["type"] == "refund"), ZERO),
+                "adjustments": sum((t["amount"] for t in txns if t["type"] not in ("charge", "refund")), ZERO),
+                "fees": sum((t["fee"] for t in txns), ZERO),
+                "transactions_net": net, "variance": po["amount"] - net, "transaction_count": len(txns),
+                "reconciliation_status": "matched" if txns and po["amount"] == net else "break",
+            }
+        for f in c.fees:
+            pnl[(ch, _bmonth(f["at"]))]["fees"] += f["fee_home"]
+    rpt_pnl = {}
+    for key, row in pnl.items():
+        net_sales = row["gross_sales"] - row["discounts"] - row["refunds"]
+        margin = net_sales - row["cogs"]
+        rpt_pnl[key] = {
+            "orders": int(row["orders"]), "gross_sales": row["gross_sales"], "discounts": row["discounts"],
+            "refunds": row["refunds"], "net_sales": net_sales, "shipping_income": row["shipping_income"],
+            "cogs": row["cogs"], "gross_margin": margin, "fees": row["fees"],
+            "contribution": margin + row["shipping_income"] - row["fees"],
+        }
+    return {
+        "fct_orders": fct_orders, "fct_order_lines": fct_order_lines, "fct_refunds": fct_refunds,
+        "fct_payments": fct_payments, "fct_payouts": fct_payouts, "rpt_payout_reconciliation": recon,
+        "rpt_profit_and_loss": rpt_pnl,
+    }
+
+
+def _shopify(con, clock: datetime) -> tuple[Canonical, list[dict]]:
+    """Shopify orders (tax-inclusive or not, shop money for home), refunds and Shopify Payments."""
     T = [clock]
     orders = _fetch(con, "select * from shopify_orders where created_at <= ?", T)
     lines = _fetch(con, "select * from shopify_order_lines where coalesce(added_at, '-infinity') <= ?", T)
     refunds = _fetch(con, "select * from shopify_refunds where created_at <= ?", T)
     refund_lines = _fetch(con, """select rl.* from shopify_refund_lines rl join shopify_refunds r using (refund_id)
                                   where r.created_at <= ?""", T)
-    shop_bts = _fetch(con, "select * from shopify_balance_transactions where processed_at <= ?", T)
-    shop_payouts = _fetch(con, "select * from shopify_payouts where visible_at <= ?", T)
-    charges = _fetch(con, "select * from stripe_charges where created <= ?", T)
-    s_refunds = _fetch(con, "select * from stripe_refunds where created <= ?", T)
-    s_bts = _fetch(con, "select * from stripe_balance_transactions where created <= ?", T)
-    s_payouts = _fetch(con, "select * from stripe_payouts where created <= ?", T)
-    customers = {c["customer_id"]: c for c in _fetch(con, "select * from customers")}
+    bts = _fetch(con, "select * from shopify_balance_transactions where processed_at <= ?", T)
+    payouts = _fetch(con, "select * from shopify_payouts where visible_at <= ?", T)
     line_rates = {r["owner_id"]: r["rate"] for r in _fetch(
         con, "select owner_id, sum(rate) as rate from shopify_tax_lines where owner = 'line' group by owner_id")}
-
-    as_of = _bdate(clock)
     order_by_id = {o["order_id"]: o for o in orders}
-    lines_by_order: dict[int, list[dict]] = defaultdict(list)
-    for line in lines:
-        if line["order_id"] in order_by_id:
-            lines_by_order[line["order_id"]].append(line)
     line_by_id = {l["line_id"]: l for l in lines}
     rlines_by_refund: dict[int, list[dict]] = defaultdict(list)
     for rl in refund_lines:
         rlines_by_refund[rl["refund_id"]].append(rl)
-
-    def is_void(o: dict) -> bool:
-        return o["kind"] == "trade" and o["cancelled_at"] is not None and o["cancelled_at"] <= clock
-
-    # ---- refunds ------------------------------------------------------------------------
-    fct_refunds = {}
-    refunds_by_order: dict[int, list[dict]] = defaultdict(list)
+    c = Canonical("shopify")
     for r in refunds:
-        o = order_by_id[r["order_id"]]
-        incl = o["taxes_included"]
+        incl = order_by_id[r["order_id"]]["taxes_included"]
         goods = goods_tax = goods_h = goods_tax_h = cogs_rev = ZERO
         for rl in rlines_by_refund[r["refund_id"]]:
             goods += rl["subtotal"] - rl["total_tax"] if incl else rl["subtotal"]
@@ -108,114 +235,92 @@ def _compute(con, clock: datetime) -> dict[str, dict]:
             goods_tax_h += rl["total_tax_shop"]
             if rl["restock_type"] == "return":
                 cogs_rev += line_by_id[rl["line_id"]]["unit_cost_gbp"] * rl["quantity"]
-        row = {
-            "goods_amount": goods, "shipping_amount": r["shipping_amount"],
-            "tax_amount": goods_tax + r["shipping_tax"],
-            "total_amount": goods + r["shipping_amount"] + goods_tax + r["shipping_tax"],
+        c.refunds.append({
+            "refund_id": str(r["refund_id"]), "order_id": str(r["order_id"]), "refunded_at": r["created_at"],
+            "goods_amount": goods, "shipping_amount": r["shipping_amount"], "tax_amount": goods_tax + r["shipping_tax"],
             "goods_amount_home": goods_h, "shipping_amount_home": r["shipping_amount_shop"],
-            "tax_amount_home": goods_tax_h + r["shipping_tax_shop"],
-            "cogs_reversal_home": _q(cogs_rev), "refunded_at": r["created_at"], "order_id": str(r["order_id"]),
-        }
-        row["total_amount_home"] = row["goods_amount_home"] + row["shipping_amount_home"] + row["tax_amount_home"]
-        fct_refunds[("shopify", str(r["refund_id"]))] = row
-        refunds_by_order[r["order_id"]].append(row)
-
-    # ---- orders and lines ------------------------------------------------------------------
-    fct_orders = {}
-    fct_order_lines = {}
+            "tax_amount_home": goods_tax_h + r["shipping_tax_shop"], "cogs_reversal_home": _q(cogs_rev),
+        })
+    for line in lines:
+        o = order_by_id.get(line["order_id"])
+        if o is None:
+            continue
+        incl = o["taxes_included"]
+        list_amt = line["price"] * line["quantity"]
+        list_h = line["price_shop"] * line["quantity"]
+        rate = line_rates.get(line["line_id"], ZERO)
+        c.lines.append({
+            "order_id": str(line["order_id"]), "line_id": str(line["line_id"]), "quantity": line["quantity"],
+            "gross_amount": _money_div(list_amt, 1 + rate) if incl else list_amt,
+            "net_amount": list_amt - line["discount"] - (line["tax"] if incl else ZERO),
+            "tax_amount": line["tax"],
+            "gross_amount_home": _money_div(list_h, 1 + rate) if incl else list_h,
+            "net_amount_home": list_h - line["discount_shop"] - (line["tax_shop"] if incl else ZERO),
+            "tax_amount_home": line["tax_shop"],
+            "cogs_home": _q(line["unit_cost_gbp"] * line["quantity"]),
+        })
     for o in orders:
         incl = o["taxes_included"]
-        gross = disc = net = tax = gross_h = disc_h = net_h = tax_h = cogs = ZERO
-        for line in lines_by_order[o["order_id"]]:
-            list_amt = line["price"] * line["quantity"]
-            list_h = line["price_shop"] * line["quantity"]
-            rate = line_rates.get(line["line_id"], ZERO)
-            l_gross = _money_div(list_amt, 1 + rate) if incl else list_amt
-            l_gross_h = _money_div(list_h, 1 + rate) if incl else list_h
-            l_net = list_amt - line["discount"] - (line["tax"] if incl else ZERO)
-            l_net_h = list_h - line["discount_shop"] - (line["tax_shop"] if incl else ZERO)
-            l_cogs = _q(line["unit_cost_gbp"] * line["quantity"])
-            fct_order_lines[("shopify", str(line["line_id"]))] = {
-                "gross_amount": l_gross, "discount_amount": l_gross - l_net, "net_amount": l_net,
-                "tax_amount": line["tax"], "gross_amount_home": l_gross_h,
-                "discount_amount_home": l_gross_h - l_net_h, "net_amount_home": l_net_h,
-                "tax_amount_home": line["tax_shop"], "cogs_home": l_cogs, "quantity": line["quantity"],
-            }
-            gross += l_gross; disc += l_gross - l_net; net += l_net; tax += line["tax"]
-            gross_h += l_gross_h; disc_h += l_gross_h - l_net_h; net_h += l_net_h; tax_h += line["tax_shop"]
-            cogs += l_cogs
-        ship = o["shipping_price"] - o["shipping_tax"] if incl else o["shipping_price"]
-        ship_h = o["shipping_price_shop"] - o["shipping_tax_shop"] if incl else o["shipping_price_shop"]
-        rs = refunds_by_order[o["order_id"]]
-        refunded = sum((r["goods_amount"] for r in rs), ZERO)
-        refunded_h = sum((r["goods_amount_home"] for r in rs), ZERO)
-        total = net + ship + tax + o["shipping_tax"]
-        fct_orders[("shopify", str(o["order_id"]))] = {
-            "gross_amount": gross, "discount_amount": disc, "shipping_amount": ship,
-            "tax_amount": tax + o["shipping_tax"], "total_amount": total,
-            "refunded_amount": refunded,
-            "refunded_shipping_amount": sum((r["shipping_amount"] for r in rs), ZERO),
-            "refunded_tax_amount": sum((r["tax_amount"] for r in rs), ZERO),
-            "net_amount": gross - disc - refunded,
-            "gross_amount_home": gross_h, "discount_amount_home": disc_h, "shipping_amount_home": ship_h,
-            "tax_amount_home": tax_h + o["shipping_tax_shop"],
-            "total_amount_home": net_h + ship_h + tax_h + o["shipping_tax_shop"],
-            "refunded_amount_home": refunded_h, "net_amount_home": gross_h - disc_h - refunded_h,
-            "cogs_home": cogs, "cogs_reversed_home": sum((r["cogs_reversal_home"] for r in rs), ZERO),
-            "is_void": is_void(o), "customer_type": o["kind"], "currency": o["currency"],
+        c.orders.append({
+            "order_id": str(o["order_id"]), "customer_type": o["kind"], "currency": o["currency"],
             "ordered_at": o["created_at"],
-        }
-
-    # ---- payments -------------------------------------------------------------------------------
-    fct_payments = {}
-    for bt in shop_bts:
+            # a trade order cancelled before anything was paid is void (P11)
+            "is_void": o["kind"] == "trade" and o["cancelled_at"] is not None and o["cancelled_at"] <= clock,
+            "shipping_amount": o["shipping_price"] - o["shipping_tax"] if incl else o["shipping_price"],
+            "shipping_amount_home": o["shipping_price_shop"] - o["shipping_tax_shop"] if incl else o["shipping_price_shop"],
+            "shipping_tax": o["shipping_tax"], "shipping_tax_home": o["shipping_tax_shop"],
+        })
+    visible = {p["payout_id"] for p in payouts}
+    for bt in bts:
         if bt["type"] == "charge":
-            fct_payments[("shopify", str(bt["txn_id"]))] = {
-                "status": "succeeded", "amount": bt["amount"], "amount_home": bt["amount"], "fee_home": bt["fee"],
-                "currency": "GBP",
-            }
-    s_bt_by_id = {bt["bt_id"]: bt for bt in s_bts}
-    for c in charges:
-        bt = s_bt_by_id.get(c["balance_transaction"]) if c["balance_transaction"] else None
-        fct_payments[("stripe", c["charge_id"])] = {
-            "status": c["status"], "amount": _minor(c["amount"]), "currency": c["currency"].upper(),
-            "amount_home": _minor(bt["amount"]) if bt else None, "fee_home": _minor(bt["fee"]) if bt else None,
-        }
+            c.payments.append({"payment_id": str(bt["txn_id"]), "status": "succeeded", "amount": bt["amount"],
+                               "amount_home": bt["amount"], "fee_home": bt["fee"], "currency": "GBP"})
+        if bt["payout_id"] in visible:
+            c.payout_transactions.append({"payout_id": str(bt["payout_id"]), "type": bt["type"],
+                                          "amount": bt["amount"], "fee": bt["fee"], "net": bt["net"]})
+        c.fees.append({"at": bt["processed_at"], "fee_home": bt["fee"]})
+    for p in payouts:
+        c.payouts.append({"payout_id": str(p["payout_id"]), "amount": p["amount"], "status": "paid",
+                          "payout_date": p["payout_date"]})
+    return c, orders
 
-    # ---- payouts and reconciliation -------------------------------------------------------------
-    fct_payouts = {}
-    recon = {}
-    shop_visible = {p["payout_id"] for p in shop_payouts}
-    bts_by_payout: dict[Any, list[dict]] = defaultdict(list)
-    for bt in shop_bts:
-        if bt["payout_id"] in shop_visible:
-            bts_by_payout[("shopify", str(bt["payout_id"]))].append(
-                {"type": bt["type"], "amount": bt["amount"], "fee": bt["fee"], "net": bt["net"], "order": bt["order_id"]})
-    for p in shop_payouts:
-        fct_payouts[("shopify", str(p["payout_id"]))] = {"amount": p["amount"], "status": "paid", "payout_date": p["payout_date"]}
-    s_visible = {p["payout_id"] for p in s_payouts}
-    for bt in s_bts:
-        if bt["payout_id"] in s_visible and bt["type"] != "payout":
-            bts_by_payout[("stripe", bt["payout_id"])].append(
-                {"type": bt["type"], "amount": _minor(bt["amount"]), "fee": _minor(bt["fee"]),
-                 "net": _minor(bt["net"]), "order": None})
-    for p in s_payouts:
-        fct_payouts[("stripe", p["payout_id"])] = {
-            "amount": _minor(p["amount"]), "status": "paid" if p["arrival_date"] <= clock else "in_transit",
-            "payout_date": p["arrival_date"].date(),
-        }
-    for key, payout in fct_payouts.items():
-        txns = bts_by_payout.get(key, [])
-        net = sum((t["net"] for t in txns), ZERO)
-        recon[key] = {
-            "payout_amount": payout["amount"],
-            "charges_gross": sum((t["amount"] for t in txns if t["type"] == "charge"), ZERO),
-            "refunds_gross": sum((t["amount"] for t in txns if t["type"] == "refund"), ZERO),
-            "adjustments": sum((t["amount"] for t in txns if t["type"] not in ("charge", "refund")), ZERO),
-            "fees": sum((t["fee"] for t in txns), ZERO),
-            "transactions_net": net, "variance": payout["amount"] - net, "transaction_count": len(txns),
-            "reconciliation_status": "matched" if txns and payout["amount"] == net else "break",
-        }
+
+def _stripe(con, clock: datetime) -> tuple[Canonical, list[dict], list[dict]]:
+    """Stripe charges (trade invoice payments), their balance transactions and payouts."""
+    T = [clock]
+    charges = _fetch(con, "select * from stripe_charges where created <= ?", T)
+    refunds = _fetch(con, "select * from stripe_refunds where created <= ?", T)
+    bts = _fetch(con, "select * from stripe_balance_transactions where created <= ?", T)
+    payouts = _fetch(con, "select * from stripe_payouts where created <= ?", T)
+    c = Canonical("stripe")
+    bt_by_id = {bt["bt_id"]: bt for bt in bts}
+    for ch in charges:
+        bt = bt_by_id.get(ch["balance_transaction"]) if ch["balance_transaction"] else None
+        c.payments.append({
+            "payment_id": ch["charge_id"], "status": ch["status"], "amount": _minor(ch["amount"]),
+            "currency": ch["currency"].upper(),
+            "amount_home": _minor(bt["amount"]) if bt else None, "fee_home": _minor(bt["fee"]) if bt else None,
+        })
+    visible = {p["payout_id"] for p in payouts}
+    for bt in bts:
+        if bt["payout_id"] in visible and bt["type"] != "payout":
+            c.payout_transactions.append({"payout_id": bt["payout_id"], "type": bt["type"], "amount": _minor(bt["amount"]),
+                                          "fee": _minor(bt["fee"]), "net": _minor(bt["net"])})
+        c.fees.append({"at": bt["created"], "fee_home": _minor(bt["fee"])})
+    for p in payouts:
+        c.payouts.append({"payout_id": p["payout_id"], "amount": _minor(p["amount"]),
+                          "status": "paid" if p["arrival_date"] <= clock else "in_transit",
+                          "payout_date": p["arrival_date"].date()})
+    return c, charges, refunds
+
+
+def _compute(con, clock: datetime) -> dict[str, dict]:
+    shopify, orders, = _shopify(con, clock)
+    stripe, charges, s_refunds = _stripe(con, clock)
+    marts = assemble([shopify, stripe, *_channel_canonicals(con, clock)])
+    fct_orders = marts["fct_orders"]
+    customers = {c["customer_id"]: c for c in _fetch(con, "select * from customers")}
+    as_of = _bdate(clock)
 
     # ---- trade invoices and outstanding balances -----------------------------------------------
     paid_by_invoice: dict[str, Decimal] = defaultdict(lambda: ZERO)
@@ -305,40 +410,4 @@ def _compute(con, clock: datetime) -> dict[str, dict]:
     for row in outstanding.values():
         row["oldest_bucket"] = names.get(row["oldest_bucket"]) if row["oldest_bucket"] else None
 
-    # ---- profit and loss -----------------------------------------------------------------------
-    pnl: dict[tuple[str, date], dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
-    for key, f in fct_orders.items():
-        if f["is_void"]:
-            continue
-        row = pnl[("shopify", _bmonth(f["ordered_at"]))]
-        row["orders"] += 1
-        row["gross_sales"] += f["gross_amount_home"]
-        row["discounts"] += f["discount_amount_home"]
-        row["shipping_income"] += f["shipping_amount_home"]
-        row["cogs"] += f["cogs_home"]
-    for r in fct_refunds.values():
-        row = pnl[("shopify", _bmonth(r["refunded_at"]))]
-        row["refunds"] += r["goods_amount_home"]
-        row["shipping_income"] -= r["shipping_amount_home"]
-        row["cogs"] -= r["cogs_reversal_home"]
-    for bt in shop_bts:
-        pnl[("shopify", _bmonth(bt["processed_at"]))]["fees"] += bt["fee"]
-    for bt in s_bts:
-        pnl[("stripe", _bmonth(bt["created"]))]["fees"] += _minor(bt["fee"])
-    rpt_pnl = {}
-    for key, row in pnl.items():
-        net_sales = row["gross_sales"] - row["discounts"] - row["refunds"]
-        margin = net_sales - row["cogs"]
-        rpt_pnl[key] = {
-            "orders": int(row["orders"]), "gross_sales": row["gross_sales"], "discounts": row["discounts"],
-            "refunds": row["refunds"], "net_sales": net_sales, "shipping_income": row["shipping_income"],
-            "cogs": row["cogs"], "gross_margin": margin, "fees": row["fees"],
-            "contribution": margin + row["shipping_income"] - row["fees"],
-        }
-
-    return {
-        "fct_orders": fct_orders, "fct_order_lines": fct_order_lines, "fct_refunds": fct_refunds,
-        "fct_payments": fct_payments, "fct_payouts": fct_payouts, "rpt_payout_reconciliation": recon,
-        "fct_invoices": fct_invoices, "rpt_outstanding_balances": outstanding, "rpt_profit_and_loss": rpt_pnl,
-    }
-
+    return {**marts, "fct_invoices": fct_invoices, "rpt_outstanding_balances": outstanding}

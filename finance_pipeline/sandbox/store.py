@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from finance_pipeline.sandbox.world import INITIAL_CLOCK, UTC, WorldSpec, build_world
+from finance_pipeline.sandbox.world import INITIAL_CLOCK, UTC, WorldBuilder, WorldSpec
 
 HORIZON_DAYS = 120  # generate this far past the clock
 REBUILD_MARGIN_DAYS = 30  # regenerate when the clock is closer than this to the horizon
@@ -68,7 +68,8 @@ def _arrow_table(rows: list[dict[str, Any]]) -> pa.Table:
         values = [r.get(k) for r in rows]
         sample = next((v for v in values if v is not None), None)
         if isinstance(sample, Decimal):
-            scale = 6 if k in ("fx_rate", "gbp_per_unit", "rate", "exchange_rate", "discount_pct") else 2
+            precise = k in ("fx_rate", "gbp_per_unit", "rate", "exchange_rate", "discount_pct") or k.endswith("_rate")
+            scale = 6 if precise else 2
             columns[k] = pa.array(values, type=pa.decimal128(18, scale))
         elif isinstance(sample, datetime):
             # platforms report whole seconds; so does the world
@@ -168,15 +169,19 @@ class Sandbox:
             if path.exists():
                 return path
             spec = self._spec_for(self.state())
-            tables = build_world(spec)
+            builder = WorldBuilder(spec)
+            tables = builder.build()
+            indexes = {**INDEXES, **builder.indexes}
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmp.unlink(missing_ok=True)
             con = duckdb.connect(str(tmp))
             try:
                 for name, rows in tables.items():
+                    if not rows:
+                        raise ValueError(f"world table {name} has no rows: a channel must emit at least one")
                     arrow = _arrow_table(rows)  # noqa: F841 - referenced by name in SQL
                     con.execute(f"CREATE TABLE {name} AS SELECT * FROM arrow")
-                    for col in INDEXES.get(name, []):
+                    for col in dict.fromkeys(indexes.get(name, [])):
                         con.execute(f"CREATE INDEX idx_{name}_{col} ON {name} ({col})")
                 con.execute("CHECKPOINT")
             finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import zlib
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -46,7 +47,8 @@ def _generator_fingerprint() -> str:
 
     h = hashlib.blake2b(digest_size=4)
     here = Path(__file__).resolve().parent
-    for path in (here / "world.py", here / "catalogue.py", cat.COSTS_SEED):
+    channel_worlds = sorted((here.parent / "platforms").glob("*/world.py"))
+    for path in (here / "world.py", here / "catalogue.py", cat.COSTS_SEED, *channel_worlds):
         h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -126,6 +128,7 @@ class WorldBuilder:
         self.stripe_seq = _Seq(0)
         self.fx: dict[tuple[date, str], Decimal] = {}
         self.costs: dict[str, list[tuple[date, Decimal]]] = {}
+        self.indexes: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------ reference data
     def _reference(self) -> None:
@@ -221,14 +224,11 @@ class WorldBuilder:
     def build(self) -> dict[str, list[dict[str, Any]]]:
         self._reference()
         self._customers()
-        per_day = self.spec.size / HISTORY_DAYS
         d = WORLD_START.date()
         while d < self.spec.through:
             rng = random.Random((self.seed * 1_000_003) ^ (d.toordinal() * 2_654_435_761))
             weekday = d.weekday()
-            season = 1.0 + 0.35 * math.exp(-((d.timetuple().tm_yday - 330) / 25.0) ** 2) \
-                + 0.15 * math.exp(-((d.timetuple().tm_yday - 20) / 12.0) ** 2)
-            base = per_day * season * (1.12 if weekday >= 5 else 0.95)
+            base = self.daily_base(d)
             n_orders = max(0, int(round(base + math.sqrt(base) * rng.gauss(0, 1))))
             for _ in range(n_orders):
                 trade = weekday < 5 and rng.random() < 0.17
@@ -241,7 +241,31 @@ class WorldBuilder:
         self._force_scenarios()
         self._shopify_payouts()
         self._stripe_payouts()
+        self._channels()
         return self.t
+
+    def daily_base(self, d: date) -> float:
+        """Expected Shopify orders on day `d`: the size spread over a year, with the curtain trade's
+        seasons (autumn re-decorating before Christmas, January sales) and busier weekends."""
+        weekday = d.weekday()
+        season = 1.0 + 0.35 * math.exp(-((d.timetuple().tm_yday - 330) / 25.0) ** 2) \
+            + 0.15 * math.exp(-((d.timetuple().tm_yday - 20) / 12.0) ** 2)
+        return self.spec.size / HISTORY_DAYS * season * (1.12 if weekday >= 5 else 0.95)
+
+    def _channels(self) -> None:
+        """Every other sales channel adds its own tables (docs/architecture.md, "Channel kit")."""
+        from finance_pipeline.platforms import registry
+
+        for platform in registry.PLATFORMS:
+            if platform.world is None:
+                continue
+            tables = registry.Platform.load(platform.world)(ChannelWorld(self, platform.name))
+            for name, rows in tables.items():
+                if not name.startswith(f"{platform.name}_"):
+                    raise ValueError(f"{platform.name}: world table {name!r} must be named {platform.name}_<entity>")
+                if name in self.t:
+                    raise ValueError(f"{platform.name}: world table {name!r} is defined twice")
+                self.t[name] = rows
 
     # -- shared pieces of an order -------------------------------------------------------
     def _new_order(self, rng: random.Random, created: datetime, customer: dict, trade: bool) -> dict:
@@ -722,3 +746,77 @@ def invoice_number(order_name: str) -> str:
 
 def build_world(spec: WorldSpec) -> dict[str, list[dict[str, Any]]]:
     return WorldBuilder(spec).build()
+
+
+class ChannelWorld:
+    """What a sales channel's world generator gets (docs/architecture.md, "Channel kit").
+
+    It sees the shared reference data (catalogue, customers, FX, dated costs, tax rules) and gets
+    its own random stream per day, so adding or changing a channel never changes what any other
+    channel — or the core Shopify/Stripe world — generates.
+    """
+
+    def __init__(self, builder: WorldBuilder, name: str) -> None:
+        self.builder = builder
+        self.name = name
+        self.seed = builder.seed
+        self.spec = builder.spec
+        self.through = builder.spec.through
+        self.start = WORLD_START
+        self.indexes: dict[str, list[str]] = builder.indexes
+        self._salt = zlib.crc32(name.encode())
+
+    # -- time and randomness ------------------------------------------------------------------
+    def rng(self, *key: int) -> random.Random:
+        """A random stream for this channel and `key` (e.g. a date ordinal), stable across runs."""
+        mixed = self.seed * 1_000_003 ^ self._salt * 2_654_435_761
+        for k in key:
+            mixed = (mixed * 6_364_136_223_846_793_005 + k * 1_442_695_040_888_963_407) % (1 << 64)
+        return random.Random(mixed)
+
+    def days(self, share: float):
+        """Yield (day, rng, expected orders) for every history day; `share` scales the core
+        Shopify volume (0.10 = a tenth as many orders as Shopify on a typical day)."""
+        d = WORLD_START.date()
+        while d < self.through:
+            yield d, self.rng(d.toordinal()), self.builder.daily_base(d) * share
+            d += timedelta(days=1)
+
+    @staticmethod
+    def count(rng: random.Random, expected: float) -> int:
+        """A day's order count around `expected` (normal approximation of a Poisson count)."""
+        return max(0, int(round(expected + math.sqrt(max(expected, 0.0)) * rng.gauss(0, 1))))
+
+    # -- reference data -----------------------------------------------------------------------
+    def fx_rate(self, ccy: str, when: datetime) -> Decimal:
+        """GBP per unit of `ccy` on the UTC date of `when` (the world's daily reference rate)."""
+        return self.builder.fx_rate(ccy, when)
+
+    def unit_cost(self, sku: str, at: datetime) -> Decimal:
+        return self.builder.unit_cost(sku, at)
+
+    def retail_customer(self, rng: random.Random, countries: tuple[str, ...] | None = None) -> dict:
+        """A retail customer (row of the `customers` table), weighted by where customers live."""
+        pool = [c for c in self.builder.retail_countries if countries is None or c in countries]
+        weights = [len(self.builder.retail_customers[c]) for c in pool]
+        return rng.choice(self.builder.retail_customers[rng.choices(pool, weights)[0]])
+
+    @property
+    def trade_customers(self) -> list[dict]:
+        return self.builder.trade_customers
+
+    def pick_lines(self, rng: random.Random, trade: bool = False) -> list[tuple[cat.Product, int]]:
+        """Products and quantities of a believable basket (fabric by the 10 cm, rails, accessories)."""
+        return self.builder._pick_lines(rng, trade)
+
+    @staticmethod
+    def tax_treatment(country: str, trade: bool = False) -> str:
+        return WorldBuilder._tax_treatment({"country": country}, trade)
+
+    def tax_rates(self, treatment: str, country: str, region: str | None) -> tuple[tuple[str, Decimal], ...]:
+        """(title, rate) components owed by the seller for a sale with this treatment."""
+        return self.builder._tax_components({"tax_treatment": treatment, "country": country, "region": region})
+
+    def index(self, table: str, *columns: str) -> None:
+        """Ask the world store to index `table` on `columns` (emulators filter on them)."""
+        self.indexes.setdefault(table, []).extend(columns)

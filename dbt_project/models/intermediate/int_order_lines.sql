@@ -6,33 +6,8 @@
     discount (ex tax) = gross - net, so gross - discount = net holds exactly.
     Home amounts use the platform's own conversion of each component (Shopify shop money).
     Revenue and COGS are recognised at the order date (the cost valid on that business date). -#}
-with shopify as (
-    select
-        'shopify' as channel,
-        cast(o.order_id as varchar) as order_id,
-        cast(l.line_id as varchar) as line_id,
-        l.sku,
-        l.title,
-        l.variant_title,
-        l.quantity,
-        l.price as unit_price,
-        o.currency,
-        o.ordered_at,
-        o.taxes_included,
-        o.customer_type,
-        coalesce(l.tax_rate, 0) as tax_rate,
-        l.price * l.quantity as list_amount,
-        l.price_shop * l.quantity as list_amount_home,
-        l.discount,
-        l.discount_shop as discount_home,
-        coalesce(l.tax, 0) as tax_amount,
-        coalesce(l.tax_shop, 0) as tax_amount_home
-    from {{ ref('stg_shopify__order_lines') }} as l
-    join {{ ref('stg_shopify__orders') }} as o using (order_id)
-),
-
-unioned as (
-    select * from shopify
+with unioned as (
+    {{ union_channels('order_lines') }}
 ),
 
 priced as (

@@ -2,36 +2,8 @@
     ex tax, refunds summed from the canonical refunds, and the order's lifecycle.
     An order cancelled before anything was paid (financial status "voided") is void: it carries
     no revenue (scenario P11). -#}
-with shopify as (
-    select
-        'shopify' as channel,
-        cast(order_id as varchar) as order_id,
-        order_number,
-        customer_id,
-        customer_email,
-        customer_company,
-        customer_type,
-        currency,
-        ordered_at,
-        updated_at,
-        cancelled_at,
-        lower(financial_status) as platform_status,
-        lower(financial_status) = 'voided' and cancelled_at is not null as is_void,
-        taxes_included,
-        tax_treatment,
-        ship_country as country,
-        ship_province as region,
-        terms_days,
-        due_on,
-        case when taxes_included then shipping_price - shipping_tax else shipping_price end as shipping_amount,
-        case when taxes_included then shipping_price_shop - shipping_tax_shop else shipping_price_shop end as shipping_amount_home,
-        shipping_tax,
-        shipping_tax_shop as shipping_tax_home
-    from {{ ref('stg_shopify__orders') }}
-),
-
-orders as (
-    select * from shopify
+with orders as (
+    {{ union_channels('orders') }}
 ),
 
 lines as (

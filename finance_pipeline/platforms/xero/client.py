@@ -215,15 +215,16 @@ class XeroAuth:
 def make_client(connection: Connection, *, auth: XeroAuth | None = None) -> ApiClient:
     """ApiClient for the Accounting API: auth, tenant header, Xero's limits, Decimal-exact JSON.
 
-    Limiter order matters: take a concurrency slot first, then the window slots, so the moment a
-    call is counted here is the moment it is sent (and counted by Xero).
+    Limiter order matters: take a concurrency slot first, then the window slots.  The windows hold
+    each call's place until its response is in and date it then, so latency can never make Xero
+    see 61 calls in its minute (see SlidingWindow).
     """
     settings = connection.settings
     scale = settings.time_scale if settings.mode == "sandbox" else 1.0
     limiter = CompositeLimiter(
         ConcurrencyLimiter(5),
-        SlidingWindow(60, 60, scale, margin=0.05),
-        SlidingWindow(5000, 86_400, scale, margin=0.01),
+        SlidingWindow(60, 60, scale, margin=0.01, hold_until_release=True),
+        SlidingWindow(5000, 86_400, scale, margin=0.01, hold_until_release=True),
     )
     api_url = connection.get("api_url") or f"{connection.base_url.rstrip('/')}/api.xro/2.0"
 

@@ -432,12 +432,24 @@ class _RateLimitGate:
             await refused(scope, receive, send)
             return
 
+        left = False
+
+        def leave() -> None:
+            nonlocal left
+            if not left:
+                left = True
+                self.emulator.leave(tenant)
+
         async def send_with_limits(message):  # noqa: ANN001
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # The call stops being in flight as its last byte leaves: once the client holds
+                # the response it may send the next call, possibly before this task resumes.
+                leave()
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_limits)
         finally:
-            self.emulator.leave(tenant)
+            leave()

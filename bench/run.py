@@ -1,0 +1,344 @@
+"""The benchmark harness: speed, memory and scale of the main job on the sandbox, as ratios.
+
+    .venv/bin/python -m bench            # full: 100k, 300k and 1M-order worlds (budgeted)
+    .venv/bin/python -m bench --quick    # 50k orders, every figure, a couple of minutes
+
+Everything is measured in one run on this machine, and reported beside its target in
+`data/bench/result.md` and `result.json`:
+
+- world: generating the sandbox world (its own cost, so it is never hidden in the pipeline's);
+- full backfill: the `daily_close` job (ingest → dbt build → publish → alerts) with rate limits
+  out of the way (time scale 10⁶ — both the emulators and the clients scale their limits), wall
+  time per stage from Dagster's own step statistics, and the peak RSS of this process (the job
+  runs in-process: the emulators' threads are in it too, so the figure is an upper bound) and of
+  the largest child (dbt);
+- floor: a plain httpx fetch of the same Shopify pages with JSON parsing and nothing else, so the
+  ingest's rows/s is judged against what the wire alone allows here;
+- incremental: the clock advanced until ~1 % of the orders are new or changed, then the same job;
+- rate-limit use: requests/s achieved against emulators enforcing the documented limits,
+  time-compressed, as a fraction of the allowed rate, and the requests refused;
+- growth: the full run at each size, so the slope is visible.
+
+A size whose projected time would break the budget (`--budget-min`) is skipped and reported as
+such with the projection, never silently dropped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform as platform_mod
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TARGETS = {
+    "full_backfill_s": ("≤ 120 s at 1M orders", 120.0),
+    "peak_rss_gib": ("≤ 1.5 GiB", 1.5),
+    "floor_ratio": ("≥ 0.5× the floor", 0.5),
+    "incremental_fraction": ("≤ 10 % of the full run", 0.10),
+    "rate_limit_use": ("≥ 90 % with zero refused", 0.90),
+    "dbt_build_s": ("≤ 20 s at 1M orders", 20.0),
+}
+FAST = "1000000"  # time scale that puts every limit out of the way
+
+
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _pipeline_env(data_dir: Path, size: int, time_scale: str) -> dict[str, str]:
+    return {
+        "FINANCE_DATA_DIR": str(data_dir), "FINANCE_WAREHOUSE_PATH": str(data_dir / "warehouse.duckdb"),
+        "FINANCE_SANDBOX_SEED": "42", "FINANCE_SANDBOX_SIZE": str(size),
+        "FINANCE_SANDBOX_TIME_SCALE": time_scale, "FINANCE_SANDBOX_FAULT_RATE": "0",
+    }
+
+
+def _rss_gib() -> tuple[float, float]:
+    scale = 1024 if sys.platform != "darwin" else 1  # ru_maxrss: KiB on Linux, bytes on macOS
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**30
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale / 2**30
+    return round(own, 3), round(child, 3)
+
+
+def _stage(step_key: str) -> str:
+    if step_key.startswith("ingest_"):
+        return "ingest"
+    if "dbt" in step_key:
+        return "dbt"
+    if step_key.startswith("publish"):
+        return "publish"
+    return "other"
+
+
+def _run_job(data_dir: Path, size: int, job: str = "daily_close") -> dict[str, Any]:
+    """Run a job in-process and return its wall time and per-step / per-stage seconds."""
+    from dagster import DagsterInstance
+
+    from finance_pipeline.definitions import defs
+    from finance_pipeline.sandbox import runtime
+
+    with _env(**_pipeline_env(data_dir, size, FAST)):
+        with DagsterInstance.ephemeral() as instance:
+            started = time.perf_counter()
+            result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=True)
+            wall = time.perf_counter() - started
+            steps = {s.step_key: (s.end_time or 0) - (s.start_time or 0)
+                     for s in instance.get_run_step_stats(result.run_id)}
+        runtime.stop_emulators()
+    stages: dict[str, float] = {}
+    for key, seconds in steps.items():
+        stages[_stage(key)] = stages.get(_stage(key), 0.0) + seconds
+    return {"wall_s": round(wall, 2), "stages_s": {k: round(v, 2) for k, v in sorted(stages.items())},
+            "steps_s": {k: round(v, 2) for k, v in sorted(steps.items())}}
+
+
+def _warehouse_counts(data_dir: Path) -> dict[str, int]:
+    import duckdb
+
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        tables = con.execute("""select table_schema, table_name from information_schema.tables
+                                where table_schema like 'raw_%' and table_name not like '_dlt%'""").fetchall()
+        raw = {f"{s}.{t}": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0] for s, t in tables}
+        orders = con.execute("select count(*) from marts.fct_orders").fetchone()[0]
+    finally:
+        con.close()
+    return {"raw_rows": sum(raw.values()), "orders": orders, "raw_shopify_orders": raw.get("raw_shopify.orders", 0)}
+
+
+def measure_world(data_dir: Path, size: int) -> dict[str, Any]:
+    from finance_pipeline.sandbox.store import Sandbox
+
+    sandbox = Sandbox(data_dir / "sandbox")
+    sandbox.init(42, size)
+    started = time.perf_counter()
+    sandbox.ensure_world()
+    seconds = time.perf_counter() - started
+    from finance_pipeline.platforms import registry
+
+    con = sandbox.connect()
+    try:
+        present = {t for (t,) in con.execute("select table_name from information_schema.tables").fetchall()}
+        orders = sum(con.execute(f"select count(*) from {p.name}_orders").fetchone()[0]
+                     for p in registry.sources() if f"{p.name}_orders" in present)
+    finally:
+        con.close()
+    return {"seconds": round(seconds, 2), "orders_all_channels": orders, "orders_per_s": round(orders / seconds)}
+
+
+def measure_floor(data_dir: Path, size: int) -> dict[str, Any]:
+    """Plain httpx + orjson over the same Shopify order pages the source reads; nothing kept."""
+    import httpx
+    import orjson
+
+    from finance_pipeline.platforms.shopify import API_VERSION
+    from finance_pipeline.sandbox import runtime
+    from finance_pipeline.settings import Settings
+
+    with _env(**_pipeline_env(data_dir, size, FAST)):
+        settings = Settings.from_env()
+        runtime.start_emulators(settings, ["shopify"])
+        try:
+            conn = runtime.connection(settings, "shopify")
+            url: str | None = f"{conn.base_url.rstrip('/')}/admin/api/{API_VERSION}/orders.json"
+            params: dict[str, Any] | None = {"status": "any", "limit": 250}
+            headers = {"X-Shopify-Access-Token": conn.secret("access_token")}
+            rows = pages = 0
+            started = time.perf_counter()
+            with httpx.Client(timeout=60) as http:
+                while url:
+                    resp = http.get(url, params=params, headers=headers)
+                    resp.raise_for_status()
+                    rows += len(orjson.loads(resp.content)["orders"])
+                    pages += 1
+                    url = resp.links.get("next", {}).get("url")
+                    params = None
+            seconds = time.perf_counter() - started
+        finally:
+            runtime.stop_emulators()
+    return {"rows": rows, "pages": pages, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds)}
+
+
+def measure_rate_limits(data_dir: Path, seconds: float = 20.0) -> dict[str, Any]:
+    """Saturate each limited API from 8 threads for a while; achieved vs allowed rate."""
+    from finance_pipeline.platforms import registry
+    from finance_pipeline.sandbox import runtime
+    from finance_pipeline.settings import Settings
+
+    probes = {
+        # platform: (make_client, request, documented requests/s, time scale used here)
+        "shopify": ("finance_pipeline.platforms.shopify.client:make_client", ("GET", "shop.json"), 20.0, 1),
+        "xero": ("finance_pipeline.platforms.xero.client:make_client", ("GET", "TaxRates"), 1.0, 30),
+    }
+    out: dict[str, Any] = {}
+    for name, (client_ref, (method, path), documented, time_scale) in probes.items():
+        if name not in registry.BY_NAME:
+            continue
+        allowed = documented * time_scale
+        with _env(**_pipeline_env(data_dir, 2000, str(time_scale))):
+            settings = Settings.from_env()
+            running = runtime.start_emulators(settings, [name])
+            try:
+                client = registry.Platform.load(client_ref)(runtime.connection(settings, name))
+                emulator = running[name].emulator
+                before = dict(emulator.counters)
+                stop_at = time.perf_counter() + seconds
+                times: list[float] = []
+
+                def worker() -> None:
+                    while time.perf_counter() < stop_at:
+                        client.request(method, path)
+                        times.append(time.perf_counter())
+
+                with ThreadPoolExecutor(8) as pool:
+                    for f in [pool.submit(worker) for _ in range(8)]:
+                        f.result()
+                client.close()
+                # steady state: skip the initial burst (a bucket's or window's free capacity)
+                times.sort()
+                steady = [t for t in times if t >= times[0] + seconds * 0.4]
+                rate = (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 1 else 0.0
+                refused = emulator.counters.get("over_limit", 0) - before.get("over_limit", 0)
+                out[name] = {"requests": len(times), "achieved_per_s": round(rate, 2), "time_scale": time_scale,
+                             "allowed_per_s": allowed, "use": round(rate / allowed, 3), "refused": refused}
+            finally:
+                runtime.stop_emulators()
+    return out
+
+
+def measure_size(work: Path, size: int, *, incremental: bool) -> dict[str, Any]:
+    data_dir = work / f"n{size}"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    out: dict[str, Any] = {"size": size, "world": measure_world(data_dir, size)}
+    out["full"] = _run_job(data_dir, size)
+    out["full"].update(_warehouse_counts(data_dir))
+    out["rss_gib"], out["child_rss_gib"] = _rss_gib()
+    if incremental:
+        from finance_pipeline.sandbox.store import Sandbox
+
+        # ~1 % of a year's orders are placed in 1 % of a year; edits and refunds come on top
+        Sandbox(data_dir / "sandbox").advance(hours=365 * 24 * 0.01)
+        out["incremental"] = _run_job(data_dir, size)
+        out["incremental"]["fraction"] = round(out["incremental"]["wall_s"] / out["full"]["wall_s"], 3)
+    return out
+
+
+def _project(measured: list[dict[str, Any]], size: int) -> float:
+    last = measured[-1]
+    per_order = (last["full"]["wall_s"] + last["world"]["seconds"]) / last["size"]
+    return per_order * size
+
+
+def run(sizes: list[int], *, budget_min: float, work: Path, quick: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    result: dict[str, Any] = {
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"python": platform_mod.python_version(), "cpus": os.cpu_count(), "platform": platform_mod.platform()},
+        "mode": "quick" if quick else "full", "sizes": [], "skipped": [],
+    }
+    for i, size in enumerate(sizes):
+        if result["sizes"]:
+            projected = _project(result["sizes"], size)
+            left = budget_min * 60 - (time.perf_counter() - started)
+            if projected > left:
+                result["skipped"].append({"size": size, "projected_s": round(projected), "budget_left_s": round(left)})
+                continue
+        result["sizes"].append(measure_size(work, size, incremental=(i == len(sizes) - 1 or quick)))
+    largest = result["sizes"][-1]
+    result["floor"] = measure_floor(work / f"n{largest['size']}", largest["size"])
+    ingest_shopify = largest["full"]["steps_s"].get("ingest_shopify")
+    if ingest_shopify:
+        ours = largest["full"]["raw_shopify_orders"] / ingest_shopify
+        result["floor"]["ingest_rows_per_s"] = round(ours)
+        result["floor"]["ratio"] = round(ours / result["floor"]["rows_per_s"], 3)
+    result["rate_limits"] = measure_rate_limits(work / "limits", seconds=8.0 if quick else 20.0)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _check(value: float | None, target: float, higher_is_better: bool) -> str:
+    if value is None:
+        return "not measured"
+    ok = value >= target if higher_is_better else value <= target
+    return "met" if ok else "missed"
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    largest = r["sizes"][-1]
+    full, inc = largest["full"], largest.get("incremental", {})
+    use = min((v["use"] for v in r["rate_limits"].values()), default=None)
+    refused = sum(v["refused"] for v in r["rate_limits"].values())
+    rows = [
+        ("full backfill (job wall)", f"{full['wall_s']} s at {largest['size']:,} orders", TARGETS["full_backfill_s"][0],
+         _check(full["wall_s"], 120.0, False) if largest["size"] >= 1_000_000 else "size below target's"),
+        ("peak RSS (process / dbt)", f"{largest['rss_gib']} / {largest['child_rss_gib']} GiB", TARGETS["peak_rss_gib"][0],
+         _check(max(largest["rss_gib"], largest["child_rss_gib"]), 1.5, False)),
+        ("ingest vs floor (Shopify orders)", f"{r['floor'].get('ratio')}× ({r['floor'].get('ingest_rows_per_s')} vs {r['floor']['rows_per_s']} rows/s)",
+         TARGETS["floor_ratio"][0], _check(r["floor"].get("ratio"), 0.5, True)),
+        ("incremental after ~1 % change", f"{inc.get('fraction')} of full ({inc.get('wall_s')} s)",
+         TARGETS["incremental_fraction"][0], _check(inc.get("fraction"), 0.10, False)),
+        ("rate-limit use (worst API)", f"{use} , {refused} refused", TARGETS["rate_limit_use"][0],
+         "met" if use is not None and use >= 0.9 and refused == 0 else "missed"),
+        ("dbt build", f"{full['stages_s'].get('dbt')} s at {largest['size']:,} orders", TARGETS["dbt_build_s"][0],
+         _check(full["stages_s"].get("dbt"), 20.0, False) if largest["size"] >= 1_000_000 else "size below target's"),
+    ]
+    out = [f"# Benchmark ({r['mode']}, {r['started_at']}, {r['machine']['cpus']} CPUs, {r['seconds']} s)", "",
+           "| figure | measured | target | status |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    out += ["", "## Growth", "", "| orders (Shopify size) | orders, all channels | world s | job s | ingest s | dbt s | publish s | other s | RSS GiB |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for s in r["sizes"]:
+        st = s["full"]["stages_s"]
+        out.append(f"| {s['size']:,} | {s['world']['orders_all_channels']:,} | {s['world']['seconds']} | {s['full']['wall_s']} | "
+                   f"{st.get('ingest', 0)} | {st.get('dbt', 0)} | {st.get('publish', 0)} | {st.get('other', 0)} | {s['rss_gib']} |")
+    for s in r["skipped"]:
+        out.append(f"| {s['size']:,} | skipped: projected {s['projected_s']} s > {s['budget_left_s']} s of budget left | | | | | | | |")
+    out += ["", "## Steps of the largest run (s)", ""]
+    out += [f"- {k}: {v}" for k, v in full["steps_s"].items()]
+    out += ["", "## Rate limits", ""]
+    out += [f"- {k}: {v['achieved_per_s']}/s of {v['allowed_per_s']}/s allowed ({v['use']:.0%}), "
+            f"{v['requests']} requests, {v['refused']} refused" for k, v in r["rate_limits"].items()]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one 50k-order world: every figure, quickly")
+    parser.add_argument("--sizes", default="100000,300000,1000000", help="comma-separated world sizes")
+    parser.add_argument("--budget-min", type=float, default=15.0, help="skip sizes projected past this")
+    parser.add_argument("--out", default=str(ROOT / "data" / "bench"), help="where result.md/json go")
+    args = parser.parse_args(argv)
+    sizes = [50_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=out))
+    try:
+        result = run(sizes, budget_min=args.budget_min, work=work, quick=args.quick)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    (out / "result.md").write_text(render_markdown(result))
+    print((out / "result.md").read_text())
+    return 0
