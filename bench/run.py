@@ -307,7 +307,7 @@ def render_markdown(r: dict[str, Any]) -> str:
     out = [f"# Benchmark ({r['mode']}, {r['started_at']}, {r['machine']['cpus']} CPUs, {r['seconds']} s)", "",
            "| figure | measured | target | status |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    out += ["", "## Growth", "", "| orders (Shopify size) | orders, all channels | world s | job s | ingest s | dbt s | publish s | other s | RSS GiB |",
+    out += ["", "## Growth", "", "| size (Shopify orders a year) | orders in the world store, all channels (incl. beyond the clock) | world s | job s | ingest s | dbt s | publish s | other s | RSS GiB |",
             "|---|---|---|---|---|---|---|---|---|"]
     for s in r["sizes"]:
         st = s["full"]["stages_s"]
