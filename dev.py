@@ -64,7 +64,10 @@ def main(argv: list[str]) -> int:
     elif command == "bench":
         cmd = [str(PY), "-m", "bench", *rest]
     else:
-        cmd = [str(PY), "-m", "pytest", *rest]
+        # two workers, one test file each at a time: most tests wait on (compressed) rate limits
+        # and subprocesses, so two share two cores well; -n on the command line overrides
+        parallel = [] if any(a == "-n" or a.startswith("-n") for a in rest) else ["-n", "2", "--dist", "loadfile"]
+        cmd = [str(PY), "-m", "pytest", *parallel, *rest]
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 

@@ -326,11 +326,13 @@ def render_markdown(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one 50k-order world: every figure, quickly")
-    parser.add_argument("--sizes", default="100000,300000,1000000", help="comma-separated world sizes")
+    parser.add_argument("--sizes", default=None,
+                        help="comma-separated world sizes (default 100000,300000,1000000; 50000 with --quick)")
     parser.add_argument("--budget-min", type=float, default=15.0, help="skip sizes projected past this")
     parser.add_argument("--out", default=str(ROOT / "data" / "bench"), help="where result.md/json go")
     args = parser.parse_args(argv)
-    sizes = [50_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    default = "50000" if args.quick else "100000,300000,1000000"
+    sizes = [int(s) for s in (args.sizes or default).split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=out))

@@ -6,6 +6,8 @@
     finance-pipeline sandbox serve            # emulators on fixed ports, one JSON line per platform
     finance-pipeline ui                       # the Dagster UI (dagster dev -w workspace.yaml)
     finance-pipeline docs                     # dbt docs, generated and served
+    finance-pipeline report                   # the finance report (HTML with charts) under data/reports/
+    finance-pipeline webhooks serve           # the webhook receiver (POST /webhooks/<platform>)
 """
 from __future__ import annotations
 
@@ -62,6 +64,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sandbox: seed {state.seed}, {state.size:,} orders/year, clock {state.clock:%Y-%m-%d %H:%M} UTC "
               f"(world ready in {time.monotonic() - t0:.1f}s)", flush=True)
         runtime.start_emulators(settings)
+        from finance_pipeline.webhooks import receiver as webhook_receiver
+
+        hooks = webhook_receiver.start(settings)  # takes deliveries while the job runs (the sensor picks them up)
+        print(f"webhook receiver: {hooks.url}/webhooks/<platform> ({', '.join(sorted(hooks.app.endpoints))}); "
+              f"inbox {webhook_receiver.inbox_file(settings)}", flush=True)
 
     from dagster import DagsterInstance
 
@@ -90,6 +97,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                            f"({r.emulator.counters['over_limit']} over its rate limit)"
                            for name, r in runtime.start_emulators(settings).items())
         print(f"Sandbox emulators served: {served}")
+        print(f"Webhook receiver answered: {dict(hooks.app.counters) or 'no deliveries'}")
+        from finance_pipeline.notify.sandbox import notifications_dir, read_log
+
+        sent = {sink: len(read_log(settings, sink)) for sink in ("slack", "email", "webhook")}
+        if any(sent.values()):
+            print(f"Alert messages in the sandbox sinks: {sent} ({notifications_dir(settings)})")
+        hooks.stop()
     return 0
 
 
@@ -242,6 +256,51 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return subprocess.call([str(dbt), "docs", "serve", "--port", str(args.port), *common], env=env, cwd=DBT_DIR)
 
 
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    """`webhooks serve`: the receiver in the foreground; `webhooks status`: what the inbox holds."""
+    settings = _prepare_environment(args)
+    from finance_pipeline.webhooks import receiver
+    from finance_pipeline.webhooks.inbox import Inbox, inbox_path
+
+    if args.action == "status":
+        with Inbox(inbox_path(settings.data_dir)) as inbox:
+            print(json.dumps({"inbox": str(inbox.path), "events": inbox.count(),
+                              "consumed": inbox.count("consumed_at is not null"),
+                              "pending": {p: n for p, (n, _) in inbox.pending_by_platform().items()},
+                              "in_runs": {b: n for b, (_, _, n) in inbox.open_batches().items()}}, indent=2))
+        return 0
+    import signal
+
+    def _stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        receiver.serve_forever(settings, args.port, args.host, announce=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the finance report from the marts as they are (run the pipeline first)."""
+    settings = _prepare_environment(args)
+    from finance_pipeline.report import build_report, money
+
+    if not settings.warehouse_path.exists():
+        print(f"no warehouse at {settings.warehouse_path}: run `finance-pipeline run` first", file=sys.stderr)
+        return 1
+    out = Path(args.out).resolve() if args.out else settings.data_dir / "reports"
+    result = build_report(settings.warehouse_path, out)
+    d = result.data
+    print(f"finance report as of {d.as_of}: {result.path}")
+    print(f"  (also {result.latest}; open it in a browser, no server needed)")
+    print(f"  owed to us {money(d.ar_open_home)} · tax owed {d.tax_period} {money(d.tax_owed_home)} · "
+          f"payout exceptions {len(d.payout_breaks)} of {d.payouts_total} · ledger "
+          f"{'balanced' if d.gl_unbalanced_entries == 0 else f'{d.gl_unbalanced_entries} unbalanced entries'}")
+    return 0
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     settings = _prepare_environment(args)
     from finance_pipeline.warehouse import connect, table_exists
@@ -250,9 +309,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if not table_exists(con, "ops", "alerts"):
             print("no alerts yet")
             return 0
-        for row in con.execute("select as_of, severity, rule, title from ops.alerts order by as_of desc limit ?",
-                               [args.limit]).fetchall():
-            print(f"{row[0]:%Y-%m-%d %H:%M}  {row[1]:<8} {row[2]:<24} {row[3]}")
+        has_event = con.execute("select count(*) from information_schema.columns where table_schema = 'ops' "
+                                "and table_name = 'alerts' and column_name = 'event'").fetchone()[0]
+        event = "coalesce(event, 'raised')" if has_event else "'raised'"  # a table from before alert events
+        for row in con.execute(f"select as_of, severity, rule, title, {event} from ops.alerts "
+                               "order by as_of desc, raised_at desc limit ?", [args.limit]).fetchall():
+            print(f"{row[0]:%Y-%m-%d %H:%M}  {row[4]:<9} {row[1]:<8} {row[2]:<22} {row[3]}")
     return 0
 
 
@@ -287,9 +349,19 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--no-serve", action="store_true")
     docs.set_defaults(func=cmd_docs)
 
+    rep = sub.add_parser("report", help="write the finance report (HTML with charts) from the marts")
+    rep.add_argument("--out", help="folder for the report (default: <data dir>/reports)")
+    rep.set_defaults(func=cmd_report)
+
     al = sub.add_parser("alerts", help="the latest alerts")
     al.add_argument("--limit", type=int, default=20)
     al.set_defaults(func=cmd_alerts)
+
+    wh = sub.add_parser("webhooks", help="the webhook receiver: serve it, or show the inbox")
+    wh.add_argument("action", choices=["serve", "status"])
+    wh.add_argument("--port", type=int, default=8787, help="with serve: 0 picks a free port")
+    wh.add_argument("--host", default="127.0.0.1")
+    wh.set_defaults(func=cmd_webhooks)
     return parser
 
 

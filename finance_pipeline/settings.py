@@ -17,6 +17,9 @@ HOME_CURRENCY = "GBP"
 BUSINESS_TIMEZONE = "Europe/London"
 
 
+SANDBOX_TIME_SCALE = 60.0
+
+
 class SettingsError(RuntimeError):
     """A setting is missing or wrong; the message says which one and how to fix it."""
 
@@ -100,6 +103,16 @@ def _int(name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer.") from exc
 
 
+def _names(name: str) -> tuple[str, ...] | None:
+    """A comma-separated list (`xero,netsuite`); unset = None (the default applies), `none` = empty."""
+    raw = env(name)
+    if raw is None or raw.strip() == "":
+        return None
+    if raw.strip().lower() == "none":
+        return ()
+    return tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+
+
 @dataclass(frozen=True)
 class Settings:
     mode: Literal["sandbox", "live"] = "sandbox"
@@ -109,7 +122,10 @@ class Settings:
     sandbox_size: int = 20_000
     # emulator behaviour (sandbox only)
     fault_rate: float = 0.0
-    time_scale: float = 1.0  # >1 compresses per-minute/per-second rate limits for fast tests
+    # >1 compresses the platforms' rate limits (sandbox only; live mode always runs at 1.0): the
+    # sandbox default of 60 lets a minute of allowance pass in a second, so a year's backfill
+    # against Amazon's or QuickBooks' documented limits fits in the demo.
+    time_scale: float = 1.0
     # HTTP client behaviour
     http_timeout_s: float = 30.0
     http_max_attempts: int = 8
@@ -117,6 +133,22 @@ class Settings:
     payment_failure_threshold: float = 0.25
     payment_failure_min_attempts: int = 4
     payment_failure_window_hours: int = 72
+    # (more alert rules: finance_pipeline/alerts/rules.py; sinks: finance_pipeline/notify/config.py)
+    alert_payment_failure_p: float = 0.001  # binomial tail of the failures under the processor's own rate …
+    alert_payment_baseline_days: int = 28  # … measured over this many days before the window
+    alert_volume_window_hours: int = 24  # orders counted in this trailing window per channel …
+    alert_volume_baseline_weeks: int = 8  # … against the same hours of the week in this many past weeks
+    alert_volume_z: float = 4.0  # robust z (median / MAD) beyond which volume is a spike or a drop
+    alert_volume_min_orders: int = 10  # spikes need this many orders, drops this baseline median
+    alert_overdue_days: tuple[int, ...] = (30, 60, 90)  # days past due that raise, worsen, go critical
+    alert_overdue_min_home: float = 0.0  # ignore customers with less than this overdue (home currency)
+    alert_payout_missing_days: int = 5  # transactions not paid out after this many days
+    alert_stale_sync_hours: int = 6  # a source not loaded successfully for this long
+    alert_worsen_factor: float = 1.5  # an open alert is re-sent when its value grows by this factor
+    # publishing: destinations switched on (None = every registered destination in sandbox mode,
+    # none in live mode) and dry run (show what would be sent, write nothing)
+    destinations: tuple[str, ...] | None = None
+    publish_dry_run: bool = False
     extra: dict = field(default_factory=dict)
 
     @property
@@ -154,12 +186,26 @@ class Settings:
             sandbox_seed=_int("FINANCE_SANDBOX_SEED", 42),
             sandbox_size=_int("FINANCE_SANDBOX_SIZE", 20_000),
             fault_rate=fault_rate,
-            time_scale=_float("FINANCE_SANDBOX_TIME_SCALE", 1.0),
+            time_scale=_float("FINANCE_SANDBOX_TIME_SCALE", SANDBOX_TIME_SCALE) if mode == "sandbox" else 1.0,
             http_timeout_s=_float("FINANCE_HTTP_TIMEOUT_S", 30.0),
             http_max_attempts=_int("FINANCE_HTTP_MAX_ATTEMPTS", 8),
             payment_failure_threshold=_float("FINANCE_ALERT_PAYMENT_FAILURE_RATE", 0.25),
             payment_failure_min_attempts=_int("FINANCE_ALERT_PAYMENT_FAILURE_MIN_ATTEMPTS", 4),
             payment_failure_window_hours=_int("FINANCE_ALERT_PAYMENT_FAILURE_WINDOW_HOURS", 72),
+            alert_payment_failure_p=_float("FINANCE_ALERT_PAYMENT_FAILURE_P", 0.001),
+            alert_payment_baseline_days=_int("FINANCE_ALERT_PAYMENT_BASELINE_DAYS", 28),
+            alert_volume_window_hours=_int("FINANCE_ALERT_VOLUME_WINDOW_HOURS", 24),
+            alert_volume_baseline_weeks=_int("FINANCE_ALERT_VOLUME_BASELINE_WEEKS", 8),
+            alert_volume_z=_float("FINANCE_ALERT_VOLUME_Z", 4.0),
+            alert_volume_min_orders=_int("FINANCE_ALERT_VOLUME_MIN_ORDERS", 10),
+            alert_overdue_days=tuple(sorted(int(x) for x in (env("FINANCE_ALERT_OVERDUE_DAYS") or "30,60,90").split(",")
+                                            if x.strip())),
+            alert_overdue_min_home=_float("FINANCE_ALERT_OVERDUE_MIN_HOME", 0.0),
+            alert_payout_missing_days=_int("FINANCE_ALERT_PAYOUT_MISSING_DAYS", 5),
+            alert_stale_sync_hours=_int("FINANCE_ALERT_STALE_SYNC_HOURS", 6),
+            alert_worsen_factor=_float("FINANCE_ALERT_WORSEN_FACTOR", 1.5),
+            destinations=_names("FINANCE_DESTINATIONS"),
+            publish_dry_run=(env("FINANCE_PUBLISH_DRY_RUN") or "").strip().lower() in ("1", "true", "yes"),
         )
 
 

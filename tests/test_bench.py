@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_quick_bench_produces_every_figure(tmp_path):
-    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    # a small world keeps the suite quick; `python3 dev.py bench --quick` uses 50,000 orders
+    assert main(["--quick", "--sizes", "4000", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "result.json").read_text())
     size = result["sizes"][0]
     assert size["world"]["orders_all_channels"] > 0 and size["world"]["seconds"] > 0

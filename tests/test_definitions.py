@@ -18,7 +18,7 @@ def test_definitions_load_with_groups_jobs_schedules_and_sensor():
     # dbt sources resolve to the dlt assets: lineage runs from the API to the marts
     assert AssetKey(["raw_shopify", "orders"]) in graph.get(AssetKey(["staging", "stg_shopify__orders"])).parent_keys
     assert {s.name for s in defs.schedules} == {"hourly_sync_schedule", "daily_close_schedule"}
-    assert {s.name for s in defs.sensors} == {"payment_failure_alert_sensor"}
+    assert {s.name for s in defs.sensors} == {"alerts_after_marts_sensor", "webhook_inbox_sensor"}
     assert defs.resolve_job_def("hourly_sync") and defs.resolve_job_def("daily_close")
     checks = list(graph.asset_check_keys)
     assert any(c.asset_key == AssetKey(["marts", "fct_orders"]) for c in checks)

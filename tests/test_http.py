@@ -15,7 +15,7 @@ from finance_pipeline.http.client import StaticHeaders
 from finance_pipeline.http.pagination import parse_link_header
 from finance_pipeline.http.ratelimit import ConcurrencyLimiter, TokenBucket
 from finance_pipeline.http.redaction import redact
-from finance_pipeline.sandbox.server import Emulator, EmulatorConfig, json_response, serve
+from finance_pipeline.sandbox.server import Emulator, EmulatorConfig, serve
 from finance_pipeline.settings import Secret
 
 

@@ -109,3 +109,54 @@ def test_kill_9_mid_publish_then_rerun(tmp_path):
             assert secret not in logs
     finally:
         running.stop()
+
+
+def test_twelve_random_kills_with_payments_and_payouts(tmp_path):
+    """kill -9 at twelve random points of runs that post contacts, invoices, payments, payout summaries
+    and their bank payments (batches of 50), then a clean run."""
+    from publish_kill import run_to_end, run_trials
+    from xero_fixtures import build_payments, build_payout_marts
+
+    settings = make_settings(tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    made = build_marts(settings.warehouse_path, n_invoices=500, n_customers=60)
+    build_payments(settings.warehouse_path)
+    payouts = build_payout_marts(settings.warehouse_path)
+    running = start_xero(settings)
+    emulator = running.emulator
+    emulator.write_delay_s = 0.3  # each batch committed 0.3 s before Xero answers: the kill's favourite gap
+    runtime.write_endpoints(settings, {"xero": running})
+
+    def writes() -> int:
+        stats = emulator.stats()
+        return sum(stats[k] for k in ("invoices_created", "invoices_updated", "contacts_created", "payments_created",
+                                      "payments_deleted"))
+
+    try:
+        kills = run_trials("xero", settings, tmp_path, trials=12, writes=writes, max_wait_s=0.5, seed=7)
+        assert sum(1 for _, w in kills if w > 0) >= 10
+        numbers = [d["InvoiceNumber"] for d in emulator.invoices()]
+        assert len(numbers) == len(set(numbers))  # never a duplicate, whatever the kill hit
+
+        emulator.write_delay_s = 0.0
+        summary = json.loads(run_to_end("xero", settings, tmp_path))
+        assert summary["mismatch_count"] == 0, summary
+        assert {e["key"] for e in summary["errors"]} == set(payouts["break"])
+        stats = emulator.stats()
+        positive = [n for n, a in payouts["postable"].items() if a > 0]
+        assert stats["invoices_created"] == made["invoices"] - made["voided"] + len(positive)
+        assert stats["credit_notes_created"] == len(payouts["negative"]) == stats["credit_notes"]
+        assert stats["invoices_updated"] == 0 and stats["payments_deleted"] == 0
+        assert_xero_matches_marts(emulator, settings.warehouse_path)
+        refs = [p["Reference"] for p in emulator.payments() if p["Status"] == "AUTHORISED"]
+        assert len(refs) == len(set(refs))  # one payment per charge and per payout
+        docs = {d["InvoiceNumber"]: d for d in emulator.invoices()}
+        for number in positive:
+            assert docs[number]["AmountPaid"] == payouts["postable"][number] == docs[number]["Total"]
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        try:
+            assert con.execute("SELECT COUNT(*) FROM ops.publish_ledger WHERE status = 'pending'").fetchone()[0] == 0
+        finally:
+            con.close()
+    finally:
+        running.stop()

@@ -139,6 +139,11 @@ def test_item_errors_are_recorded_and_the_rest_continue(xero_env):
     ledger = ledger_rows(xero_env)
     assert ledger[("invoice", "INV-1030")][0] == "failed" and "JPY" in ledger[("invoice", "INV-1030")][3]
     assert {m.key for m in result.mismatches} == {"INV-1030", "INV-1031", "INV-1032"}  # missing in Xero
+    assert result.quarantined == 3  # each with its reason (Xero's own message for INV-1030)
+    con = duckdb.connect(str(xero_env.warehouse), read_only=True)
+    reasons = dict(con.execute("SELECT record_id, reason FROM ops.quarantine WHERE platform = 'xero'").fetchall())
+    con.close()
+    assert "not subscribed to currency JPY" in reasons["INV-1030"] and "gift_card" in reasons["INV-1031"]
 
     again = publish(xero_env)  # failures are retried, the others are left alone
     assert again.writes == 0 and again.failed == 3

@@ -224,7 +224,8 @@ def assert_xero_matches_marts(emulator: XeroEmulator, warehouse: Path) -> None:
             problems.append((number, "presence", "in Xero", "missing"))
             continue
         for field, expected, actual in (
-                ("Status", "AUTHORISED", doc["Status"]), ("Total", m["total_amount"], doc["Total"]),
+                ("Status", "AUTHORISED", "AUTHORISED" if doc["Status"] == "PAID" else doc["Status"]),
+                ("Total", m["total_amount"], doc["Total"]),
                 ("TotalTax", m["tax_amount"], doc["TotalTax"]), ("SubTotal", m["subtotal_amount"], doc["SubTotal"]),
                 ("DueDate", m["due_on"].isoformat(), doc.get("DueDate")),
                 ("Date", m["issued_on"].isoformat(), doc["Date"]), ("CurrencyCode", m["currency"], doc["CurrencyCode"]),
@@ -234,7 +235,8 @@ def assert_xero_matches_marts(emulator: XeroEmulator, warehouse: Path) -> None:
             if expected != actual:
                 problems.append((number, field, expected, actual))
     assert not problems, f"{len(problems)} differences, e.g. {problems[:5]}"
-    assert not by_number, f"invoices in Xero that the marts lack: {sorted(by_number)[:5]}"
+    extra = sorted(n for n in by_number if not n.startswith("PO-"))  # PO-…: payout summaries (payouts.py)
+    assert not extra, f"invoices in Xero that the marts lack: {extra[:5]}"
 
 
 # -- emulator and connection ------------------------------------------------------------------------
@@ -270,3 +272,149 @@ def xero_env(tmp_path):
     running = start_xero(settings)
     yield XeroEnv(settings, running)
     running.stop()
+
+
+PAYMENTS_DDL = """
+CREATE OR REPLACE TABLE marts.fct_payments (
+    channel VARCHAR, payment_id VARCHAR, processor VARCHAR, order_id VARCHAR, invoice_number VARCHAR,
+    customer_id VARCHAR, customer_type VARCHAR, status VARCHAR, failure_code VARCHAR, currency VARCHAR,
+    amount DECIMAL(18,2), amount_home DECIMAL(18,2), fee_home DECIMAL(18,2), refunded_amount DECIMAL(18,2),
+    is_disputed BOOLEAN, dispute_status VARCHAR, attempted_at TIMESTAMPTZ, balance_transaction_id VARCHAR);
+"""
+
+
+def build_payments(path: Path, seed: int = 5) -> dict:
+    """`marts.fct_payments` consistent with `fct_invoices.paid_amount`: Stripe charges carrying the
+    invoice number (paid in one go, or half; a failed attempt before some; one duplicate payment
+    refunded in full), as `int_payments` shapes them."""
+    rng = random.Random(seed)
+    con = duckdb.connect(str(path))
+    try:
+        invoices = con.execute("SELECT invoice_number, currency, total_amount, paid_amount, issued_on, customer_id "
+                               "FROM marts.fct_invoices WHERE paid_amount > 0 ORDER BY invoice_number").fetchall()
+        rows = []
+        for i, (number, currency, total, paid, issued, customer) in enumerate(invoices):
+            when = datetime(issued.year, issued.month, issued.day, 11, tzinfo=timezone.utc) + timedelta(days=12)
+            base = {"channel": "stripe", "processor": "stripe", "order_id": None, "invoice_number": number,
+                    "customer_id": customer, "customer_type": "trade", "currency": currency,
+                    "fee_home": Decimal("0.50"), "is_disputed": False, "dispute_status": None,
+                    "balance_transaction_id": None, "amount_home": None, "failure_code": None}
+            if rng.random() < 0.2:
+                rows.append({**base, "payment_id": f"ch_3Q{i:06d}F{rng.randrange(10**9):09d}xyz", "status": "failed",
+                             "failure_code": "card_declined", "amount": paid, "refunded_amount": Decimal("0.00"),
+                             "attempted_at": when - timedelta(days=2)})
+            rows.append({**base, "payment_id": f"ch_3Q{i:06d}S{rng.randrange(10**9):09d}abc", "status": "succeeded",
+                         "amount": paid, "refunded_amount": Decimal("0.00"), "attempted_at": when})
+            if i % 17 == 3:  # paid twice by mistake; the duplicate refunded in full
+                rows.append({**base, "payment_id": f"ch_3Q{i:06d}D{rng.randrange(10**9):09d}dup", "status": "succeeded",
+                             "amount": paid, "refunded_amount": paid, "attempted_at": when + timedelta(hours=1)})
+        con.execute(PAYMENTS_DDL)
+        if rows:
+            _insert(con, "marts.fct_payments", rows)
+    finally:
+        con.close()
+    return {"applied": len(invoices)}
+
+
+PAYOUT_DDL = """
+CREATE SCHEMA IF NOT EXISTS intermediate;
+CREATE OR REPLACE TABLE marts.fct_orders (
+    channel VARCHAR, order_id VARCHAR, order_number VARCHAR, customer_type VARCHAR, currency VARCHAR,
+    tax_amount DECIMAL(18,2), total_amount DECIMAL(18,2));
+CREATE OR REPLACE TABLE intermediate.int_balance_transactions (
+    channel VARCHAR, balance_transaction_id VARCHAR, payout_id VARCHAR, type VARCHAR, category VARCHAR,
+    order_id VARCHAR, source_id VARCHAR, currency VARCHAR, amount DECIMAL(18,2), fee DECIMAL(18,2),
+    net DECIMAL(18,2), occurred_at TIMESTAMPTZ);
+CREATE OR REPLACE TABLE marts.fct_payouts (
+    channel VARCHAR, payout_id VARCHAR, balance_transaction_id VARCHAR, currency VARCHAR, amount DECIMAL(18,2),
+    status VARCHAR, payout_date DATE, created_at TIMESTAMPTZ);
+CREATE OR REPLACE TABLE marts.rpt_payout_reconciliation (
+    channel VARCHAR, payout_id VARCHAR, payout_date DATE, payout_amount DECIMAL(18,2),
+    reconciliation_status VARCHAR, break_reason VARCHAR);
+"""
+
+
+def build_payout_marts(path: Path, n_shopify: int = 10, seed: int = 3) -> dict:
+    """Processor payouts as the marts hold them: Shopify Payments payouts of retail orders (20 % UK VAT,
+    EU OSS VAT, US sales tax; fees; refunds of earlier orders), Stripe payouts of the trade-invoice
+    charges in `fct_payments` (call `build_payments` first) with fees and a dispute withdrawal; one
+    negative payout, one that does not reconcile, one still in transit.  `postable` maps the summary
+    number of every payout that should reach Xero to its amount (negative: a credit note)."""
+    rng = random.Random(seed)
+    con = duckdb.connect(str(path))
+    orders, txns, payouts, recon = [], [], [], []
+    try:
+        trade = con.execute("SELECT payment_id, amount - refunded_amount, attempted_at FROM marts.fct_payments "
+                            "WHERE status = 'succeeded' AND amount > refunded_amount ORDER BY attempted_at").fetchall()
+        day = date(2025, 2, 3)
+        order_no = 5000
+        for n in range(n_shopify):
+            payout_id = str(91_000_000 + n)
+            rows = []
+            for _ in range(rng.randint(3, 7)):
+                order_no += 1
+                rate = rng.choice([Decimal("0.20"), Decimal("0.20"), Decimal("0.21"), Decimal("0.0825")])
+                net = Decimal(rng.randint(2_000, 40_000)) / 100
+                tax = _money(net * rate)
+                total = net + tax
+                orders.append({"channel": "shopify", "order_id": str(order_no), "order_number": f"#{order_no}",
+                               "customer_type": "retail", "currency": "GBP", "tax_amount": tax, "total_amount": total})
+                fee = _money(total * Decimal("0.019") + Decimal("0.20"))
+                rows.append(("charge", str(order_no), total, fee))
+            if n == 4:  # refunds of earlier orders exceed the day's sales: a debit from the bank
+                rows = [(t, o, a, f) for t, o, a, f in rows[:1]]
+                rows.append(("refund", "5001", -orders[0]["total_amount"] * 3, Decimal("0.00")))
+            elif n % 3 == 1:  # a partial refund of an earlier order
+                o = rng.choice(orders[:-3])
+                rows.append(("refund", o["order_id"], -_money(o["total_amount"] / 2), Decimal("0.00")))
+            amount = sum((a - f for _, _, a, f in rows), Decimal("0.00"))
+            payout_day = day + timedelta(days=2 * n)
+            for i, (kind, order_id, a, f) in enumerate(rows):
+                txns.append({"channel": "shopify", "balance_transaction_id": f"{payout_id}{i:03d}", "payout_id": payout_id,
+                             "type": kind, "category": kind, "order_id": order_id, "source_id": f"{order_id}{i}",
+                             "currency": "GBP", "amount": a, "fee": f, "net": a - f,
+                             "occurred_at": datetime(payout_day.year, payout_day.month, payout_day.day,
+                                                     tzinfo=timezone.utc) - timedelta(days=2)})
+            reported = amount + (Decimal("5.00") if n == 7 else 0)  # n 7: the bank got 5.00 more than the txns
+            status = "in_transit" if n == n_shopify - 1 else "paid"
+            payouts.append({"channel": "shopify", "payout_id": payout_id, "balance_transaction_id": None,
+                            "currency": "GBP", "amount": reported, "status": status, "payout_date": payout_day,
+                            "created_at": None})
+            recon.append({"channel": "shopify", "payout_id": payout_id, "payout_date": payout_day,
+                          "payout_amount": reported, "reconciliation_status": "matched" if reported == amount else "break",
+                          "break_reason": None if reported == amount else f"payout differs from its transactions by "
+                                                                          f"{reported - amount}"})
+        # Stripe: trade-invoice charges in payouts of 8
+        for n, start in enumerate(range(0, len(trade), 8)):
+            payout_id = f"po_1Q{n:04d}TRADE{rng.randrange(10**8):08d}"
+            chunk = trade[start:start + 8]
+            rows = [("charge", pid, _money(Decimal(amt)), _money(Decimal(amt) * Decimal("0.015") + Decimal("0.20")))
+                    for pid, amt, _ in chunk]
+            if n == 1:
+                rows.append(("adjustment", f"du_{n}", Decimal("-120.00"), Decimal("15.00")))
+            last = max(a for _, _, a in chunk)
+            payout_day = (last + timedelta(days=3)).date()
+            amount = sum((a - f for _, _, a, f in rows), Decimal("0.00"))
+            for i, (kind, source, a, f) in enumerate(rows):
+                txns.append({"channel": "stripe", "balance_transaction_id": f"txn_{payout_id}_{i}", "payout_id": payout_id,
+                             "type": kind, "category": kind, "order_id": None, "source_id": source, "currency": "GBP",
+                             "amount": a, "fee": f, "net": a - f, "occurred_at": last})
+            payouts.append({"channel": "stripe", "payout_id": payout_id, "balance_transaction_id": f"txn_{payout_id}",
+                            "currency": "GBP", "amount": amount, "status": "paid", "payout_date": payout_day,
+                            "created_at": last})
+            recon.append({"channel": "stripe", "payout_id": payout_id, "payout_date": payout_day, "payout_amount": amount,
+                          "reconciliation_status": "matched", "break_reason": None})
+        con.execute(PAYOUT_DDL)
+        _insert(con, "marts.fct_orders", orders)
+        _insert(con, "intermediate.int_balance_transactions", txns)
+        _insert(con, "marts.fct_payouts", payouts)
+        _insert(con, "marts.rpt_payout_reconciliation", recon)
+    finally:
+        con.close()
+    paid = [p for p, r in zip(payouts, recon) if p["status"] == "paid"]
+    postable = [p for p, r in zip(payouts, recon)
+                if p["status"] == "paid" and r["reconciliation_status"] == "matched" and p["amount"] != 0]
+    return {"payouts": len(payouts), "paid": len(paid), "postable": {f"PO-{p['channel']}-{p['payout_id']}": p["amount"]
+                                                                     for p in postable},
+            "negative": [f"PO-shopify-{payouts[4]['payout_id']}"] if n_shopify > 5 else [],
+            "break": [f"PO-shopify-{payouts[7]['payout_id']}"] if n_shopify > 8 else []}

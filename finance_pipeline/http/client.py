@@ -172,6 +172,7 @@ class ApiClient:
         params: Any = None,
         json: Any = None,
         data: Any = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         expect_json: bool = True,
@@ -182,8 +183,8 @@ class ApiClient:
         hdrs = dict(headers or {})
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS or any(h.lower() in IDEMPOTENCY_HEADERS for h in hdrs)
-        content = dumps(json) if json is not None else None
-        if content is not None:
+        if json is not None:  # raw `content` (multipart, SOAP XML) is sent as given
+            content = dumps(json)
             hdrs.setdefault("Content-Type", "application/json")
         ok = set(ok_statuses)
         refreshed = False
@@ -191,8 +192,12 @@ class ApiClient:
         last_error = ""
         while True:
             attempt += 1
-            auth_headers = dict(self.auth.headers()) if self.auth else {}
             self.limiter.acquire()
+            try:  # after the limiter's wait, which can outlast a short-lived access token
+                auth_headers = dict(self.auth.headers()) if self.auth else {}
+            except BaseException:
+                self.limiter.release()
+                raise
             started = time.monotonic()
             try:
                 raw = self._http.request(

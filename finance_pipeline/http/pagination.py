@@ -65,3 +65,54 @@ def page_number_pages(
         if len(items(body)) < page_size:
             return
         page += 1
+
+
+def next_url_pages(
+    client: ApiClient,
+    path: str,
+    params: Mapping[str, Any],
+    *,
+    next_of: Callable[[Any], str | None] = lambda body: body.get("next"),
+    headers: Mapping[str, str] | None = None,
+) -> Iterator[Any]:
+    """Follow a `next` URL given in the body (eBay `href`/`next`/`total` offset pages): the URL is
+    requested verbatim, filters and offset baked in.  An empty answer (HTTP 204) ends the walk."""
+    body = client.get_json(path, params=dict(params), headers=headers)
+    while body is not None:
+        yield body
+        nxt = next_of(body)
+        if not nxt:
+            return
+        body = client.get_json(nxt, headers=headers)
+
+
+def body_cursor_pages(
+    client: ApiClient,
+    path: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    method: str = "GET",
+    json: Mapping[str, Any] | None = None,
+    cursor_field: str = "cursor",
+    cursor_param: str = "cursor",
+) -> Iterator[Any]:
+    """An opaque next-page token in the body (Square `cursor`, SP-API `NextToken`): sent back as a
+    query parameter on GET, or as a body field on POST searches (resending the original query, as
+    Square's SearchOrders requires).  An absent or empty token ends the walk.  POST searches are
+    reads, so they are retried like GETs."""
+    query = dict(params or {})
+    body = dict(json) if json is not None else None
+    while True:
+        if method.upper() == "GET":
+            resp = client.get(path, params=query)
+        else:
+            resp = client.request(method, path, params=query or None, json=body, idempotent=True)
+        page = resp.json()
+        yield page
+        token = page.get(cursor_field) if isinstance(page, dict) else None
+        if not token:
+            return
+        if body is not None and method.upper() != "GET":
+            body[cursor_param] = token
+        else:
+            query[cursor_param] = token

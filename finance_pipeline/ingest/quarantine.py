@@ -7,6 +7,7 @@ them) and reports the count in the asset's metadata and log.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,11 +31,15 @@ class Quarantine:
     rows: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, entity: str, record: Any, reason: str) -> None:
-        record_id = None
-        if isinstance(record, dict):
+    def add(self, entity: str, record: Any, reason: str, record_id: Any = None) -> None:
+        """`record_id`: the record's key when it is not called id / Id / InvoiceID (eBay's orderId,
+        PayPal's transaction_id …).  A record without any key is named by a hash of its content,
+        so the quarantine's primary key is never null and a re-run merges onto the same row."""
+        if record_id is None and isinstance(record, dict):
             record_id = record.get("id") or record.get("Id") or record.get("InvoiceID")
         payload = redact(orjson.dumps(record, default=str).decode())
+        if record_id is None:
+            record_id = "sha:" + hashlib.blake2b(payload.encode(), digest_size=10).hexdigest()
         with self._lock:
             self.rows.append({
                 "platform": self.platform, "entity": entity,

@@ -128,6 +128,8 @@ class PublishResult:
     read_back: int = 0  # records read back from the destination
     requests: int = 0  # HTTP requests sent (retries included)
     seconds: float = 0.0
+    quarantined: int = 0  # records the destination refused, written to ops.quarantine
+    dry_run: dict[str, Any] | None = None  # set in dry-run mode: what would have been sent (DryRun.summary)
 
     def of(self, object_type: str) -> Counts:
         return self.counts.setdefault(object_type, Counts())
@@ -173,6 +175,8 @@ class PublishResult:
             "mismatches": [{k: str(v) for k, v in asdict(m).items()} for m in self.mismatches[:50]],
             "mismatch_count": len(self.mismatches), "read_back": self.read_back, "requests": self.requests,
             "seconds": round(self.seconds, 3),
+            **({"quarantined": self.quarantined} if self.quarantined else {}),
+            **({"dry_run": self.dry_run} if self.dry_run is not None else {}),
         }
 
 

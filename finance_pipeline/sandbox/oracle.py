@@ -89,7 +89,9 @@ def compute(sandbox: Sandbox) -> Oracle:
     clock = sandbox.clock
     con = sandbox.connect()
     try:
-        return Oracle(clock, _compute(con, clock))
+        from finance_pipeline.sandbox import oracle_ledger  # GL, tax, payment status, trends, AR detail
+
+        return Oracle(clock, oracle_ledger.extend(con, clock, _compute(con, clock)))
     finally:
         con.close()
 

@@ -100,6 +100,9 @@ class Emulator:
     """Base class of every platform emulator."""
 
     name = "emulator"
+    # False: the server adds no real-time `Date` header, so an emulator can send the sandbox
+    # clock's own (eBay clients read "now" from it to keep filters inside the API's windows).
+    server_date_header = True
 
     def __init__(self, sandbox: Sandbox, config: EmulatorConfig | None = None) -> None:
         self.sandbox = sandbox
@@ -254,7 +257,7 @@ def serve(emulator: Emulator, port: int = 0) -> RunningEmulator:
     port = sock.getsockname()[1]
     emulator.base_url = f"http://127.0.0.1:{port}"
     config = uvicorn.Config(emulator.build_app(), log_level="warning", access_log=False,
-                            timeout_keep_alive=30, lifespan="off")
+                            timeout_keep_alive=30, lifespan="off", date_header=emulator.server_date_header)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                               name=f"emulator-{emulator.name}")

@@ -93,7 +93,8 @@ class WorldSpec:
 
     @property
     def key(self) -> str:
-        return f"g{WORLD_FORMAT}-s{self.seed}-n{self.size}-t{self.through.isoformat()}"
+        return f"g{WORLD_FORMAT}-s{self.seed}-n{self.size}-t{self.through.isoformat()}" + (
+            "" if anomalies_enabled() else "-quiet")
 
 
 class _Seq:
@@ -239,6 +240,8 @@ class WorldBuilder:
                     self._retail_order(rng, created)
             d += timedelta(days=1)
         self._force_scenarios()
+        if anomalies_enabled():
+            self._volume_spike()
         self._shopify_payouts()
         self._stripe_payouts()
         self._channels()
@@ -544,12 +547,17 @@ class WorldBuilder:
         total = self._payable(order, lines)
         order["invoice_total"] = total
         paid = ZERO
+        stops_paying = anomalies_enabled() and self._stops_paying(customer, created)
+        kept = {name: len(self.t[name]) for name in STRIPE_PAYMENT_TABLES} if stops_paying else None
         for part, when in plan:
             amount = q(total * part) if part is not None else total - paid
             if amount <= 0:
                 continue
             self._stripe_payment(rng, order, customer, amount, when)
             paid += amount
+        if kept is not None:  # same random draws as a paying customer, so nothing else changes
+            for name, n in kept.items():
+                del self.t[name][n:]
 
     def _stripe_payment(self, rng: random.Random, order: dict, customer: dict, amount: Decimal, when: datetime) -> None:
         """A trade customer pays (part of) an invoice by card through Stripe (P3 failures, P9 duplicates).
@@ -664,6 +672,36 @@ class WorldBuilder:
         })
         charge["disputed"] = True
 
+    # -- business anomalies (FINANCE_SANDBOX_ANOMALIES=off leaves them out) ---------------------
+    def _stops_paying(self, customer: dict, created: datetime) -> bool:
+        """One trade customer (picked on its own random stream) pays nothing it is invoiced from
+        STOPS_PAYING_FROM on: its invoices run through 30, 60, 90 days overdue."""
+        if not hasattr(self, "_non_payer"):
+            self._non_payer = random.Random(self.seed * 4099 + 77).choice(self.trade_customers)["customer_id"]
+        return customer["customer_id"] == self._non_payer and created >= STOPS_PAYING_FROM
+
+    def _volume_spike(self) -> None:
+        """A burst of extra retail orders on SPIKE_DAY (a viral post): four times a normal day, real
+        orders paid through Shopify Payments like any other.  Its own random stream and id ranges,
+        so no other order, line, refund or transaction changes."""
+        if not (WORLD_START.date() <= SPIKE_DAY < self.spec.through):
+            return
+        rng = random.Random(self.seed * 7_777_777 + SPIKE_DAY.toordinal())
+        saved = (self.order_seq, self.line_seq, self.refund_seq, self.refund_line_seq, self.txn_seq, self.bt_seq)
+        self.order_seq = _Seq(900_000)
+        self.line_seq = _Seq(14_900_000_000_000, 3)
+        self.refund_seq = _Seq(9_900_000_000_000, 7)
+        self.refund_line_seq = _Seq(4_900_000_000_000, 3)
+        self.txn_seq = _Seq(6_900_000_000_000, 11)
+        self.bt_seq = _Seq(7_900_000_000_000, 13)
+        try:
+            for _ in range(int(round(SPIKE_FACTOR * self.daily_base(SPIKE_DAY)))):
+                created = day_start(SPIKE_DAY) + timedelta(seconds=rng.randint(9 * 3600, 22 * 3600))
+                self._retail_order(rng, created)
+        finally:
+            (self.order_seq, self.line_seq, self.refund_seq, self.refund_line_seq, self.txn_seq,
+             self.bt_seq) = saved
+
     def _force_scenarios(self) -> None:
         """Make sure a small world still holds at least one won and one lost dispute.
 
@@ -729,6 +767,21 @@ class WorldBuilder:
                 "method": "standard", "type": "bank_account",
             })
             carried = []
+
+
+SPIKE_DAY = date(2025, 12, 31)  # the volume spike: the last day before the default clock …
+SPIKE_FACTOR = 4.0  # … with this many times a normal day's orders on top
+STOPS_PAYING_FROM = WORLD_START + timedelta(days=HISTORY_DAYS - 100)  # one trade customer's last paid invoice
+STRIPE_PAYMENT_TABLES = ("stripe_charges", "stripe_balance_transactions", "stripe_refunds", "stripe_disputes")
+
+
+def anomalies_enabled() -> bool:
+    """Business anomalies in the sandbox world (a volume spike, a customer who stops paying);
+    `FINANCE_SANDBOX_ANOMALIES=off` builds the world without them (its own stored world).  The
+    processor outage days stay: they are part of the payment scenarios."""
+    import os
+
+    return (os.environ.get("FINANCE_SANDBOX_ANOMALIES") or "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 OUTAGE_EVERY_DAYS = 61  # a card-processing outage day every two months (2025-03-01, …, 2025-12-31)

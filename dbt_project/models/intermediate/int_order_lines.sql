@@ -8,6 +8,10 @@
     Revenue and COGS are recognised at the order date (the cost valid on that business date). -#}
 with unioned as (
     {{ union_channels('order_lines') }}
+    -- a channel may give the tax its marketplace collects and remits itself; 0 where none does
+    union all by name
+    select cast(null as decimal(18, 2)) as marketplace_tax_amount, cast(null as decimal(18, 2)) as marketplace_tax_amount_home
+    where false
 ),
 
 priced as (
@@ -45,6 +49,8 @@ select
     cast(p.gross_amount_home - p.net_amount_home as decimal(18, 2)) as discount_amount_home,
     cast(p.net_amount_home as decimal(18, 2)) as net_amount_home,
     cast(p.tax_amount_home as decimal(18, 2)) as tax_amount_home,
+    cast(coalesce(p.marketplace_tax_amount, 0) as decimal(18, 2)) as marketplace_tax_amount,
+    cast(coalesce(p.marketplace_tax_amount_home, 0) as decimal(18, 2)) as marketplace_tax_amount_home,
     c.unit_cost_gbp as unit_cost_home,
     cast(c.unit_cost_gbp * p.quantity as decimal(18, 2)) as cogs_home
 from priced as p

@@ -18,5 +18,13 @@ select
     cast(cogs_reversal_home as decimal(18, 2)) as cogs_reversal_home,
     units,
     restock,
-    note
-from ({{ union_channels('refunds') }})
+    note,
+    cast(coalesce(marketplace_tax_amount, 0) as decimal(18, 2)) as marketplace_tax_amount,
+    cast(coalesce(marketplace_tax_amount_home, 0) as decimal(18, 2)) as marketplace_tax_amount_home
+from (
+    {{ union_channels('refunds') }}
+    -- a channel may give the tax its marketplace collects and remits itself; 0 where none does
+    union all by name
+    select cast(null as decimal(18, 2)) as marketplace_tax_amount, cast(null as decimal(18, 2)) as marketplace_tax_amount_home
+    where false
+)

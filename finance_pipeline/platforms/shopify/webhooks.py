@@ -50,3 +50,33 @@ def verify(headers: Headers, body: bytes, secret: str) -> bool:
 def delivery_id(headers: Headers) -> str | None:
     """`X-Shopify-Webhook-Id`: stable across retries of one delivery (the dedupe key)."""
     return _header(headers, DELIVERY_ID_HEADERS)
+
+
+def inbox_events(headers: Headers, body: bytes) -> list[tuple[str, str | None, bytes]]:
+    """A verified delivery as inbox events: one per delivery, keyed by `X-Shopify-Webhook-Id`,
+    topic from `X-Shopify-Topic`.  The body must be a JSON object (else: malformed)."""
+    import orjson
+
+    if not isinstance(orjson.loads(body), dict):
+        raise ValueError("Shopify webhook body is not a JSON object")
+    event_id = delivery_id(headers)
+    if not event_id:
+        raise ValueError("no X-Shopify-Webhook-Id")
+    return [(event_id, _header(headers, ("x-shopify-topic", "shopify-topic")), body)]
+
+
+def sample_delivery(secret: str, n: int, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+    """An `orders/updated` delivery as Shopify sends it (tests and the benchmark)."""
+    import uuid
+    from datetime import datetime, timezone
+
+    import orjson
+
+    at = datetime.fromtimestamp(timestamp, timezone.utc) if timestamp else datetime.now(timezone.utc)
+    order_id = 5_100_000_000_000 + n * 7919
+    body = orjson.dumps({"id": order_id, "name": f"#{1000 + n}", "total_price": "113.00", "currency": "GBP",
+                         "updated_at": at.isoformat(timespec="seconds")})
+    return ({"Content-Type": "application/json", "X-Shopify-Topic": "orders/updated",
+             "X-Shopify-Hmac-Sha256": sign(body, secret), "X-Shopify-Shop-Domain": "curtains-sandbox.myshopify.com",
+             "X-Shopify-API-Version": "2025-07", "X-Shopify-Triggered-At": at.isoformat(),
+             "X-Shopify-Webhook-Id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"shopify-webhook:{n}"))}, body)

@@ -89,3 +89,22 @@ def delivery_id(body: bytes) -> str:
     """The event id (`evt_…`): Stripe may deliver an event more than once; dedupe on this."""
     event: Any = orjson.loads(body)
     return str(event["id"])
+
+
+def inbox_events(headers: Mapping[str, str], body: bytes) -> list[tuple[str, str | None, bytes]]:
+    """A verified delivery as inbox events: one Event object, keyed by its `evt_…` id."""
+    event: Any = orjson.loads(body)
+    if not isinstance(event, dict) or event.get("object") != "event" or not str(event.get("id", "")).startswith("evt_"):
+        raise ValueError("not a Stripe Event object")
+    return [(str(event["id"]), event.get("type"), body)]
+
+
+def sample_delivery(secret: str, n: int, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+    """A `charge.succeeded` Event delivery, signed as Stripe signs it (tests and the benchmark)."""
+    t = int(time.time()) if timestamp is None else int(timestamp)
+    event = {"id": f"evt_sample{n:016d}", "object": "event", "api_version": "2024-06-20", "created": t,
+             "type": "charge.succeeded", "livemode": False, "pending_webhooks": 1,
+             "data": {"object": {"id": f"ch_sample{n:016d}", "object": "charge", "amount": 11300, "currency": "gbp",
+                                 "status": "succeeded", "created": t}}}
+    body = orjson.dumps(event)
+    return {"Content-Type": "application/json; charset=utf-8", SIGNATURE_HEADER: sign(body, secret, t)}, body

@@ -132,6 +132,14 @@ class XeroEmulator(Emulator):
                 "tenant_id": s.tenant_id, "token_url": f"{self.base_url}/connect/token",
                 "api_url": f"{self.base_url}{API}", "webhook_key": s.webhook_key}
 
+    def credit_notes(self) -> list[dict]:
+        """Every credit note as stored (invoice-shaped: InvoiceID / InvoiceNumber / AmountDue)."""
+        return self.store.credit_note_docs()
+
+    def payments(self) -> list[dict]:
+        """Every payment as stored (Decimals, ISO dates), creation order."""
+        return self.store.payment_docs()
+
     def invoices(self) -> list[dict]:
         """Every invoice as stored (Decimals, ISO dates, `UpdatedDateUTC` in epoch ms), creation order."""
         return self.store.invoice_docs()
@@ -154,9 +162,13 @@ class XeroEmulator(Emulator):
         out = super().stats()
         persisted = self.store.counters()
         con = self.store.read()
-        out["invoices"] = con.execute("SELECT COUNT(*) FROM invoices").fetchone()[0]
+        out["invoices"] = con.execute("SELECT COUNT(*) FROM invoices WHERE type IN ('ACCREC', 'ACCPAY')").fetchone()[0]
+        out["credit_notes"] = con.execute("SELECT COUNT(*) FROM invoices WHERE type LIKE '%CREDIT'").fetchone()[0]
         out["contacts"] = con.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
-        for name in ("invoices_created", "invoices_updated", "invoices_voided", "contacts_created",
+        out["payments"] = con.execute("SELECT COUNT(*) FROM payments WHERE status <> 'DELETED'").fetchone()[0]
+        for name in ("invoices_created", "invoices_updated", "invoices_voided", "contacts_created", "payments_created",
+                     "credit_notes_created",
+                     "payments_deleted",
                      "contacts_updated", "token_refreshes", "refresh_forks", "idempotent_replays"):
             out[name] = persisted.get(name, 0)
         return out
@@ -169,6 +181,10 @@ class XeroEmulator(Emulator):
             Route(f"{API}/Invoices", self._invoices, methods=["GET", "PUT", "POST"]),
             Route(f"{API}/Invoices/{{ref}}", self._invoice, methods=["GET", "POST"]),
             Route(f"{API}/Contacts", self._contacts, methods=["GET", "PUT", "POST"]),
+            Route(f"{API}/Payments", self._payments, methods=["GET", "PUT", "POST"]),
+            Route(f"{API}/CreditNotes", self._credit_notes, methods=["GET", "PUT", "POST"]),
+            Route(f"{API}/CreditNotes/{{ref}}", self._credit_note, methods=["GET", "POST"]),
+            Route(f"{API}/Payments/{{ref}}", self._payment, methods=["GET", "POST"]),
             Route(f"{API}/Contacts/{{ref}}", self._contact, methods=["GET", "POST"]),
             Route(f"{API}/Accounts", self._reference(lambda: [a.wire() for a in ref.ACCOUNTS.values()], "Accounts")),
             Route(f"{API}/TaxRates", self._reference(lambda: [t.wire() for t in ref.TAX_RATES.values()], "TaxRates")),
@@ -345,7 +361,7 @@ class XeroEmulator(Emulator):
             else:
                 return 400, json_bytes(_validation_exception(message=f"No {collection} were supplied"))
             kwargs: dict[str, Any] = {"create_only": create_only, "forced_id": forced_id}
-            if collection == "Invoices":
+            if collection in ("Invoices", "CreditNotes"):
                 kwargs["unitdp"] = unitdp
             results = save(con, elements, **kwargs)
             if not summarize:
@@ -391,6 +407,58 @@ class XeroEmulator(Emulator):
             return _problem(404, "The resource you're looking for cannot be found")
         return await run_in_threadpool(self._write, request, body, "Invoices", self.store.save_invoices,
                                        create_only=False, forced_id=existing["InvoiceID"])
+
+    async def _credit_notes(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        if request.method == "GET":
+            def fetch(page: int | None, size: int) -> tuple[list[bytes], int]:
+                return self.store.list_credit_notes(where=request.query_params.get("where"), page=page,
+                                                    page_size=size)
+            return await run_in_threadpool(self._listing, request, "CreditNotes", fetch)
+        body = await request.body()
+        return await run_in_threadpool(self._write, request, body, "CreditNotes", self.store.save_credit_notes,
+                                       create_only=request.method == "PUT")
+
+    async def _credit_note(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        from finance_pipeline.platforms.xero.emulator_payments import render_credit_note
+
+        found = await run_in_threadpool(self.store.get_credit_note, request.path_params["ref"])
+        if found is None:
+            return _problem(404, "The resource you're looking for cannot be found")
+        if request.method == "GET":
+            return _raw(envelope(self.store.now(), "CreditNotes", [json_bytes(render_credit_note(found))]))
+        body = await request.body()
+        return await run_in_threadpool(self._write, request, body, "CreditNotes", self.store.save_credit_notes,
+                                       create_only=False, forced_id=found["InvoiceID"])
+
+    async def _payments(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        if request.method == "GET":
+            def fetch(page: int | None, size: int) -> tuple[list[bytes], int]:
+                return self.store.list_payments(where=request.query_params.get("where"),
+                                                modified_since_ms=_modified_since(request),
+                                                order=request.query_params.get("order"), page=page, page_size=size)
+            return await run_in_threadpool(self._listing, request, "Payments", fetch)
+        body = await request.body()
+        return await run_in_threadpool(self._write, request, body, "Payments", self.store.save_payments,
+                                       create_only=request.method == "PUT")
+
+    async def _payment(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        ref_ = request.path_params["ref"]
+        found = await run_in_threadpool(self.store.get_payment, ref_)
+        if found is None:
+            return _problem(404, "The resource you're looking for cannot be found")
+        if request.method == "GET":
+            return _raw(envelope(self.store.now(), "Payments", [found]))
+        body = await request.body()
+        return await run_in_threadpool(self._write, request, body, "Payments", self.store.save_payments,
+                                       create_only=False, forced_id=ref_)
 
     async def _contacts(self, request: Request) -> Response:
         if (denied := self._authorise(request)) is not None:

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from finance_pipeline.platforms.xero import reference as ref
+from finance_pipeline.platforms.xero.emulator_payments import CreditNotesMixin, PaymentsMixin
 from finance_pipeline.platforms.xero.where import Field, WhereError, compile_where
 from finance_pipeline.platforms.xero.wire import (
     date_string, dumps, loads, money, ms_json, parse_date, to_decimal,
@@ -127,7 +128,7 @@ def _validation_echo(element: Any, errors: list[str], id_field: str | None = Non
     return echo
 
 
-class XeroStore:
+class XeroStore(PaymentsMixin, CreditNotesMixin):
     """One Xero organisation (tenant) and its OAuth state, persisted in SQLite."""
 
     def __init__(self, path: Path) -> None:
@@ -139,6 +140,7 @@ class XeroStore:
         con = self._con()
         con.execute("PRAGMA journal_mode=WAL")
         con.executescript(SCHEMA)
+        self._ensure_payment_schema(con)
         self._seed()
         meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
         self.tenant_id: str = meta["tenant_id"]
@@ -407,7 +409,8 @@ class XeroStore:
     def find_invoice(self, ref_: str) -> dict | None:
         """By InvoiceID, else by InvoiceNumber (as `GET /Invoices/{InvoiceID or InvoiceNumber}`)."""
         con = self.read()
-        return self._invoice_doc(con, "invoice_id", ref_) or self._invoice_doc(con, "invoice_number", ref_)
+        found = self._invoice_doc(con, "invoice_id", ref_) or self._invoice_doc(con, "invoice_number", ref_)
+        return found if found is not None and "CREDIT" not in found["Type"] else None
 
     def save_invoices(self, con: sqlite3.Connection, elements: list[Any], *, create_only: bool, unitdp: int,
                       forced_id: str | None = None) -> list[ElementResult]:
@@ -442,12 +445,13 @@ class XeroStore:
                 results.append(ElementResult(False, _validation_echo(element, errors, "InvoiceID")))
                 continue
             self._store_invoice(con, doc)
+            kind = "credit_notes" if "CREDIT" in doc["Type"] else "invoices"
             if existing is None:
-                self._bump(con, "invoices_created")
+                self._bump(con, f"{kind}_created")
             elif doc["Status"] == "VOIDED" and existing["Status"] != "VOIDED":
-                self._bump(con, "invoices_voided")
+                self._bump(con, f"{kind}_voided")
             else:
-                self._bump(con, "invoices_updated")
+                self._bump(con, f"{kind}_updated")
             results.append(ElementResult(True, {**render_invoice(doc, unitdp=unitdp), "StatusAttributeString": "OK"}))
         return results
 
@@ -518,7 +522,7 @@ class XeroStore:
             kind = el.get("Type")
             if not kind:
                 errors.append("Invoice Type must be specified")
-            elif kind not in ("ACCREC", "ACCPAY"):
+            elif kind not in ("ACCREC", "ACCPAY", "ACCRECCREDIT", "ACCPAYCREDIT"):
                 errors.append(f"Invoice Type '{kind}' is not supported")
             doc = {"Type": kind or "", "InvoiceID": str(uuid.uuid4()), "Status": "DRAFT",
                    "LineAmountTypes": "Exclusive", "CurrencyCode": ref.BASE_CURRENCY, "Reference": "",
@@ -547,7 +551,7 @@ class XeroStore:
                 except ValueError:
                     errors.append(f"{field} '{el[field]}' is not a valid date")
         doc.setdefault("Date", datetime.fromtimestamp(self.now(), tz=timezone.utc).date().isoformat())
-        if doc["Status"] in ("AUTHORISED", "SUBMITTED") and not doc.get("DueDate"):
+        if doc["Status"] in ("AUTHORISED", "SUBMITTED") and not doc.get("DueDate") and "CREDIT" not in doc["Type"]:
             errors.append("Due Date is required for an approved invoice")
         if doc.get("DueDate") and doc["DueDate"] < doc["Date"]:
             errors.append("Due Date must not be earlier than the invoice Date")
@@ -581,7 +585,7 @@ class XeroStore:
             doc["InvoiceNumber"] = str(el["InvoiceNumber"]).strip()
             if len(doc["InvoiceNumber"]) > 255:
                 errors.append("InvoiceNumber must be 255 characters or less")
-        if doc["Type"] != "ACCREC":
+        if doc["Type"] not in ("ACCREC", "ACCRECCREDIT"):
             doc.setdefault("InvoiceNumber", "")
             return
         if not doc.get("InvoiceNumber"):
@@ -589,16 +593,16 @@ class XeroStore:
                 nxt = con.execute("SELECT COALESCE(MAX(value), 0) + 1 FROM counters WHERE name = 'auto_number'"
                                   ).fetchone()[0]
                 self._bump(con, "auto_number")
-                candidate = f"INV-{nxt:04d}"
+                candidate = f"{'CN' if 'CREDIT' in doc['Type'] else 'INV'}-{nxt:04d}"
                 if not con.execute("SELECT 1 FROM invoices WHERE tenant_id = ? AND invoice_number = ? "
-                                   "AND type = 'ACCREC'", (self.tenant_id, candidate)).fetchone():
+                                   "AND type = ?", (self.tenant_id, candidate, doc["Type"])).fetchone():
                     doc["InvoiceNumber"] = candidate
                     return
         clash = con.execute("SELECT invoice_id FROM invoices WHERE tenant_id = ? AND invoice_number = ? "
-                            "AND type = 'ACCREC' AND invoice_id <> ?",
-                            (self.tenant_id, doc["InvoiceNumber"], doc["InvoiceID"])).fetchone()
+                            "AND type = ? AND invoice_id <> ?",
+                            (self.tenant_id, doc["InvoiceNumber"], doc["Type"], doc["InvoiceID"])).fetchone()
         if clash:
-            errors.append("Invoice # must be unique.")
+            errors.append("Credit Note # must be unique." if "CREDIT" in doc["Type"] else "Invoice # must be unique.")
 
     def _build_line(self, raw: Any, doc: dict, position: int, unitdp: int, errors: list[str]) -> dict:
         if not isinstance(raw, dict):
@@ -647,7 +651,7 @@ class XeroStore:
             if tax is None:
                 errors.append(f"The TaxType code '{tax_type}' does not exist or cannot be used with this type "
                               "of transaction.")
-            elif not (tax.revenue if doc.get("Type") == "ACCREC" else tax.expenses):
+            elif not (tax.revenue if doc.get("Type") in ("ACCREC", "ACCRECCREDIT") else tax.expenses):
                 errors.append(f"The TaxType code '{tax_type}' cannot be used with account code "
                               f"'{line.get('AccountCode', '')}'.")
         if doc["LineAmountTypes"] == "NoTax":
@@ -696,7 +700,7 @@ class XeroStore:
                       page: int | None, page_size: int, unitdp: int, summary_only: bool,
                       duplicate_page: bool = False) -> tuple[list[bytes], int]:
         sql, params = compile_where(where, INVOICE_FIELDS)
-        clauses, args = ["tenant_id = ?", sql], [self.tenant_id, *params]
+        clauses, args = ["tenant_id = ?", "type IN ('ACCREC', 'ACCPAY')", sql], [self.tenant_id, *params]
         for column, values in (("invoice_id", ids), ("invoice_number", numbers), ("status", statuses),
                                ("contact_id", contact_ids)):
             if values:
@@ -714,8 +718,8 @@ class XeroStore:
         column = "json_full4" if unitdp == 4 else "json_full2"
         con = self.read()
         for key in ("invoice_id", "invoice_number"):
-            row = con.execute(f"SELECT {column} FROM invoices WHERE tenant_id = ? AND {key} = ? ORDER BY seq LIMIT 1",
-                              (self.tenant_id, ref_)).fetchone()
+            row = con.execute(f"SELECT {column} FROM invoices WHERE tenant_id = ? AND {key} = ? "
+                              "AND type IN ('ACCREC', 'ACCPAY') ORDER BY seq LIMIT 1", (self.tenant_id, ref_)).fetchone()
             if row:
                 return row[0]
         return None
@@ -741,8 +745,13 @@ class XeroStore:
 
     # -- helpers for tests and the sandbox -------------------------------------------------------
     def invoice_docs(self) -> list[dict]:
-        rows = self.read().execute("SELECT doc FROM invoices WHERE tenant_id = ? ORDER BY seq",
-                                   (self.tenant_id,)).fetchall()
+        rows = self.read().execute("SELECT doc FROM invoices WHERE tenant_id = ? AND type IN ('ACCREC', 'ACCPAY') "
+                                   "ORDER BY seq", (self.tenant_id,)).fetchall()
+        return [loads(r[0]) for r in rows]
+
+    def credit_note_docs(self) -> list[dict]:
+        rows = self.read().execute("SELECT doc FROM invoices WHERE tenant_id = ? AND type LIKE '%CREDIT' "
+                                   "ORDER BY seq", (self.tenant_id,)).fetchall()
         return [loads(r[0]) for r in rows]
 
     def contact_docs(self) -> list[dict]:
@@ -831,7 +840,11 @@ def render_invoice(doc: dict, *, unitdp: int = 2, lines: bool = True) -> dict:
     """A canonical document in Xero's wire shape (MS-JSON dates, 2-dp money)."""
     out: dict[str, Any] = {
         "Type": doc["Type"], "InvoiceID": doc["InvoiceID"], "InvoiceNumber": doc.get("InvoiceNumber", ""),
-        "Reference": doc.get("Reference", ""), "Payments": [], "CreditNotes": [], "Prepayments": [],
+        "Reference": doc.get("Reference", ""),
+        "Payments": [{"PaymentID": p["PaymentID"], "Date": ms_json(date.fromisoformat(p["Date"])), "Amount": p["Amount"],
+                      "Reference": p.get("Reference", ""), "HasAccount": True, "HasValidationErrors": False}
+                     for p in doc.get("Payments", [])],
+        "CreditNotes": [], "Prepayments": [],
         "Overpayments": [], "AmountDue": doc["AmountDue"], "AmountPaid": doc["AmountPaid"],
         "AmountCredited": doc["AmountCredited"], "CurrencyRate": doc.get("CurrencyRate", Decimal("1.000000")),
         "IsDiscounted": bool(doc.get("TotalDiscount")), "HasAttachments": False, "HasErrors": False,

@@ -17,18 +17,14 @@ Run it alone (the kill -9 test does): `python -m finance_pipeline.platforms.xero
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import logging
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
 
@@ -36,8 +32,11 @@ from finance_pipeline.http import ApiClient, ApiError
 from finance_pipeline.http.pagination import page_number_pages
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.xero.client import make_client
-from finance_pipeline.platforms.xero.wire import loads, money, parse_ms_json, to_decimal
+from finance_pipeline.platforms.xero.wire import loads, money, parse_ms_json
+from finance_pipeline.publish.destinations import DryRun, quarantine_rejections
 from finance_pipeline.publish.ledger import PublishLedger, content_hash
+from finance_pipeline.publish.marts import MartInvoice, MartLine, MartPayment, load_invoice_payments, load_trade_invoices
+from finance_pipeline.publish.marts import to_decimal as to_decimal_or_zero
 from finance_pipeline.publish.mechanics import (
     Desired, ItemError, Mismatch, Outcome, PublishResult, Rejected, Write, idempotency_key, resolve_unknown,
     write_batches,
@@ -50,73 +49,16 @@ DESTINATION = "xero"
 # Part of every content hash: changing the mapping below re-publishes (as updates) on the next run.
 INVOICE_MAPPING = "xero-trade-invoice/1"
 CONTACT_MAPPING = "xero-contact/1"
+PAYMENT_MAPPING = "xero-payment/1"
+CLEARING_ACCOUNT = "835"  # Payment Processor Clearing: card money waits here until the payout
 ACCOUNT_CODES = {"sales_trade": "200", "shipping_income": "260"}
 BATCH_SIZE = 50  # Xero recommends ~50 elements per PUT/POST
 LOOKUP_BATCH = 40  # keys per look-up request (keeps the URL short)
 READ_PAGE_SIZE = 1000
 
 
-# -- the marts ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MartLine:
-    line_number: int
-    kind: str
-    sku: str | None
-    description: str | None
-    quantity: Decimal
-    unit_amount: Decimal
-    discount_amount: Decimal
-    line_amount: Decimal
-    tax_amount: Decimal
-    tax_rate: Decimal | None
-    account_kind: str
-
-
-@dataclass(frozen=True)
-class MartInvoice:
-    invoice_number: str
-    order_number: str | None
-    customer_id: str | None
-    customer_name: str | None
-    customer_email: str | None
-    currency: str
-    issued_on: date
-    due_on: date
-    tax_treatment: str
-    subtotal_amount: Decimal
-    tax_amount: Decimal
-    total_amount: Decimal
-    status: str
-    lines: tuple[MartLine, ...]
-
-    @property
-    def voided(self) -> bool:
-        return self.status == "voided"
-
-
-def _dec(value: Any) -> Decimal:
-    return Decimal(0) if value is None else to_decimal(value)
-
-
-def load_trade_invoices(con: duckdb.DuckDBPyConnection) -> list[MartInvoice]:
-    """The two marts, joined in Python (lines ordered by line_number)."""
-    lines: dict[str, list[MartLine]] = defaultdict(list)
-    for row in con.execute(
-            "SELECT invoice_number, line_number, kind, sku, description, quantity, unit_amount, discount_amount, "
-            "line_amount, tax_amount, tax_rate, account_kind FROM marts.fct_invoice_lines "
-            "ORDER BY invoice_number, line_number").fetchall():
-        lines[row[0]].append(MartLine(int(row[1]), row[2], row[3], row[4], _dec(row[5]), _dec(row[6]), _dec(row[7]),
-                                      _dec(row[8]), _dec(row[9]), None if row[10] is None else _dec(row[10]), row[11]))
-    out = []
-    for row in con.execute(
-            "SELECT invoice_number, order_number, customer_id, customer_name, customer_email, currency, issued_on, "
-            "due_on, tax_treatment, subtotal_amount, tax_amount, total_amount, status FROM marts.fct_invoices "
-            "ORDER BY issued_on, invoice_number").fetchall():
-        out.append(MartInvoice(row[0], row[1], None if row[2] is None else str(row[2]), row[3], row[4],
-                               (row[5] or "").upper(), row[6], row[7],
-                               row[8], _dec(row[9]), _dec(row[10]), _dec(row[11]), row[12],
-                               tuple(lines.get(row[0], ()))))
-    return out
+# -- the marts (shared with every ledger destination) -----------------------------------------------
+_dec = to_decimal_or_zero
 
 
 # -- the mapping ----------------------------------------------------------------------------------
@@ -276,6 +218,30 @@ def compare_with_marts(invoices: Iterable[MartInvoice], remote: Iterable[dict], 
     return out
 
 
+def payment_payload(p: MartPayment, invoice_id: str) -> dict:
+    """A card payment applied to its invoice, received into the processor's clearing account."""
+    return {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": CLEARING_ACCOUNT},
+            "Date": p.paid_on.isoformat(), "Amount": money(p.amount), "Reference": p.payment_id}
+
+
+def compare_paid(invoices: Iterable[MartInvoice], payments: list[MartPayment], remote: Iterable[dict]
+                 ) -> list[Mismatch]:
+    """What Xero says was paid on each invoice equals the payments the marts apply to it."""
+    applied: dict[str, Decimal] = defaultdict(Decimal)
+    for p in payments:
+        applied[p.invoice_number] += p.amount
+    by_number = {r.get("InvoiceNumber"): r for r in remote if r.get("Status") not in ("DELETED",)}
+    out = []
+    for inv in invoices:
+        r = by_number.get(inv.invoice_number)
+        if r is None or inv.voided:
+            continue
+        if money(r.get("AmountPaid", 0)) != money(applied[inv.invoice_number]):
+            out.append(Mismatch(inv.invoice_number, "AmountPaid", money(applied[inv.invoice_number]),
+                                r.get("AmountPaid")))
+    return out
+
+
 # -- one run ----------------------------------------------------------------------------------------
 def _element_outcome(element: dict, id_field: str) -> Outcome:
     errors = [v.get("Message", "") for v in element.get("ValidationErrors") or []]
@@ -298,12 +264,35 @@ def _quote(value: str) -> str:
 
 
 class _XeroRun:
-    def __init__(self, client: ApiClient, ledger: PublishLedger, result: PublishResult, batch_size: int) -> None:
+    def __init__(self, client: ApiClient, ledger: PublishLedger, result: PublishResult, batch_size: int,
+                 dry_run: DryRun | None = None) -> None:
         self.client = client
         self.ledger = ledger
         self.result = result
         self.batch_size = batch_size
+        self.dry = dry_run
         self.contact_ids: dict[str, str] = {}
+        self.invoice_ids: dict[str, str] = {}
+        self.payouts_expected: dict[str, Decimal] = {}  # summary invoice number -> payout amount
+        self.rejected: list[tuple[str, str, Any, str]] = []  # (object type, key, body, Xero's message)
+
+    def _write(self, object_type: str, writes: list[Write], send: Callable[[list[Write]], list[Outcome]],
+               batch_size: int | None = None) -> None:
+        """write_batches, or in dry-run mode only a note of what would be sent; Xero's refusals are
+        kept for the quarantine with the body that was refused."""
+        if self.dry is not None:
+            for w in writes:
+                self.dry.add(object_type, w.op, w.key, w.body, remote_id=w.remote_id)
+            return
+
+        def send_and_keep(batch: list[Write]) -> list[Outcome]:
+            outcomes = send(batch)
+            for w, o in zip(batch, outcomes):
+                if not o.ok:
+                    self.rejected.append((object_type, w.key, w.body, o.error or "rejected by Xero"))
+            return outcomes
+        write_batches(self.ledger, object_type, writes, send_and_keep, counts=self.result.of(object_type),
+                      errors=self.result.errors, batch_size=batch_size or self.batch_size)
 
     # -- HTTP --------------------------------------------------------------------------------------
     def _post(self, path: str, body: dict, key: str) -> dict:
@@ -352,10 +341,11 @@ class _XeroRun:
         writes = [Write("create", k, desired[k].content_hash, None, desired[k].record) for k in plan.new]
         writes += [Write("update", e.business_key, desired[e.business_key].content_hash, e.remote_id,
                          {"ContactID": e.remote_id, **desired[e.business_key].record}) for e in plan.changed]
-        write_batches(self.ledger, "contact", writes, self.send_contacts, counts=counts, errors=self.result.errors,
-                      batch_size=self.batch_size)
+        self._write("contact", writes, self.send_contacts)
         self.contact_ids = {k: e.remote_id for k, e in self.ledger.entries("contact").items()
                             if e.remote_id and e.status != "pending"}
+        if self.dry is not None:  # what a real run would have created by now
+            self.contact_ids.update({w.key: w.remote_id or f"(new contact {w.key})" for w in writes})
 
     # -- invoices ------------------------------------------------------------------------------------
     def find_invoices(self, numbers: list[str]) -> dict[str, dict]:
@@ -425,9 +415,11 @@ class _XeroRun:
                 desired[inv.invoice_number] = Desired(inv.invoice_number, invoice_hash(inv), inv)
             except MappingError as exc:
                 unmappable.append((inv.invoice_number, None, f"not posted: {exc}", None))
-        self.ledger.mark_failed_many("invoice", unmappable)
+        if self.dry is None:
+            self.ledger.mark_failed_many("invoice", unmappable)
         counts.failed += len(unmappable)
         self.result.errors.extend(ItemError("invoice", k, e) for k, _, e, _ in unmappable)
+        self.rejected.extend(("invoice", k, None, e) for k, _, e, _ in unmappable)  # bad rows: quarantined too
         resolve_unknown(self.ledger, "invoice", desired, self.find_invoices, remote_id_of=lambda r: r["InvoiceID"],
                         is_current=lambda remote, want: invoice_is_current(remote, want.record), counts=counts,
                         batch_size=LOOKUP_BATCH, find_all=self.all_invoices, scan_above=3 * LOOKUP_BATCH)
@@ -460,16 +452,106 @@ class _XeroRun:
                 continue
             writes.append(Write("update", entry.business_key, want.content_hash, entry.remote_id,
                                 {"InvoiceID": entry.remote_id, **body}))
-        self.ledger.mark_done_many("invoice", never_posted,
-                                   detail="voided before it was ever published: nothing posted")
+        if self.dry is None:
+            self.ledger.mark_done_many("invoice", never_posted,
+                                       detail="voided before it was ever published: nothing posted")
+            self.ledger.mark_failed_many("invoice", no_contact)
         counts.skipped += len(never_posted)
-        self.ledger.mark_failed_many("invoice", no_contact)
         counts.failed += len(no_contact)
         self.result.errors.extend(ItemError("invoice", k, e) for k, _, e, _ in no_contact)
-        write_batches(self.ledger, "invoice", writes, self.send_invoices, counts=counts, errors=self.result.errors,
-                      batch_size=self.batch_size)
-        write_batches(self.ledger, "invoice", voids, self.send_void, counts=counts, errors=self.result.errors,
-                      batch_size=1)
+        self._write("invoice", writes, self.send_invoices)
+        self._write("invoice", voids, self.send_void, batch_size=1)
+        self.invoice_ids = {k: e.remote_id for k, e in self.ledger.entries("invoice").items()
+                            if e.remote_id and e.status != "pending"}
+        if self.dry is not None:
+            self.invoice_ids.update({w.key: w.remote_id or f"(new invoice {w.key})" for w in writes})
+
+    # -- payments against trade invoices -------------------------------------------------------------
+    def find_payments(self, keys: list[str]) -> dict[str, dict]:
+        where = " OR ".join(f'Reference=="{_quote(k)}"' for k in keys)
+        body = self.client.get_json("Payments", params={"where": where, "page": 1, "pageSize": 1000})
+        found: dict[str, dict] = {}
+        for payment in body.get("Payments", []):
+            if payment.get("Reference") in keys and payment.get("Status") != "DELETED":
+                found.setdefault(payment["Reference"], payment)
+        return found
+
+    def all_payments(self) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for page in page_number_pages(self.client, "Payments", {"where": 'Status=="AUTHORISED"',
+                                                                "pageSize": READ_PAGE_SIZE},
+                                      page_size=READ_PAGE_SIZE, items=lambda b: b.get("Payments", [])):
+            for payment in page.get("Payments", []):
+                found.setdefault(payment.get("Reference") or "", payment)
+        return found
+
+    def send_payments(self, batch: list[Write]) -> list[Outcome]:
+        key = idempotency_key("xero-payments", [(w.key, w.content_hash, w.remote_id) for w in batch])
+        try:
+            answer = self.client.request("PUT", "Payments", params={"summarizeErrors": "false"},
+                                         json={"Payments": [w.body for w in batch]},
+                                         headers={"Idempotency-Key": key}).json()
+        except ApiError as exc:
+            if exc.status == 400:
+                raise Rejected(_rejection(exc)) from None
+            raise
+        return [_element_outcome(e, "PaymentID") for e in answer.get("Payments", [])]
+
+    def send_payment_deletes(self, batch: list[Write]) -> list[Outcome]:
+        (w,) = batch
+        key = idempotency_key("xero-payment-delete", [(w.key, w.content_hash, w.remote_id)])
+        try:
+            self.client.request("POST", f"Payments/{w.remote_id}", json={"Status": "DELETED"},
+                                headers={"Idempotency-Key": key})
+        except ApiError as exc:
+            if exc.status == 404:
+                return [Outcome(True, w.remote_id)]  # already gone
+            if exc.status == 400:
+                return [Outcome(False, error=_rejection(exc))]
+            raise
+        return [Outcome(True, w.remote_id)]
+
+    def publish_payments(self, payments: list[MartPayment]) -> None:
+        """Card payments applied to trade invoices, into the processor's clearing account (835);
+        Xero payments cannot be edited, so a changed one is deleted and entered again."""
+        counts = self.result.of("payment")
+        desired: dict[str, Desired[MartPayment]] = {}
+        waiting = 0
+        for p in payments:
+            if p.invoice_number not in self.invoice_ids:
+                waiting += 1
+                continue
+            body = payment_payload(p, self.invoice_ids[p.invoice_number])
+            desired[p.payment_id] = Desired(p.payment_id, content_hash({"v": PAYMENT_MAPPING, **body}), p)
+        if waiting:
+            log.info("xero: %d payments wait for their invoice", waiting)
+
+        def is_current(remote: dict, want: Desired[MartPayment]) -> bool:
+            return (money(remote.get("Amount", 0)) == money(want.record.amount)
+                    and _wire_date(remote.get("Date")) == want.record.paid_on
+                    and (remote.get("Invoice") or {}).get("InvoiceID") == self.invoice_ids.get(want.record.invoice_number))
+
+        resolve_unknown(self.ledger, "payment", desired, self.find_payments, remote_id_of=lambda r: r["PaymentID"],
+                        is_current=is_current, counts=counts, batch_size=LOOKUP_BATCH, find_all=self.all_payments,
+                        scan_above=3 * LOOKUP_BATCH)
+        plan = self.ledger.plan("payment", [(k, d.content_hash) for k, d in desired.items()])
+        counts.unchanged += len(plan.unchanged)
+        self._unresolved("payment", plan.unresolved)
+        deleted = content_hash({"v": PAYMENT_MAPPING, "deleted": True})
+        deletes = [Write("void", e.business_key, deleted, e.remote_id, None) for e in plan.changed
+                   if e.content_hash != deleted]
+        for key, entry in self.ledger.entries("payment").items():  # no longer applies (refunded, voided)
+            if key not in desired and entry.remote_id and entry.status == "done" and entry.content_hash != deleted:
+                deletes.append(Write("void", key, deleted, entry.remote_id, None))
+        self._write("payment", deletes, self.send_payment_deletes, batch_size=1)
+        again = [e.business_key for e in plan.changed]
+        if self.dry is None:  # re-entered only once the old one is confirmed deleted
+            after = self.ledger.entries_for("payment", again)
+            again = [k for k in again if after[k].status == "done" and after[k].content_hash == deleted]
+        creates = [Write("create", k, desired[k].content_hash, None,
+                         payment_payload(desired[k].record, self.invoice_ids[desired[k].record.invoice_number]))
+                   for k in [*plan.new, *again]]
+        self._write("payment", creates, self.send_payments)
 
     def _invoice_body(self, inv: MartInvoice) -> dict | None:
         contact_id = self.contact_ids.get(inv.customer_id)
@@ -488,16 +570,37 @@ class _XeroRun:
             self.result.errors.append(ItemError(object_type, entry.business_key, "still pending after look-up"))
 
     # -- read-back --------------------------------------------------------------------------------
-    def read_back(self, invoices: list[MartInvoice]) -> None:
+    def read_back(self, invoices: list[MartInvoice], payments: list[MartPayment] | None = None) -> None:
         # keyed by id: a record repeated at a page boundary is counted once
         remote = {inv["InvoiceID"]: inv for inv in self.each_invoice()}
         managed = {e.remote_id for e in self.ledger.entries("invoice").values() if e.remote_id}
         self.result.read_back = len(remote)
         self.result.mismatches = compare_with_marts(invoices, remote.values(), managed)
+        if payments is not None:
+            self.result.mismatches += compare_paid(invoices, payments, remote.values())
+        by_number: dict[str, list[dict]] = defaultdict(list)
+        for r in remote.values():
+            if r.get("Status") not in ("DELETED", "VOIDED"):
+                by_number[r.get("InvoiceNumber") or ""].append(r)
+        if any(a < 0 for a in self.payouts_expected.values()):  # negative payouts are credit notes
+            from finance_pipeline.platforms.xero.payouts import all_credit_notes
+
+            for number, note in all_credit_notes(self).items():
+                by_number[number].append({"Total": note.get("Total"),
+                                          "AmountPaid": money(note.get("Total", 0)) - money(note.get("RemainingCredit", 0))})
+        for number, amount in self.payouts_expected.items():  # each payout once, settled in full through the bank
+            found = by_number.get(number, [])
+            if len(found) != 1:
+                self.result.mismatches.append(Mismatch(number, "count", 1, len(found)))
+                continue
+            for field, value in (("Total", found[0].get("Total")), ("AmountPaid", found[0].get("AmountPaid"))):
+                if value is None or money(value) != money(abs(amount)):
+                    self.result.mismatches.append(Mismatch(number, field, money(abs(amount)), value))
 
 
 def publish_trade_invoices(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
-                           client: ApiClient | None = None, batch_size: int = BATCH_SIZE) -> PublishResult:
+                           client: ApiClient | None = None, batch_size: int = BATCH_SIZE,
+                           dry_run: bool = False, payouts: bool = True) -> PublishResult:
     """Publish the marts' trade invoices (and their customers) to Xero; read back; compare.
 
     Safe to re-run at any time and after any crash: unchanged records are not sent, changed ones
@@ -511,13 +614,23 @@ def publish_trade_invoices(settings: Settings, connection: Connection, warehouse
     result = PublishResult(DESTINATION, ledger.run_id, primary="invoice")
     for object_type in ("contact", "invoice"):
         result.of(object_type)
+    dry = DryRun(DESTINATION) if dry_run else None
+    run = None
     try:
         invoices = load_trade_invoices(con)
+        payments = load_invoice_payments(con, invoices)
         client = client or make_client(connection)
-        run = _XeroRun(client, ledger, result, batch_size)
+        run = _XeroRun(client, ledger, result, batch_size, dry)
         run.publish_contacts(invoices)
         run.publish_invoices(invoices)
-        run.read_back(invoices)
+        if payments:
+            run.publish_payments(payments)
+        if payouts:
+            from finance_pipeline.platforms.xero.payouts import publish_payouts
+
+            publish_payouts(run, con)
+        if dry is None:
+            run.read_back(invoices, payments if payments else None)
     finally:
         if client is not None:
             result.requests = client.stats["requests"]
@@ -527,6 +640,11 @@ def publish_trade_invoices(settings: Settings, connection: Connection, warehouse
                 if auth is not None and hasattr(auth, "close"):
                     auth.close()
         con.close()
+    if dry is not None:
+        result.dry_run = dry.summary()
+        result.dry_run["plan_file"] = dry.save(settings)
+    elif run is not None and run.rejected:
+        result.quarantined = quarantine_rejections(settings, DESTINATION, run.rejected)
     result.seconds = time.monotonic() - started
     inv, contacts = result.of("invoice"), result.of("contact")
     log.info("xero publish: invoices created %d, updated %d, voided %d, unchanged %d, skipped %d, failed %d, "
@@ -538,24 +656,10 @@ def publish_trade_invoices(settings: Settings, connection: Connection, warehouse
 
 
 def main(argv: list[str] | None = None) -> int:
-    from finance_pipeline.http.redaction import install_log_redaction
-    from finance_pipeline.sandbox import runtime
+    from finance_pipeline.publish.destinations import run_cli
 
-    parser = argparse.ArgumentParser(prog="python -m finance_pipeline.platforms.xero.publish",
-                                     description="Publish trade invoices from the marts to Xero (or its emulator).")
-    parser.add_argument("--data-dir", type=Path, help="data directory (default: FINANCE_DATA_DIR or ./data)")
-    parser.add_argument("--warehouse", type=Path, help="warehouse DuckDB (default: <data dir>/warehouse.duckdb)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_log_redaction()
-    settings = Settings.from_env()
-    if args.data_dir:
-        settings = dataclasses.replace(settings, data_dir=args.data_dir.resolve())
-    connection = runtime.connection(settings, DESTINATION)
-    result = publish_trade_invoices(settings, connection, args.warehouse or settings.warehouse_path)
-    print(json.dumps(result.summary(), default=str))
-    return 0 if result.ok else 1
+    return run_cli(DESTINATION, publish_trade_invoices, argv,
+                   "Publish contacts, trade invoices, their payments and payout summaries from the marts to Xero.")
 
 
 if __name__ == "__main__":

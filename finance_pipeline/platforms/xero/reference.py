@@ -24,6 +24,7 @@ class Account:
     account_class: str  # ASSET, LIABILITY, EQUITY, REVENUE, EXPENSE
     tax_type: str  # default tax type
     system_account: str = ""  # DEBTORS, CREDITORS, GST, … (system accounts cannot take invoice lines)
+    enable_payments: bool = False  # EnablePaymentsToAccount: a non-bank account that can receive payments
 
     @property
     def account_id(self) -> str:
@@ -36,7 +37,7 @@ class Account:
     def wire(self) -> dict:
         out = {"AccountID": self.account_id, "Code": self.code, "Name": self.name, "Status": "ACTIVE",
                "Type": self.type, "TaxType": self.tax_type, "Class": self.account_class,
-               "EnablePaymentsToAccount": self.type == "BANK", "ShowInExpenseClaims": False,
+               "EnablePaymentsToAccount": self.type == "BANK" or self.enable_payments, "ShowInExpenseClaims": False,
                "ReportingCode": "", "HasAttachments": False, "AddToWatchlist": False,
                "UpdatedDateUTC": "/Date(1735689600000+0000)/"}
         if self.type == "BANK":
@@ -60,7 +61,8 @@ ACCOUNTS: dict[str, Account] = {a.code: a for a in (
     Account("630", "Inventory", "INVENTORY", "ASSET", "NONE"),
     Account("800", "Accounts Payable", "CURRLIAB", "LIABILITY", "NONE", "CREDITORS"),
     Account("820", "VAT", "CURRLIAB", "LIABILITY", "NONE", "GST"),
-    Account("835", "Payment Processor Clearing", "CURRENT", "ASSET", "NONE"),
+    Account("825", "Sales Tax Collected (OSS, US, AU)", "CURRLIAB", "LIABILITY", "NONE"),
+    Account("835", "Payment Processor Clearing", "CURRENT", "ASSET", "NONE", enable_payments=True),
     Account("970", "Owner A Funds Introduced", "EQUITY", "EQUITY", "NONE"),
 )}
 

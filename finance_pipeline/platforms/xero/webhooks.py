@@ -63,3 +63,36 @@ def events(body: bytes) -> list[dict[str, Any]]:
 def dedupe_key(event: Mapping[str, Any]) -> tuple[str, str, str, str]:
     return (str(event.get("tenantId")), str(event.get("resourceId")), str(event.get("eventType")),
             str(event.get("eventDateUtc")))
+
+
+def inbox_events(headers: Mapping[str, str], body: bytes) -> list[tuple[str, str | None, bytes]]:
+    """A verified delivery as inbox events, one per entry of `events`.  Xero events have no id:
+    the id is a digest of (tenantId, resourceId, eventType, eventDateUtc).  An Intent-to-Receive
+    probe (`"events": []`) gives none."""
+    payload = orjson.loads(body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        raise ValueError("not a Xero webhook payload")
+    out = []
+    for event in payload["events"]:
+        if not isinstance(event, dict) or not event.get("resourceId"):
+            raise ValueError("Xero event without resourceId")
+        key = "|".join(dedupe_key(event))
+        out.append((hashlib.sha256(key.encode()).hexdigest()[:32],
+                    f"{event.get('eventCategory')}.{event.get('eventType')}", orjson.dumps(event)))
+    return out
+
+
+def sample_delivery(secret: str, n: int, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+    """An INVOICE UPDATE delivery as Xero sends it (tests and the benchmark)."""
+    import time
+    import uuid
+    from datetime import datetime, timezone
+
+    at = datetime.fromtimestamp(timestamp if timestamp is not None else time.time(), timezone.utc)
+    resource = str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-invoice:{n}"))
+    body = orjson.dumps({"events": [{
+        "resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{resource}", "resourceId": resource,
+        "tenantId": "sandbox-tenant", "tenantType": "ORGANISATION", "eventCategory": "INVOICE",
+        "eventType": "UPDATE", "eventDateUtc": at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]}],
+        "firstEventSequence": n, "lastEventSequence": n, "entropy": f"SAMPLE{n:014d}"})
+    return {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, secret)}, body

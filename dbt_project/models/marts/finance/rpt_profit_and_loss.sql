@@ -24,8 +24,23 @@ refunds as (
 ),
 
 fees as (
-    select channel, {{ business_month('occurred_at') }} as month, sum(fee) as fees
-    from {{ ref('int_balance_transactions') }}
+    {#- fee_home: a channel settling in another currency (Amazon.com in USD) gives its fees in
+        home currency too; the others settle in home currency, so fee is already home. -#}
+    select channel, {{ business_month('occurred_at') }} as month, sum(fee_home) as fees
+    from (select channel, occurred_at, {{ optional_column(ref('int_balance_transactions'), 'fee_home', 'fee') }}
+          from {{ ref('int_balance_transactions') }})
+    group by all
+),
+
+gl as (
+    select
+        channel, cast(date_trunc('month', posted_on) as date) as month,
+        -sum(amount_home) filter (where account_code = '7100') as fx_gain_loss,
+        -sum(amount_home) filter (where account_code = '7900') as rounding,
+        sum(amount_home) filter (where account_code = '6200') as chargeback_losses,
+        sum(amount_home) filter (where account_code = '6900') as other_adjustments
+    from {{ ref('fct_gl_entries') }}
+    where account_code in ('7100', '7900', '6200', '6900')
     group by all
 ),
 
@@ -33,6 +48,7 @@ keys as (
     select channel, month from sales
     union select channel, month from refunds
     union select channel, month from fees
+    union select channel, month from gl
 ),
 
 combined as (
@@ -45,11 +61,16 @@ combined as (
         coalesce(r.refunds, 0) as refunds,
         coalesce(s.shipping_charged, 0) - coalesce(r.shipping_refunded, 0) as shipping_income,
         coalesce(s.cogs_sold, 0) - coalesce(r.cogs_reversed, 0) as cogs,
-        coalesce(f.fees, 0) as fees
+        coalesce(f.fees, 0) as fees,
+        coalesce(g.fx_gain_loss, 0) as fx_gain_loss,
+        coalesce(g.rounding, 0) as rounding,
+        coalesce(g.chargeback_losses, 0) as chargeback_losses,
+        coalesce(g.other_adjustments, 0) as other_adjustments
     from keys as k
     left join sales as s using (channel, month)
     left join refunds as r using (channel, month)
     left join fees as f using (channel, month)
+    left join gl as g using (channel, month)
 )
 
 select
@@ -64,5 +85,11 @@ select
     cast(cogs as decimal(18, 2)) as cogs,
     cast(gross_sales - discounts - refunds - cogs as decimal(18, 2)) as gross_margin,
     cast(fees as decimal(18, 2)) as fees,
-    cast(gross_sales - discounts - refunds - cogs + shipping_income - fees as decimal(18, 2)) as contribution
+    cast(gross_sales - discounts - refunds - cogs + shipping_income - fees as decimal(18, 2)) as contribution,
+    cast(fx_gain_loss as decimal(18, 2)) as fx_gain_loss,
+    cast(rounding as decimal(18, 2)) as rounding,
+    cast(chargeback_losses as decimal(18, 2)) as chargeback_losses,
+    cast(other_adjustments as decimal(18, 2)) as other_adjustments,
+    cast(gross_sales - discounts - refunds - cogs + shipping_income - fees
+         + fx_gain_loss + rounding - chargeback_losses - other_adjustments as decimal(18, 2)) as net_contribution
 from combined

@@ -1,0 +1,11 @@
+{#- eBay payouts of the seller's funds to the bank. -#}
+select
+    payout_id,
+    payout_status,
+    payout_date as payout_at,
+    cast(json_extract_string(amount, '$.value') as decimal(18, 2)) as amount,
+    upper(json_extract_string(amount, '$.currency')) as currency,
+    transaction_count,
+    bank_reference,
+    'ebay' as channel
+from {{ source('ebay', 'payouts') }}

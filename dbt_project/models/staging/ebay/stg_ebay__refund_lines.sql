@@ -1,0 +1,24 @@
+{#- One row per (refund, line item) from `lineItems[].refunds`: what the buyer got back for that
+    line, tax included, in the buyer's currency and (`_home`) GBP.  A refund's amount less its
+    lines is the delivery charge paid back. -#}
+{%- set line = '{"lineItemId": "VARCHAR", "refunds": [{"refundId": "VARCHAR", "refundDate": "VARCHAR", "amount": {"value": "VARCHAR", "convertedFromValue": "VARCHAR"}}]}' -%}
+
+with lines as (
+    select order_id, unnest(from_json(line_items, '[{{ line }}]')) as l
+    from {{ source('ebay', 'orders') }}
+),
+
+refunds as (
+    select order_id, l.lineItemId as line_id, unnest(l.refunds) as r
+    from lines
+)
+
+select
+    r.refundId as refund_id,
+    order_id,
+    line_id,
+    cast(r.refundDate as timestamptz) as refunded_at,
+    cast(coalesce(r.amount.convertedFromValue, r.amount.value) as decimal(18, 2)) as amount,
+    cast(r.amount.value as decimal(18, 2)) as amount_home,
+    'ebay' as channel
+from refunds

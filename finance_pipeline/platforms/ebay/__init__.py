@@ -1,0 +1,1 @@
+"""eBay: Sell Fulfillment API (orders) and Sell Finances API (transactions, payouts)."""

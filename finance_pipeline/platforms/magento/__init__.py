@@ -1,0 +1,1 @@
+"""Magento / Adobe Commerce (REST `V1`): the business's UK web store, a sales channel."""

@@ -1,0 +1,1 @@
+"""PayPal: Checkout (Orders v2), Transaction Search (reporting) and webhooks."""

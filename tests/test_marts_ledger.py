@@ -1,0 +1,184 @@
+"""The ledger marts on a multi-currency small world: general ledger, tax obligations, payment
+status, sales trends, receivable detail, and the P&L / outstanding-balance columns they feed.
+
+Every row equals the oracle (finance_pipeline/sandbox/oracle_ledger.py, plain Python) to the cent;
+the identities hold when queried directly; and the dbt identity tests fail when a GL line is
+dropped from a copy of the warehouse."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from finance_pipeline.sandbox.store import Sandbox
+from tests.pipeline_helpers import compare_with_oracle, run_job
+
+DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+LEDGER_MARTS = ["fct_gl_entries", "rpt_tax_obligations", "rpt_payment_status", "rpt_sales_trends",
+                "rpt_ar_invoice_detail", "rpt_profit_and_loss", "rpt_outstanding_balances"]
+IDENTITY_TESTS = ["assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_pnl_ties_to_gl",
+                  "assert_tax_ties_to_gl", "assert_clearing_ties_to_balance_transactions"]
+
+
+@pytest.fixture(scope="module")
+def warehouse(small_world_dir, tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("ledger")
+    shutil.copytree(small_world_dir / "sandbox", data / "sandbox")
+    run_job(data, job="hourly_sync")
+    return data
+
+
+def _q(path: Path, sql: str, params=None):
+    con = duckdb.connect(str(path / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def test_ledger_marts_equal_the_oracle(warehouse):
+    problems = compare_with_oracle(warehouse / "warehouse.duckdb", Sandbox(warehouse / "sandbox"))
+    assert problems == {}
+    counts = {m: _q(warehouse, f"select count(*) from marts.{m}")[0][0] for m in LEDGER_MARTS}
+    assert all(n > 0 for n in counts.values()), counts
+
+
+def test_the_world_is_multi_currency_and_the_ledger_covers_every_event(warehouse):
+    currencies = {r[0] for r in _q(warehouse, "select distinct currency from marts.fct_orders")}
+    assert {"GBP", "EUR", "USD", "AUD"} <= currencies
+    kinds = {r[0] for r in _q(warehouse, "select distinct source_type from marts.fct_gl_entries")}
+    assert {"order", "refund", "payment", "payment_refund", "fee", "dispute", "payout",
+            "settlement_difference"} <= kinds
+    # every non-void order, refund and paid payout has its entry
+    missing = _q(warehouse, """
+        select 'order', count(*) from marts.fct_orders o where not is_void and not exists (
+            select 1 from marts.fct_gl_entries g where g.entry_id = 'order:' || o.channel || ':' || o.order_id)
+        union all
+        select 'refund', count(*) from marts.fct_refunds r where not exists (
+            select 1 from marts.fct_gl_entries g where g.entry_id = 'refund:' || r.channel || ':' || r.refund_id)
+        union all
+        select 'payout', count(*) from marts.fct_payouts p where status = 'paid' and not exists (
+            select 1 from marts.fct_gl_entries g where g.entry_id = 'payout:' || p.channel || ':' || p.payout_id)""")
+    assert all(n == 0 for _, n in missing), missing
+
+
+def test_identities_hold(warehouse):
+    # debits = credits for every entry and every day, and the trial balance is zero
+    assert _q(warehouse, """select count(*) from (select entry_id from marts.fct_gl_entries group by entry_id
+                            having sum(debit_home) <> sum(credit_home))""")[0][0] == 0
+    assert _q(warehouse, """select count(*) from (select posted_on from marts.fct_gl_entries group by posted_on
+                            having sum(debit_home) <> sum(credit_home))""")[0][0] == 0
+    assert _q(warehouse, "select sum(amount_home) from marts.fct_gl_entries")[0][0] == 0
+    # the P&L's net contribution is the GL's result (income and expense accounts), month by month
+    diff = _q(warehouse, """
+        with gl as (select date_trunc('month', posted_on) as month, -sum(amount_home) as result
+                    from marts.fct_gl_entries where account_type in ('revenue', 'expense') group by 1),
+             pnl as (select month, sum(net_contribution) as result from marts.rpt_profit_and_loss group by 1)
+        select count(*) from gl full outer join pnl using (month) where gl.result is distinct from pnl.result""")
+    assert diff[0][0] == 0
+    # AR in the GL = invoiced - paid - credits of every trade invoice (GBP at the invoice rate)
+    ar = _q(warehouse, """
+        select count(*) filter (where gl_ar_balance_home <> open_amount_home),
+               count(*) filter (where status <> 'voided' and open_amount <> invoiced_amount - credit_note_amount - paid_amount),
+               sum(open_amount_home)
+        from marts.rpt_ar_invoice_detail""")[0]
+    assert ar[0] == 0 and ar[1] == 0 and ar[2] > 0
+    # Shopify's paid-at-checkout orders settle in shop money (GBP) whatever the order currency: once
+    # paid they leave nothing in AR (the conversion residues are swept to FX / rounding)
+    residue = _q(warehouse, """
+        select count(*), count(*) filter (where bal <> 0) from (
+            select g.document_channel, g.document_id, sum(g.amount_home) as bal
+            from marts.fct_gl_entries g
+            join marts.rpt_payment_status s on s.channel = g.document_channel and s.order_id = g.document_id
+            where g.account_code = '1200' and s.document_type = 'order' and s.channel = 'shopify'
+              and s.currency <> 'GBP' group by all)""")
+    assert residue[0][0] > 100 and residue[0][1] == 0
+    # tax owed per jurisdiction = the movement of the tax payable accounts
+    tax = _q(warehouse, """
+        select (select sum(net_owed_home) from marts.rpt_tax_obligations),
+               (select -sum(amount_home) from marts.fct_gl_entries where jurisdiction is not null),
+               (select -sum(amount_home) from marts.fct_gl_entries where account_code in ('2200', '2210', '2220', '2230', '2290'))""")[0]
+    assert tax[0] == tax[1] == tax[2] and tax[0] > 0
+
+
+def test_foreign_invoices_realise_fx_and_home_currency_ones_do_not(warehouse):
+    rows = _q(warehouse, """
+        select i.currency, count(*), sum(abs(g.amount_home))
+        from marts.fct_gl_entries g
+        join intermediate.int_gl_settlements s
+          on g.entry_id = s.source_type || ':' || s.channel || ':' || s.source_id
+        join marts.fct_invoices i on i.invoice_number = s.invoice_number
+        where g.account_code in ('7100', '7900')
+        group by 1""")
+    by_ccy = {r[0]: (r[1], r[2]) for r in rows}
+    assert "GBP" not in by_ccy  # GBP invoices settle at their own amount
+    assert {"EUR", "USD", "AUD"} & set(by_ccy)
+    # a fully paid foreign invoice: reliefs add up to its GBP total; FX = what the processor paid - that total
+    paid = _q(warehouse, """
+        select i.invoice_number, i.total_amount_home, sum(s.relief_home), sum(s.amount_home)
+        from marts.fct_invoices i join intermediate.int_gl_settlements s using (invoice_number)
+        where i.status = 'paid' and i.currency <> 'GBP'
+        group by all""")
+    assert paid
+    for number, total_home, relief, received in paid:
+        assert relief == total_home, number
+        fx = _q(warehouse, """select coalesce(-sum(g.amount_home), 0) from marts.fct_gl_entries g
+                              join intermediate.int_gl_settlements s
+                                on g.entry_id = s.source_type || ':' || s.channel || ':' || s.source_id
+                              where s.invoice_number = ? and g.account_code = '7100'""", [number])[0][0]
+        assert fx == received - total_home, number
+
+
+def test_payment_status_and_trends_tell_the_cases_apart(warehouse):
+    statuses = dict(_q(warehouse, "select payment_status, count(*) from marts.rpt_payment_status group by 1"))
+    for s in ("paid", "refunded", "partially_refunded", "overdue", "cancelled", "unpaid"):
+        assert statuses.get(s, 0) > 0, (s, statuses)
+    assert sum(statuses.values()) == _q(warehouse, "select count(*) from marts.fct_orders")[0][0]
+    evidence = _q(warehouse, """select evidence from marts.rpt_payment_status
+                                where payment_status = 'paid' and document_type = 'invoice' limit 1""")[0][0]
+    assert "paid by ch_" in evidence
+    fabric = _q(warehouse, """select sum(units), sum(metres) from marts.rpt_sales_trends
+                              where grain = 'month' and category = 'fabric'""")[0]
+    assert fabric[1] == Decimal(fabric[0]) / 10 and fabric[1] > 0
+    # the same total at every grain
+    totals = dict(_q(warehouse, "select grain, sum(net_sales_home) from marts.rpt_sales_trends group by 1"))
+    lines = _q(warehouse, "select sum(net_amount_home) from marts.fct_order_lines where not is_void")[0][0]
+    assert totals["day"] == totals["week"] == totals["month"] == lines
+
+
+def _dbt_test(data: Path, tmp: Path, select: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FINANCE_WAREHOUSE_PATH": str(data / "warehouse.duckdb"),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    dbt = Path(sys.executable).with_name("dbt")
+    return subprocess.run(
+        [str(dbt), "test", "--select", *select, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
+         "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")],
+        env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_dropping_a_gl_line_fails_the_identity_tests(warehouse, tmp_path):
+    intact = _dbt_test(warehouse, tmp_path / "intact", IDENTITY_TESTS)
+    assert intact.returncode == 0, intact.stdout[-3000:]
+    assert f"PASS={len(IDENTITY_TESTS)}" in intact.stdout
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(warehouse / "warehouse.duckdb", broken / "warehouse.duckdb")
+    con = duckdb.connect(str(broken / "warehouse.duckdb"))
+    try:
+        entry = con.execute("""select entry_id from marts.fct_gl_entries
+                               where source_type = 'order' and account_code = '4000' order by entry_id limit 1""").fetchone()[0]
+        con.execute("delete from marts.fct_gl_entries where entry_id = ? and account_code = '4000'", [entry])
+    finally:
+        con.close()
+    done = _dbt_test(broken, tmp_path / "broken-run", IDENTITY_TESTS)
+    assert done.returncode != 0
+    failed = {name for name in IDENTITY_TESTS if f"FAIL 1 {name}" in done.stdout or f"FAIL 1 {name} " in done.stdout}
+    # one sale dropped: that entry no longer balances, nor does its day, and the P&L no longer ties
+    assert failed == {"assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_pnl_ties_to_gl"}, done.stdout[-3000:]

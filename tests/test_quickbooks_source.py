@@ -1,0 +1,132 @@
+"""QuickBooks as a source: query paging, the LastUpdatedTime cursor, deletes through CDC, bad records
+quarantined; the staging models build on what it loaded and keep money exact."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from finance_pipeline.ingest.pipeline import run_platform
+from finance_pipeline.ingest.quarantine import Quarantine
+from finance_pipeline.platforms.quickbooks import source as qbo_source
+from finance_pipeline.platforms.quickbooks.client import make_client, write
+from finance_pipeline.platforms.quickbooks.source import quickbooks_source
+from quickbooks_fixtures import QboEnv, qbo_env  # noqa: F401
+
+DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+
+
+def _sale(customer: str, number: str, qty: int, price: str, code: str = "2", discount: str | None = None) -> dict:
+    amount = (Decimal(qty) * Decimal(price)).quantize(Decimal("0.01"))
+    lines = [{"DetailType": "SalesItemLineDetail", "Amount": amount, "Description": "Linen curtain 140x220",
+              "SalesItemLineDetail": {"ItemRef": {"value": "11"}, "Qty": qty, "UnitPrice": Decimal(price),
+                                      "TaxCodeRef": {"value": code}}}]
+    if discount:
+        lines.append({"DetailType": "DiscountLineDetail", "Amount": Decimal(discount),
+                      "DiscountLineDetail": {"PercentBased": False}})
+    return {"CustomerRef": {"value": customer}, "DocNumber": number, "TxnDate": "2025-11-03", "DueDate": "2025-12-03",
+            "Line": lines}
+
+
+def _load(env: QboEnv, quarantine: Quarantine | None = None):
+    quarantine = quarantine or Quarantine("quickbooks")
+    return run_platform(env.settings, "quickbooks", quickbooks_source(env.connection(), quarantine), quarantine)
+
+
+def _rows(env: QboEnv, table: str) -> dict[str, tuple]:
+    con = duckdb.connect(str(env.warehouse), read_only=True)
+    try:
+        return {r[0]: r[1:] for r in con.execute(
+            f"SELECT id, doc_number, total_amt, voided FROM raw_quickbooks.{table}").fetchall()}
+    finally:
+        con.close()
+
+
+def test_incremental_reads_changes_and_deletes(qbo_env, monkeypatch):
+    monkeypatch.setattr(qbo_source, "LOOKBACK_S", 0)  # so the second run sees only what changed
+    client = make_client(qbo_env.connection())
+    cust = write(client, "Customer", {"DisplayName": "Owner's trade account"}, "c1")
+    invoices = [write(client, "Invoice", _sale(cust["Id"], f"Q-{n}", n + 1, "45.00", discount="5.00" if n == 2 else None),
+                      f"i{n}") for n in range(5)]
+    write(client, "SalesReceipt", {**_sale(cust["Id"], "SR-1", 3, "0.9875"), "PaymentRefNum": "cash"}, "s1")
+    first = _load(qbo_env)
+    assert first.rows.get("invoices") == 5 and first.rows.get("sales_receipts") == 1
+    rows = _rows(qbo_env, "invoices")
+    assert rows[invoices[2]["Id"]][1] == "156.00"  # 3 x 45.00 - 5.00 discount = 130.00, + 20 % VAT after discount
+
+    qbo_env.emulator.advance_clock(5)
+    inv = invoices[1]
+    write(client, "Invoice", {**_sale(cust["Id"], "Q-1", 10, "45.00"), "Id": inv["Id"], "SyncToken": inv["SyncToken"]},
+          "u1")
+    victim = invoices[4]
+    write(client, "Invoice", {"Id": victim["Id"], "SyncToken": victim["SyncToken"]}, "d1", operation="delete")
+    client.close()
+    second = _load(qbo_env)
+    assert second.rows.get("invoices") == 2, second.rows  # the update and the deletion, nothing else
+    rows = _rows(qbo_env, "invoices")
+    assert victim["Id"] not in rows and len(rows) == 4
+    assert rows[inv["Id"]][1] == "540.00"  # 10 x 45.00 + 20 % VAT
+
+    third = _load(qbo_env)
+    assert not third.rows.get("invoices")
+
+
+def test_bad_records_are_quarantined(qbo_env, monkeypatch):
+    client = make_client(qbo_env.connection())
+    cust = write(client, "Customer", {"DisplayName": "A"}, "c1")
+    write(client, "Invoice", _sale(cust["Id"], "Q-1", 1, "10.00"), "i1")
+    write(client, "Invoice", _sale(cust["Id"], "Q-2", 1, "10.00"), "i2")
+    client.close()
+    real = qbo_source.flatten
+
+    def corrupt(doc: dict) -> dict:  # a record whose amount does not parse, as a broken proxy might send it
+        return real({**doc, "TotalAmt": "12,00"} if doc.get("DocNumber") == "Q-2" else doc)
+
+    monkeypatch.setattr(qbo_source, "flatten", corrupt)
+    quarantine = Quarantine("quickbooks")
+    result = _load(qbo_env, quarantine)
+    assert result.rows.get("invoices") == 1 and result.quarantined == 1
+    con = duckdb.connect(str(qbo_env.warehouse), read_only=True)
+    reasons = con.execute("SELECT entity, reason FROM ops.quarantine WHERE platform = 'quickbooks'").fetchall()
+    con.close()
+    assert len(reasons) == 1 and reasons[0][0] == "invoices" and "total_amt" in reasons[0][1]
+
+
+def test_staging_models_build_with_exact_money(qbo_env, tmp_path):
+    client = make_client(qbo_env.connection())
+    cust = write(client, "Customer", {"DisplayName": "Showroom"}, "c1")
+    write(client, "Invoice", _sale(cust["Id"], "Q-1", 3, "45.00", discount="5.00"), "i1")
+    write(client, "SalesReceipt", _sale(cust["Id"], "SR-1", 7, "0.9875"), "s1")
+    client.close()
+    _load(qbo_env)
+    env = {**os.environ, "FINANCE_WAREHOUSE_PATH": str(qbo_env.warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    dbt = Path(sys.executable).with_name("dbt")
+    done = subprocess.run(
+        [str(dbt), "build", "--select", "staging.quickbooks", "--vars", '{"quickbooks_source": true}',
+         "--project-dir", str(DBT_DIR), "--profiles-dir",
+         str(DBT_DIR), "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+        env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    con = duckdb.connect(str(qbo_env.warehouse), read_only=True)
+    try:
+        inv = con.execute("SELECT doc_number, total_amount, tax_amount, subtotal_amount, open_amount, currency, "
+                          "issued_on::varchar FROM staging.stg_quickbooks__invoices").fetchall()
+        assert inv == [("Q-1", Decimal("156.00"), Decimal("26.00"), Decimal("130.00"), Decimal("156.00"), "GBP",
+                        "2025-11-03")]
+        lines = con.execute("SELECT document_type, detail_type, quantity, unit_price, amount FROM "
+                            "staging.stg_quickbooks__lines ORDER BY document_type, line_number").fetchall()
+        assert lines == [("invoice", "SalesItemLineDetail", Decimal("3.0000"), Decimal("45.0000"), Decimal("135.00")),
+                         ("invoice", "DiscountLineDetail", None, None, Decimal("5.00")),
+                         ("sales_receipt", "SalesItemLineDetail", Decimal("7.0000"), Decimal("0.9875"),
+                          Decimal("6.91"))]
+        receipt = con.execute("SELECT total_amount, tax_amount FROM staging.stg_quickbooks__sales_receipts").fetchone()
+        assert receipt == (Decimal("8.29"), Decimal("1.38"))
+        described = dict(con.execute("DESCRIBE staging.stg_quickbooks__invoices").fetchall()[i][:2]
+                         for i in range(3))
+        assert described
+    finally:
+        con.close()
