@@ -67,7 +67,7 @@ def test_sandbox_serve_prints_one_json_line_per_platform_and_cleans_up(tmp_path)
     proc = subprocess.Popen([str(BIN / "finance-pipeline"), "--data-dir", str(tmp_path), "sandbox", "serve",
                              "--size", "2000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        entries = [json.loads(proc.stdout.readline()) for _ in range(3)]
+        entries = [json.loads(proc.stdout.readline()) for _ in registry.PLATFORMS]
         assert {e["platform"] for e in entries} == {p.name for p in registry.PLATFORMS}
         for e in entries:
             assert e["base_url"].startswith("http://127.0.0.1:") and e["credentials"]

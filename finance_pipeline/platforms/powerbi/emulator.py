@@ -468,13 +468,21 @@ class PowerBIEmulator(Emulator):
         if not items:
             return _error(400, "DatasetExecuteQueriesError", "Only EVALUATE ROW(\"name\", COUNTROWS('t') | "
                           "SUM('t'[c]), ...) is supported by the sandbox")
-        tables = self.tables(row[0])
+        return await run_in_threadpool(self._evaluate_row, row[0], items)
+
+    def _evaluate_row(self, dataset_id: str, items: list) -> Response:
+        """EVALUATE ROW(...) over the stored rows; each table is read once however many columns
+        are summed (the read-back sums every money column of a table in one query)."""
+        tables = self.tables(dataset_id)
         result: dict[str, Any] = {}
+        loaded: dict[str, list] = {}
         for label, _, count_table, sum_table, sum_col in items:
             table = count_table or sum_table
             if table not in tables:
                 return _error(400, "DatasetExecuteQueriesError", f"Cannot find table '{table}'.")
-            data = self.rows(row[0], table)
+            if table not in loaded:
+                loaded[table] = self.rows(dataset_id, table)
+            data = loaded[table]
             if count_table:
                 result[f"[{label}]"] = len(data)
             else:
