@@ -18,7 +18,9 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
     made = build_bi_marts(settings.warehouse_path, n_invoices=150, n_payouts=200)
     running = serve(TableauEmulator(Sandbox(settings.sandbox_dir), EmulatorConfig(time_scale=settings.time_scale)))
     emulator = running.emulator
-    emulator.publish_delay_s = 0.3
+    # every publish answer is held longer than the longest kill delay, whatever the machine's speed,
+    # so each trial (which always has the edited payouts to publish) is killed while running
+    emulator.publish_delay_s = 2.5
 
     def one_per_name(trial: int) -> None:
         names = Counter(d["name"] for d in emulator.datasources())
