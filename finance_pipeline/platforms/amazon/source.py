@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, require
+from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.amazon.client import AmazonApiClient, make_client, marketplace_ids
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.settings import env
@@ -292,28 +293,6 @@ def _strip(rows: list[dict]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------ plumbing
-class _SharedClient:
-    """One client (one set of per-operation buckets, one LWA token) for the source instance."""
-
-    def __init__(self, connection: Connection | None) -> None:
-        self.connection = connection
-        self.client: AmazonApiClient | None = None
-        self.users = 0
-
-    def __enter__(self) -> AmazonApiClient:
-        if self.connection is None:
-            raise RuntimeError("amazon_source() was built without a connection (definition time only); "
-                               "pass finance_pipeline.sandbox.runtime.connection(settings, 'amazon') to run it")
-        if self.client is None:
-            self.client = make_client(self.connection)
-        self.users += 1
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.users -= 1
-        if self.users == 0 and self.client is not None:
-            self.client.close()
-            self.client = None
 
 
 def _table(rows: list[dict], schema: dict[str, pa.DataType], key: str) -> pa.Table:
@@ -384,7 +363,7 @@ def amazon_source(connection: Connection | None = None, quarantine: Quarantine |
     """The dlt source.  `orders_api`: '2026-01-01' (default) or 'v0' (deprecated getOrders); unset,
     the setting FINANCE_AMAZON_ORDERS_API decides."""
     quarantine = quarantine if quarantine is not None else Quarantine("amazon")
-    shared = _SharedClient(connection)
+    shared = SharedClient('amazon', connection, make_client)
     api = (orders_api or env(ORDERS_API_SETTING) or "2026-01-01").strip().lower()
     if api not in ("2026-01-01", "v0"):
         raise ValueError(f"{ORDERS_API_SETTING}={api!r}: use 2026-01-01 (default) or v0")
@@ -536,7 +515,7 @@ def amazon_source(connection: Connection | None = None, quarantine: Quarantine |
             seen = list(groups.values())
         _remember(state, seen)
 
-    def client_connection(s: _SharedClient) -> Connection:
+    def client_connection(s: SharedClient) -> Connection:
         assert s.connection is not None
         return s.connection
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 from finance_pipeline.http.client import ApiClient, json_default
 from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
+from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.magento.client import make_client
 
@@ -158,31 +159,9 @@ def search_pages(client: ApiClient, path: str, updated_from: datetime | None) ->
         page += 1
 
 
-class _SharedClient:
-    def __init__(self, connection: Connection | None) -> None:
-        self.connection = connection
-        self.client: ApiClient | None = None
-        self.users = 0
-
-    def __enter__(self) -> ApiClient:
-        if self.connection is None:
-            raise RuntimeError("magento_source() was built without a connection (definition time only); "
-                               "pass finance_pipeline.sandbox.runtime.connection(settings, 'magento') to run it")
-        if self.client is None:
-            self.client = make_client(self.connection)
-        self.users += 1
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.users -= 1
-        if self.users == 0 and self.client is not None:
-            self.client.close()
-            self.client = None
-
-
 def magento_source(connection: Connection | None = None, quarantine: Quarantine | None = None) -> Any:
     quarantine = quarantine if quarantine is not None else Quarantine("magento")
-    shared = _SharedClient(connection)
+    shared = SharedClient('magento', connection, make_client)
 
     @dlt.resource(name="orders", primary_key="entity_id", write_disposition="merge")
     def orders(

@@ -22,10 +22,10 @@ from typing import Any, Iterator
 import dlt
 import pyarrow as pa
 
-from finance_pipeline.http import ApiClient
 from finance_pipeline.http.client import dumps
 from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
+from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.quickbooks.client import make_client, query_pages
 from finance_pipeline.platforms.quickbooks.reference import MINOR_VERSION
@@ -82,34 +82,13 @@ def _table(rows: list[dict]) -> pa.Table:
     return table.cast(table.schema.set(index, table.schema.field(index).with_nullable(False)))
 
 
-class _Shared:
-    def __init__(self, connection: Connection | None) -> None:
-        self.connection = connection
-        self.client: ApiClient | None = None
-        self.users = 0
-
-    def __enter__(self) -> ApiClient:
-        if self.connection is None:
-            raise RuntimeError("quickbooks_source() was built without a connection (definition time only)")
-        if self.client is None:
-            self.client = make_client(self.connection)
-        self.users += 1
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.users -= 1
-        if self.users == 0 and self.client is not None:
-            self.client.close()
-            self.client = None
-
-
 def _qbo_literal(at: datetime) -> str:
     return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def quickbooks_source(connection: Connection | None = None, quarantine: Quarantine | None = None) -> Any:
     quarantine = quarantine if quarantine is not None else Quarantine("quickbooks")
-    shared = _Shared(connection)
+    shared = SharedClient('quickbooks', connection, make_client)
 
     def make(resource_name: str, entity: str):  # noqa: ANN202
         @dlt.resource(name=resource_name, primary_key="id", write_disposition="merge",

@@ -34,10 +34,10 @@ from typing import Any, Callable, Iterable, Iterator
 import dlt
 import pyarrow as pa
 
-from finance_pipeline.http.client import ApiClient
 from finance_pipeline.http.pagination import link_header_pages
 from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
+from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.shopify.client import make_client
 
@@ -143,31 +143,6 @@ def _valid(records: Iterable[dict], entity: str, check: Callable[[dict], None], 
 
 
 # ------------------------------------------------------------------------------------ plumbing
-class _SharedClient:
-    """One `ApiClient` (one limiter) for all resources of a source instance, made on first use.
-
-    dlt interleaves resources' pages; sharing the client keeps one view of the shop's bucket.
-    It is closed when the last resource using it finishes."""
-
-    def __init__(self, connection: Connection | None) -> None:
-        self.connection = connection
-        self.client: ApiClient | None = None
-        self.users = 0
-
-    def __enter__(self) -> ApiClient:
-        if self.connection is None:
-            raise RuntimeError("shopify_source() was built without a connection (definition time only); "
-                               "pass finance_pipeline.sandbox.runtime.connection(settings, 'shopify') to run it")
-        if self.client is None:
-            self.client = make_client(self.connection)
-        self.users += 1
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.users -= 1
-        if self.users == 0 and self.client is not None:
-            self.client.close()
-            self.client = None
 
 
 def _table(rows: list[dict], schema: dict[str, pa.DataType]) -> pa.Table:
@@ -187,7 +162,7 @@ def shopify_source(connection: Connection | None = None, quarantine: Quarantine 
     """The dlt source.  With `connection=None` it builds (resource names for Dagster) and only
     fails when iterated."""
     quarantine = quarantine if quarantine is not None else Quarantine("shopify")
-    shared = _SharedClient(connection)
+    shared = SharedClient('shopify', connection, make_client)
 
     @dlt.resource(name="orders", primary_key="id", write_disposition="merge")
     def orders(

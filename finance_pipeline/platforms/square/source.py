@@ -33,6 +33,7 @@ from finance_pipeline.http.client import ApiClient
 from finance_pipeline.http.pagination import body_cursor_pages
 from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, require
+from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.square.client import make_client
 
@@ -174,29 +175,12 @@ def _rfc3339(value: Any) -> str:
     return parse_timestamp(value).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _SharedClient:
-    """One `ApiClient` (one limiter) for every resource of a source instance, made on first use."""
+class _SharedClient(SharedClient[ApiClient]):
+    """The shared client, plus the merchant's location ids (read once per source instance)."""
 
     def __init__(self, connection: Connection | None) -> None:
-        self.connection = connection
-        self.client: ApiClient | None = None
-        self.users = 0
+        super().__init__("square", connection, make_client)
         self.locations: list[str] | None = None
-
-    def __enter__(self) -> ApiClient:
-        if self.connection is None:
-            raise RuntimeError("square_source() was built without a connection (definition time only); "
-                               "pass finance_pipeline.sandbox.runtime.connection(settings, 'square') to run it")
-        if self.client is None:
-            self.client = make_client(self.connection)
-        self.users += 1
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.users -= 1
-        if self.users == 0 and self.client is not None:
-            self.client.close()
-            self.client = None
 
     def location_ids(self, client: ApiClient) -> list[str]:
         if self.locations is None:

@@ -28,6 +28,7 @@ import pyarrow as pa
 from finance_pipeline.http.client import ApiClient
 from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
+from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.woocommerce.client import make_client
 
@@ -139,35 +140,11 @@ def wp_pages(client: ApiClient, path: str, params: dict[str, Any]) -> Iterator[l
         page += 1
 
 
-class _SharedClient:
-    """One `ApiClient` (one view of the host's limit) for all resources of a source instance."""
-
-    def __init__(self, connection: Connection | None) -> None:
-        self.connection = connection
-        self.client: ApiClient | None = None
-        self.users = 0
-
-    def __enter__(self) -> ApiClient:
-        if self.connection is None:
-            raise RuntimeError("woocommerce_source() was built without a connection (definition time only); "
-                               "pass finance_pipeline.sandbox.runtime.connection(settings, 'woocommerce') to run it")
-        if self.client is None:
-            self.client = make_client(self.connection)
-        self.users += 1
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.users -= 1
-        if self.users == 0 and self.client is not None:
-            self.client.close()
-            self.client = None
-
-
 def woocommerce_source(connection: Connection | None = None, quarantine: Quarantine | None = None) -> Any:
     """The dlt source.  With `connection=None` it builds (resource names for Dagster) and only
     fails when iterated."""
     quarantine = quarantine if quarantine is not None else Quarantine("woocommerce")
-    shared = _SharedClient(connection)
+    shared = SharedClient('woocommerce', connection, make_client)
 
     @dlt.resource(name="orders", primary_key="id", write_disposition="merge")
     def orders(
