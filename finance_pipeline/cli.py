@@ -109,12 +109,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _check_live_credentials(settings: Settings, only: list[str] | None) -> None:
     """Fail before anything runs when a credential is missing (SettingsError names it)."""
+    from finance_pipeline.ingest.switches import require_sources
     from finance_pipeline.platforms import registry
+    from finance_pipeline.publish.destinations import enabled_destinations
 
+    sources = require_sources(settings)
+    unknown = [name for name in only or [] if name not in sources]
+    if unknown:
+        raise SettingsError(f"--platform {', '.join(unknown)}: not switched on; FINANCE_SOURCES has {', '.join(sources)}.")
+    wanted = set(only or sources) | set(enabled_destinations(settings))
     for platform in registry.PLATFORMS:
-        if only and platform.role == "source" and platform.name not in only:
-            continue
-        registry.Platform.load(platform.live_connection)(settings)
+        if platform.name in wanted:
+            registry.Platform.load(platform.live_connection)(settings)
 
 
 def _selection(defs, platforms: list[str] | None, select: list[str] | None):

@@ -149,6 +149,9 @@ class Settings:
     # none in live mode) and dry run (show what would be sent, write nothing)
     destinations: tuple[str, ...] | None = None
     publish_dry_run: bool = False
+    # ingest: sources switched on (None = every registered source in sandbox mode; live mode needs
+    # FINANCE_SOURCES, so a business names the platforms it really uses)
+    sources: tuple[str, ...] | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -205,6 +208,7 @@ class Settings:
             alert_stale_sync_hours=_int("FINANCE_ALERT_STALE_SYNC_HOURS", 6),
             alert_worsen_factor=_float("FINANCE_ALERT_WORSEN_FACTOR", 1.5),
             destinations=_names("FINANCE_DESTINATIONS"),
+            sources=_names("FINANCE_SOURCES"),
             publish_dry_run=(env("FINANCE_PUBLISH_DRY_RUN") or "").strip().lower() in ("1", "true", "yes"),
         )
 

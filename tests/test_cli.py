@@ -46,10 +46,15 @@ def test_main_job_runs_and_prints_the_summary(tmp_path):
 
 
 def test_live_mode_without_credentials_names_the_missing_setting(tmp_path):
+    # live mode switches no source on by itself: the run asks for FINANCE_SOURCES
     out = _cli("--data-dir", str(tmp_path), "run", env={"FINANCE_MODE": "live"}, timeout=120)
     assert out.returncode == 2
-    # the first platform without credentials is named, with how to fix it; no traceback
-    assert re.search(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+ is not set", out.stderr), out.stderr
+    assert "FINANCE_SOURCES" in out.stderr and "shopify" in out.stderr and "Traceback" not in out.stderr
+    # with a source switched on, its first missing credential is named, with how to fix it
+    out = _cli("--data-dir", str(tmp_path), "run", env={"FINANCE_MODE": "live", "FINANCE_SOURCES": "shopify"},
+               timeout=120)
+    assert out.returncode == 2
+    assert re.search(r"\bSHOPIFY_[A-Z_]+ is not set", out.stderr), out.stderr
     assert ".env" in out.stderr and "Traceback" not in out.stderr
 
 

@@ -71,4 +71,12 @@ def _build(platform: registry.Platform) -> Any:
     return _ingest
 
 
-ingest_assets = [_build(p) for p in registry.sources()]
+def _enabled() -> list[registry.Platform]:
+    from finance_pipeline.ingest.switches import enabled_sources
+
+    on = set(enabled_sources(get_settings()))
+    return [p for p in registry.sources() if p.name in on]
+
+
+# a source switched off (FINANCE_SOURCES) has no asset at all: nothing to run, nothing to show
+ingest_assets = [_build(p) for p in _enabled()]

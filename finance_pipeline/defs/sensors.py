@@ -82,7 +82,7 @@ def requests_for_inbox(inbox: Inbox, instance, asset_graph, now: datetime | None
         if platform in busy:
             continue
         entry = registry.BY_NAME.get(platform)
-        if entry is None or entry.role != "source" or not entry.source:
+        if entry is None or not entry.is_source or not entry.source:
             inbox.consume_platform(platform)
             continue
         keys = platform_selection(asset_graph, platform)

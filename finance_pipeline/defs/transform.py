@@ -31,13 +31,34 @@ def _newest_source_mtime() -> float:
 
 
 def ensure_manifest() -> Path:
-    """Parse the dbt project when the manifest is missing or older than any project file."""
-    if MANIFEST.exists() and MANIFEST.stat().st_mtime >= _newest_source_mtime():
-        return MANIFEST
+    """Parse the dbt project when the manifest is missing or older than any project file.
+
+    With every source on (the default) the manifest is `target/manifest.json`; a subset of sources
+    (`FINANCE_SOURCES`, `ingest/switches.py`) parses with its channel list into a target folder of
+    its own, so processes with different settings never overwrite each other's manifest."""
+    import hashlib
+
+    from finance_pipeline.ingest.switches import vars_json
+
+    settings = get_settings()
+    parsed_vars = vars_json(settings)
+    manifest = MANIFEST
+    args: list[str] = []
+    if parsed_vars != "{}":
+        manifest = DBT_DIR / "target" / f"sources-{hashlib.sha1(parsed_vars.encode()).hexdigest()[:12]}" / "manifest.json"
+        args = ["--vars", parsed_vars, "--target-path", str(manifest.parent)]
+    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime():
+        return manifest
     dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, **dbt_env(get_settings())}
-    subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
-                   check=True, env=env, cwd=DBT_DIR)
+    env = {**os.environ, **dbt_env(settings)}
+    subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
+                    *args], check=True, env=env, cwd=DBT_DIR)
+    return manifest
+    dbt = Path(sys.executable).with_name("dbt")
+    env = {**os.environ, **dbt_env(settings)}
+    subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
+                    "--vars", parsed_vars], check=True, env=env, cwd=DBT_DIR)
+    stamp.write_text(parsed_vars)
     return MANIFEST
 
 
@@ -73,8 +94,10 @@ class FinanceDbtTranslator(DagsterDbtTranslator):
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
     settings = get_settings()
     os.environ.update(dbt_env(settings))
-    dbt_vars = {"as_of": as_of(settings).isoformat()}
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    from finance_pipeline.ingest.switches import dbt_vars
+
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(settings, as_of=as_of(settings).isoformat()))],
+                       context=context).stream()
 
 
 def dbt_resource() -> DbtCliResource:

@@ -17,7 +17,8 @@ from typing import Any, Literal
 class Platform:
     name: str
     title: str
-    role: Literal["source", "destination"]
+    # "both": a ledger that is a sales channel (trade invoices raised in it) and a publish destination
+    role: Literal["source", "destination", "both"]
     emulator: str  # "module:Class" of its sandbox emulator
     live_connection: str  # "module:function(settings) -> Connection" reading env credentials
     source: str | None = None  # "module:function(connection | None, quarantine | None) -> DltSource"
@@ -32,6 +33,14 @@ class Platform:
     # Sandbox world and oracle of a sales channel (docs/architecture.md, "Channel kit"):
     world: str | None = None  # "module:function(ChannelWorld) -> dict[table, rows]"
     oracle: str | None = None  # "module:function(con, clock) -> oracle.Canonical"
+
+    @property
+    def is_source(self) -> bool:
+        return self.role in ("source", "both")
+
+    @property
+    def is_destination(self) -> bool:
+        return self.role in ("destination", "both")
 
     @staticmethod
     def load(ref: str) -> Any:
@@ -48,7 +57,7 @@ def _discover() -> tuple[Platform, ...]:
             raise RuntimeError(f"{path} must define PLATFORM = Platform(name={path.parent.name!r}, ...)")
         found.append(platform)
     # sources before destinations, then by name: a stable order for ports, assets and summaries
-    return tuple(sorted(found, key=lambda p: (p.role != "source", p.name)))
+    return tuple(sorted(found, key=lambda p: (not p.is_source, p.name)))
 
 
 PLATFORMS: tuple[Platform, ...] = _discover()
@@ -57,7 +66,7 @@ BY_NAME = {p.name: p for p in PLATFORMS}
 
 
 def sources() -> list[Platform]:
-    return [p for p in PLATFORMS if p.role == "source"]
+    return [p for p in PLATFORMS if p.is_source]
 
 
 def get(name: str) -> Platform:

@@ -23,7 +23,7 @@ from finance_pipeline.settings import Settings
 def destination_names() -> list[str]:
     from finance_pipeline.platforms import registry
 
-    return [p.name for p in registry.PLATFORMS if p.role == "destination"]
+    return [p.name for p in registry.PLATFORMS if p.is_destination]
 
 
 def enabled_destinations(settings: Settings) -> list[str]:

@@ -67,14 +67,18 @@ class MartInvoice:
     total_amount: Decimal
     status: str
     lines: tuple[MartLine, ...]
+    channel: str = ""  # where the invoice was raised: a ledger never gets back its own invoices
 
     @property
     def voided(self) -> bool:
         return self.status == "voided"
 
 
-def load_trade_invoices(con: duckdb.DuckDBPyConnection) -> list[MartInvoice]:
-    """The two marts, joined in Python (lines ordered by line_number)."""
+def load_trade_invoices(con: duckdb.DuckDBPyConnection, exclude_channel: str | None = None) -> list[MartInvoice]:
+    """The two marts, joined in Python (lines ordered by line_number).
+
+    `exclude_channel`: a ledger that is also a sales channel (trade invoices raised in it, role "both")
+    passes its own name, so the invoices it already holds are not written to it a second time."""
     lines: dict[str, list[MartLine]] = defaultdict(list)
     for row in con.execute(
             "SELECT invoice_number, line_number, kind, sku, description, quantity, unit_amount, discount_amount, "
@@ -85,12 +89,12 @@ def load_trade_invoices(con: duckdb.DuckDBPyConnection) -> list[MartInvoice]:
     out = []
     for row in con.execute(
             "SELECT invoice_number, order_number, customer_id, customer_name, customer_email, currency, issued_on, "
-            "due_on, tax_treatment, subtotal_amount, tax_amount, total_amount, status FROM marts.fct_invoices "
-            "ORDER BY issued_on, invoice_number").fetchall():
+            "due_on, tax_treatment, subtotal_amount, tax_amount, total_amount, status, channel FROM marts.fct_invoices "
+            "WHERE channel IS DISTINCT FROM ? ORDER BY issued_on, invoice_number", [exclude_channel]).fetchall():
         out.append(MartInvoice(row[0], row[1], None if row[2] is None else str(row[2]), row[3], row[4],
                                (row[5] or "").upper(), row[6], row[7],
                                row[8], _dec(row[9]), _dec(row[10]), _dec(row[11]), row[12],
-                               tuple(lines.get(row[0], ()))))
+                               tuple(lines.get(row[0], ())), row[13]))
     return out
 
 

@@ -73,6 +73,10 @@ class Canonical:
     payouts: payout_id, amount, status, payout_date; payout_transactions: payout_id, type
         ('charge' | 'refund' | anything else counts as an adjustment), amount, fee, net
     fees: at, fee_home — processor / marketplace fees, booked in the P&L month of `at`
+    invoices (a ledger channel's own trade invoices; its orders have customer_type 'trade'):
+        order_id, invoice_number ('INV-' + order number), customer_id, customer_name, issued_on,
+        due_on; what pays them are its payments carrying `invoice_number` (and optionally
+        `refunded_amount`, `attempted_at`), e.g. bank transfers the bookkeeper recorded
     """
 
     channel: str
@@ -83,6 +87,7 @@ class Canonical:
     payouts: list[dict] = field(default_factory=list)
     payout_transactions: list[dict] = field(default_factory=list)
     fees: list[dict] = field(default_factory=list)
+    invoices: list[dict] = field(default_factory=list)
 
 
 def compute(sandbox: Sandbox) -> Oracle:
@@ -319,7 +324,8 @@ def _stripe(con, clock: datetime) -> tuple[Canonical, list[dict], list[dict]]:
 def _compute(con, clock: datetime) -> dict[str, dict]:
     shopify, orders, = _shopify(con, clock)
     stripe, charges, s_refunds = _stripe(con, clock)
-    marts = assemble([shopify, stripe, *_channel_canonicals(con, clock)])
+    channels = _channel_canonicals(con, clock)
+    marts = assemble([shopify, stripe, *channels])
     fct_orders = marts["fct_orders"]
     customers = {c["customer_id"]: c for c in _fetch(con, "select * from customers")}
     as_of = _bdate(clock)
@@ -334,12 +340,17 @@ def _compute(con, clock: datetime) -> dict[str, dict]:
             last_paid[c["invoice_number"]] = max(last_paid.get(c["invoice_number"], c["created"]), c["created"])
     for r in s_refunds:
         paid_by_invoice[charge_by_id[r["charge_id"]]["invoice_number"]] -= _minor(r["amount"])
-    fct_invoices = {}
-    for o in orders:
-        if o["kind"] != "trade":
-            continue
-        f = fct_orders[("shopify", str(o["order_id"]))]
-        number = invoice_number(o["name"])
+    for c in channels:  # ledger channels: payments recorded against their own invoices
+        for pay in c.payments:
+            number = pay.get("invoice_number")
+            if number and pay["status"] == "succeeded":
+                paid_by_invoice[number] += pay["amount"] - (pay.get("refunded_amount") or ZERO)
+                at = pay.get("attempted_at")
+                if at is not None:
+                    last_paid[number] = max(last_paid.get(number, at), at)
+
+    def invoice(f: dict, *, customer_id: str, customer_name: str, currency: str, issued_on: date, due_on: date,
+                number: str) -> dict:
         void = f["is_void"]
         total, paid = f["total_amount"], paid_by_invoice[number]
         open_amt = ZERO if void else total - paid
@@ -349,21 +360,37 @@ def _compute(con, clock: datetime) -> dict[str, dict]:
             status = "overpaid"
         elif open_amt == 0:
             status = "paid"
-        elif o["due_on"] < as_of:
+        elif due_on < as_of:
             status = "overdue"
         elif paid > 0:
             status = "partially_paid"
         else:
             status = "unpaid"
         open_home = ZERO if void or total == 0 else _money_div(open_amt * f["total_amount_home"], total)
-        fct_invoices[number] = {
-            "customer_id": str(o["shopify_customer_id"]), "currency": o["currency"], "due_on": o["due_on"],
-            "issued_on": _bdate(o["created_at"]), "subtotal_amount": total - f["tax_amount"],
+        return {
+            "customer_id": customer_id, "currency": currency, "due_on": due_on,
+            "issued_on": issued_on, "subtotal_amount": total - f["tax_amount"],
             "tax_amount": f["tax_amount"], "total_amount": total, "paid_amount": paid, "open_amount": open_amt,
             "status": status, "total_amount_home": f["total_amount_home"], "open_amount_home": open_home,
-            "days_past_due": max(0, (as_of - o["due_on"]).days), "last_paid_at": last_paid.get(number),
-            "customer_name": customers[o["customer_id"]]["company"],
+            "days_past_due": max(0, (as_of - due_on).days), "last_paid_at": last_paid.get(number),
+            "customer_name": customer_name,
         }
+
+    fct_invoices = {}
+    for o in orders:
+        if o["kind"] != "trade":
+            continue
+        number = invoice_number(o["name"])
+        fct_invoices[number] = invoice(
+            fct_orders[("shopify", str(o["order_id"]))], customer_id=str(o["shopify_customer_id"]),
+            customer_name=customers[o["customer_id"]]["company"], currency=o["currency"],
+            issued_on=_bdate(o["created_at"]), due_on=o["due_on"], number=number)
+    for c in channels:
+        for inv in c.invoices:
+            f = fct_orders[(c.channel, str(inv["order_id"]))]
+            fct_invoices[inv["invoice_number"]] = invoice(
+                f, customer_id=str(inv["customer_id"]), customer_name=inv["customer_name"], currency=f["currency"],
+                issued_on=inv["issued_on"], due_on=inv["due_on"], number=inv["invoice_number"])
     outstanding: dict[str, dict] = {}
     for number, inv in fct_invoices.items():
         if inv["status"] == "voided":

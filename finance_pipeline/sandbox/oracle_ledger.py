@@ -10,7 +10,8 @@ carry, read from each channel's world tables by a *ledger facts* function keyed 
     line facts       order, product category, metres
     settlements      money a processor received for (or gave back on) an order or invoice, with
                      the document it belongs to and, when it is in the document's currency, its
-                     amount in that currency
+                     amount in that currency; `held_in` says where it waits: 'clearing' (default,
+                     the channel's processor balance), 'cash' (till), 'bank', 'undeposited'
     attempts         every payment attempt with its document, status and dispute state
     movements        other balance movements (dispute withdrawals and returns, adjustments)
     fees             every fee a processor or marketplace deducted
@@ -41,6 +42,7 @@ WRITE_OFF_LIMIT = Decimal("1.00")  # dbt var settlement_write_off_limit
 
 # Chart of accounts the marts use (dbt seeds gl_accounts, gl_channel_accounts, gl_tax_treatments).
 AR, INVENTORY, DISPUTES, BANK = "1200", "1300", "1400", "1100"
+TILL, UNDEPOSITED = "1050", "1060"
 DISCOUNTS, REFUNDS, SHIPPING, COGS = "4100", "4200", "4300", "5000"
 CHARGEBACKS, ADJUSTMENTS, FX, ROUNDING = "6200", "6900", "7100", "7900"
 CHANNEL_ACCOUNTS = {  # channel: (retail sales, trade sales, clearing, fees)
@@ -49,6 +51,10 @@ CHANNEL_ACCOUNTS = {  # channel: (retail sales, trade sales, clearing, fees)
     "lightspeed": ("4060", "4010", "1350", "6100"), "amazon": ("4070", "4010", "1360", "6110"),
     "ebay": ("4080", "4010", "1370", "6110"), "woocommerce": ("4020", "4010", "1380", "6100"),
     "magento": ("4030", "4010", "1385", "6100"), "bigcommerce": ("4040", "4010", "1387", "6100"),
+    "sap_business_one": ("4090", "4010", "1390", "6100"),
+    "sage_intacct": ("4090", "4010", "1390", "6100"),
+    "freshbooks": ("4090", "4010", "1390", "6100"),
+    "zoho_books": ("4090", "4010", "1390", "6100"),
 }
 DEFAULT_ACCOUNTS = ("4090", "4010", "1390", "6100")
 TAX_TREATMENTS = {  # treatment: (regime, jurisdiction rule, tax account, taxable)
@@ -218,6 +224,12 @@ def _accounts(channel: str) -> tuple[str, str, str, str]:
     return CHANNEL_ACCOUNTS.get(channel, DEFAULT_ACCOUNTS)
 
 
+def _held_in_account(channel: str, held_in: str) -> str:
+    """Where settled money waits: the channel's clearing account (a processor balance, the default),
+    the showroom till, the bank itself (a bank transfer a ledger channel recorded) or undeposited funds."""
+    return {"clearing": _accounts(channel)[2], "cash": TILL, "bank": BANK, "undeposited": UNDEPOSITED}[held_in]
+
+
 def _tax(order: dict) -> tuple[str, str, str, bool]:
     regime, rule, account, taxable = TAX_TREATMENTS.get(order.get("tax_treatment") or "", UNMAPPED_TAX)
     jurisdiction = rule.format(country=(order.get("country") or "??").upper(), region=(order.get("region") or "??").upper())
@@ -330,7 +342,7 @@ def _ledger_marts(facts: dict[str, LedgerFacts], marts: dict[str, dict], clock: 
             relief = s["amount_home"]
         ch = s["channel"]
         e = f"{s['source_type']}:{ch}:{s['source_id']}"
-        j.post(e, s["source_type"], ch, s["at"], _accounts(ch)[2], s["amount_home"])
+        j.post(e, s["source_type"], ch, s["at"], _held_in_account(ch, s.get("held_in", "clearing")), s["amount_home"])
         j.post(e, s["source_type"], ch, s["at"], AR, -relief, document=doc)
         fx_account = ROUNDING if (d is None or d["currency"] == HOME) else FX
         j.post(e, s["source_type"], ch, s["at"], fx_account, relief - s["amount_home"])

@@ -95,12 +95,35 @@ refunds as (
     where bt.type = 'refund'
 ),
 
+{#- Refunds paid back outside a processor balance (a till's cash, a card processor whose balance
+    the pipeline cannot see): the channel names who paid them back on int_refunds.paid_back_by. -#}
+direct_refunds as (
+    select
+        r.channel,
+        r.paid_back_by as processor,
+        'payment_refund' as source_type,
+        r.refund_id as source_id,
+        r.refund_id as processor_refund_id,
+        r.payment_id,
+        cast(null as varchar) as balance_transaction_id,
+        r.refunded_at as occurred_at,
+        r.currency,
+        -r.total_amount as amount,
+        -r.total_amount_home as amount_home,
+        cast(null as varchar) as invoice_number,
+        r.order_id
+    from {{ ref('int_refunds') }} as r
+    where r.paid_back_by is not null
+),
+
 movements as (
     select * from payments
     union all by name
     select * from marketplace_charges
     union all by name
     select * from refunds
+    union all by name
+    select * from direct_refunds
 ),
 
 docs as (
@@ -141,6 +164,7 @@ select
     processor,
     case when balance_transaction_id is not null then 'clearing'
          when processor = 'cash' then 'cash'
+         when processor = 'bank_transfer' then 'bank'
          else 'undeposited' end as held_in,
     source_type,
     source_id,

@@ -103,7 +103,7 @@ refund_lines as (
 ),
 
 settlements as (
-    select s.*, case s.held_in when 'clearing' then a.clearing_account when 'cash' then '1050' else '1060' end as clearing_account
+    select s.*, case s.held_in when 'clearing' then a.clearing_account when 'cash' then '1050' when 'bank' then '1100' else '1060' end as clearing_account
     from {{ ref('int_gl_settlements') }} as s
     join {{ ref('int_gl_channel_accounts') }} as a using (channel)
 ),

@@ -1,22 +1,38 @@
 {#- Trade invoices: one per trade order (net-30 / net-60 terms, scenario S5), with what has
-    been paid against it (card payments matched by invoice number, less refunds of them).
+    been paid against it (card payments matched by invoice number, less refunds of them; and
+    payments a ledger channel recorded against its own invoices, e.g. bank transfers).
     A trade order cancelled before payment is a voided invoice. -#}
-with payments as (
-    select
-        c.invoice_number,
-        sum(case when c.status = 'succeeded' then c.amount else 0 end) as charged_amount,
-        max(case when c.status = 'succeeded' then c.created_at end) as last_paid_at
+with paid as (
+    {%- if 'stripe' in var('channels') %}
+    select c.invoice_number, c.status, c.amount, c.created_at as paid_at
     from {{ ref('stg_stripe__charges') }} as c
     where c.invoice_number is not null
+    union all
+    {%- endif %}
+    select p.invoice_number, p.status, p.amount - coalesce(p.refunded_amount, 0), p.attempted_at
+    from {{ ref('int_payments') }} as p
+    where p.invoice_number is not null and p.channel <> 'stripe'
+),
+
+payments as (
+    select
+        invoice_number,
+        sum(case when status = 'succeeded' then amount else 0 end) as charged_amount,
+        max(case when status = 'succeeded' then paid_at end) as last_paid_at
+    from paid
     group by all
 ),
 
 refunds as (
+    {%- if 'stripe' in var('channels') %}
     select c.invoice_number, sum(r.amount) as refunded_amount
     from {{ ref('stg_stripe__refunds') }} as r
     join {{ ref('stg_stripe__charges') }} as c using (charge_id)
     where r.status = 'succeeded' and c.invoice_number is not null
     group by all
+    {%- else %}
+    select cast(null as varchar) as invoice_number, cast(null as decimal(18, 2)) as refunded_amount where false
+    {%- endif %}
 ),
 
 invoices as (

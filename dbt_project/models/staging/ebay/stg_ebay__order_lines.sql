@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- One row per order line item.  Amounts in the buyer's currency and (`_home`) the seller's GBP:
     `line_item_cost` = unit price x quantity as listed, `discount` = promotions applied to the
     line, `shipping_cost` the line's delivery charge, `marketplace_tax` the tax eBay collects and

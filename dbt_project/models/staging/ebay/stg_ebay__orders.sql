@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- One row per eBay order.  `currency` is what the buyer paid in (the listing site's currency);
     `_home` columns are the seller's GBP as eBay converted each amount.  eBay UK prices include
     VAT (the business owes it; eBay does not show it); eBay US prices exclude sales tax, which

@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- eBay payouts of the seller's funds to the bank. -#}
 select
     payout_id,

@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- One row per (refund, line item) from `lineItems[].refunds`: what the buyer got back for that
     line, tax included, in the buyer's currency and (`_home`) GBP.  A refund's amount less its
     lines is the delivery charge paid back. -#}

@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- One row per refund to the buyer (`paymentSummary.refunds`): the whole amount the buyer got
     back (including tax eBay had collected), in the buyer's currency and (`_home`) GBP. -#}
 {%- set refund = '{"refundId": "VARCHAR", "refundDate": "VARCHAR", "refundStatus": "VARCHAR", "refundReferenceId": "VARCHAR", "amount": {"value": "VARCHAR", "convertedFromValue": "VARCHAR"}}' -%}

@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- The seller's Finances ledger, one row per (transaction_id, transaction_type), in the seller's
     funds currency (GBP).  `net` is the signed movement of the seller's balance (`amount`, negative
     for DEBIT bookings), `fee` the fees charged in it, `gross` = net + fee; `original_*` hold the

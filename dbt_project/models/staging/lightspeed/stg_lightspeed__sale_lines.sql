@@ -1,3 +1,4 @@
+{{ config(enabled=('lightspeed' in var('channels'))) }}
 {#- One row per sale line: unit price, discount, subtotal and total as rung up (VAT-inclusive
     when the line is tax-inclusive), tax1 + tax2, the SKU of the loaded Item; return lines carry
     negative quantities and amounts and name the sold line in parent_sale_line_id. -#}

@@ -1,3 +1,4 @@
+{{ config(enabled=('lightspeed' in var('channels'))) }}
 {#- One row per sale payment (tender): its payment type, and the amount (negative on returns). -#}
 select
     p ->> 'salePaymentID' as sale_payment_id,

@@ -1,3 +1,4 @@
+{{ config(enabled=('lightspeed' in var('channels'))) }}
 {#- One row per Lightspeed sale (ticket).  A return is a sale whose lines have negative
     quantities.  The Retail API gives no currency per sale: it is the account's setting
     (var lightspeed_currency, GBP for the sandbox's Manchester showroom). -#}

@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- Captures of each order, with PayPal's fee from the seller receivable breakdown. -#}
 {%- set m = '{"currency_code": "VARCHAR", "value": "VARCHAR"}' -%}
 with captures as (

@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- One row per order item: `unit_amount` ex tax and `unit_tax` per unit, quantity as a number
     (PayPal sends it as a string). -#}
 {%- set m = '{"value": "VARCHAR"}' -%}

@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- One row per PayPal Checkout order (Orders v2, one purchase unit), tax-exclusive breakdown. -#}
 {%- set m = '{"currency_code": "VARCHAR", "value": "VARCHAR"}' -%}
 with parsed as (

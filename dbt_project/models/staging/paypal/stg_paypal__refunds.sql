@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- Refunds of each order's captures. -#}
 with refunds as (
     select id as order_id,

@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- The PayPal account's ledger from Transaction Search: one row per (transaction, event code),
     `amount` signed as PayPal reports it, `fee` positive (PayPal reports it negative), `net` what
     the balance moved. -#}

@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- One row per Shopify Payments balance transaction (settlement currency GBP): a charge or a
     refund with its processing fee.  `payout_id` is set once the payout carrying it has been
     paid out (`payout_status` 'paid'); until then it is null and the status 'pending'. -#}

@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- One row per order line item (lines added by an order edit included, once the edit happened).
     `price` is the unit price; `discount` the line's total discount (its discount allocations);
     `tax` the sum of its tax lines and `tax_rate` the sum of their rates (a US line can carry

@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- One row per Shopify order.
 
     Money columns are the presentment (buyer currency) amounts from each `*_set` MoneyBag, as

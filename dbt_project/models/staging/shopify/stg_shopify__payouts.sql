@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- One row per Shopify Payments payout to the bank (GBP).  A payout can be negative when a
     day's refunds exceed its sales (a debit from the bank, scenario P5). -#}
 {%- set money = ['charges_gross_amount', 'charges_fee_amount', 'refunds_gross_amount', 'refunds_fee_amount',

@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- One row per refunded line item.  `subtotal` is the refunded goods amount as Shopify reports
     it — tax-inclusive when the order's prices include tax (`taxes_included`) — and `total_tax`
     the tax in it or on top of it.  Presentment currency, `_shop` in shop money (GBP). -#}

@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- One row per refund, from the refunds embedded in each order.
     Shipping refunded comes from the refund's `shipping_refund` order adjustments, which Shopify
     sends as negative amounts ex tax with their tax apart: here both are positive.

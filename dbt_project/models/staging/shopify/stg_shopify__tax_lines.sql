@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- One row per tax line of an order's line items and shipping lines — the platform's own tax
     computation, the truth for tax (scenario S13).  The order-level `tax_lines` (sums per rate)
     are not repeated here.  `position` is the 0-based index within its owner's tax lines. -#}

@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- One row per catalog item variation (what a line item's catalog_object_id names). -#}
 select
     id as variation_id,

@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- One row per line item of a Square sale.  Amounts are Square's (VAT-inclusive when the tax is
     INCLUSIVE): base_price (unit), gross_sales (unit x quantity), discount, tax, total. -#}
 with lines as (

@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- One row per Square order: showroom sales, and the return orders refunds create. -#}
 select
     id as order_id,

@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- One row per Square payment attempt (card or cash).  processing_fee is the sum of Square's fee
     entries (positive = charged); 0 until Square has computed it, and for cash. -#}
 with fees as (

@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- One row per payout entry: gross, fee and net of each movement a payout carried
     (CHARGE: fee positive; REFUND: gross and net negative). -#}
 {%- set ccy = "coalesce(gross_amount_money::json ->> 'currency', gross_amount_money::json ->> 'currency_code')" %}

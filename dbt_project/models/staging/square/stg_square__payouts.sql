@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- One row per Square payout to the bank. -#}
 select
     id as payout_id,

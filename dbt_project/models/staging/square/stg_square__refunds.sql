@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- One row per Square payment refund; return_order_id is the order the refund created. -#}
 select
     id as refund_id,

@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- One row per returned line item of a Square return order (the order a refund creates). -#}
 with rets as (
     select o.id as return_order_id, ret

@@ -1,3 +1,4 @@
+{{ config(enabled=('stripe' in var('channels'))) }}
 {#- One row per movement of the Stripe balance, in the settlement currency (the converted amount
     is the truth for a foreign-currency charge, scenario R5). -#}
 select

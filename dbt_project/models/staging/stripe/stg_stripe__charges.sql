@@ -1,3 +1,4 @@
+{{ config(enabled=('stripe' in var('channels'))) }}
 {#- One row per Stripe charge (succeeded or failed). Trade invoices are paid by card: the charge's
     metadata names the invoice and the Shopify order it pays. -#}
 select

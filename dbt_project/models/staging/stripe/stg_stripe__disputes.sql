@@ -1,3 +1,4 @@
+{{ config(enabled=('stripe' in var('channels'))) }}
 {#- One row per Stripe dispute: needs_response -> under_review -> won | lost. The money moves are
     in its balance transactions (withdrawal with the dispute fee on opening, reinstatement if won). -#}
 select

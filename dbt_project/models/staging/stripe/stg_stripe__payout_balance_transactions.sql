@@ -1,3 +1,4 @@
+{{ config(enabled=('stripe' in var('channels'))) }}
 {#- Which balance transactions each payout carried: one row per transaction listed by
     GET /v1/balance_transactions?payout=…, the payout's own (negative) transaction included. -#}
 select

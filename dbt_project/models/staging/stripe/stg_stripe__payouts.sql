@@ -1,3 +1,4 @@
+{{ config(enabled=('stripe' in var('channels'))) }}
 {#- One row per Stripe payout to the bank. Stripe gives arrival_date as midnight UTC of the day. -#}
 select
     id as payout_id,

@@ -1,3 +1,4 @@
+{{ config(enabled=('stripe' in var('channels'))) }}
 {#- One row per Stripe refund. -#}
 select
     id as refund_id,

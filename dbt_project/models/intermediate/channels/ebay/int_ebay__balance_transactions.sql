@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- The eBay Finances ledger as balance movements: sales (type 'charge', gross of the final value
     fee), refunds (the seller's part; eBay refunds its collected tax itself), non-sale charges
     such as the shop subscription (type 'fee': all fee, no amount) and anything else as an

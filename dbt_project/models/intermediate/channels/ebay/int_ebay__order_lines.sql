@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- eBay order lines in the channel shape.  eBay UK prices include UK VAT, which eBay does not
     report: the VAT inside each line is worked out at the UK standard rate (curtains, fabric and
     fittings are all standard-rated).  On eBay US the line's tax is what eBay collected and remits

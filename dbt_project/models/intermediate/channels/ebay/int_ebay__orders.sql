@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- eBay orders in the channel shape: retail buyers on eBay UK (GBP, VAT included, VAT owed by
     the business) and eBay US (USD, sales tax collected and remitted by eBay).  Shipping is
     charged only on eBay UK; its VAT is worked out at the UK standard rate.  Nothing is void: an

@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- The buyer's payment of each eBay order (eBay managed payments), as eBay settles it to the
     seller: `amount` is the seller's part in the buyer's currency (what the buyer paid less the tax
     eBay collected to remit itself), `amount_home` and `fee_home` the GBP gross and final value fee

@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- eBay payouts of the seller's funds to the bank, dated by the business day they started.
     Statuses in the shared vocabulary: SUCCEEDED 'paid', INITIATED / RETRYABLE_FAILED 'in_transit',
     TERMINAL_FAILED 'failed', REVERSED 'reversed'. -#}

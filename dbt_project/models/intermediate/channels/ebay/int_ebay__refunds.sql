@@ -1,3 +1,4 @@
+{{ config(enabled=('ebay' in var('channels'))) }}
 {#- eBay refunds in the channel shape.  Each refunded line's amount (what the buyer got back for
     it) is split into goods and tax in the proportions the line was paid: on eBay UK the VAT inside
     the VAT-inclusive amount, on eBay US the share of the line's eBay-collected tax (which eBay

@@ -1,3 +1,4 @@
+{{ config(enabled=('lightspeed' in var('channels'))) }}
 {#- Lightspeed sale lines in the channel shape; GBP, so home amounts equal sale amounts. -#}
 select
     'lightspeed' as channel,

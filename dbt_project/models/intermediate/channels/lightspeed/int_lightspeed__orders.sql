@@ -1,3 +1,4 @@
+{{ config(enabled=('lightspeed' in var('channels'))) }}
 {#- Lightspeed sales in the channel shape (return tickets are refunds).  A voided ticket carries
     no revenue. -#}
 select

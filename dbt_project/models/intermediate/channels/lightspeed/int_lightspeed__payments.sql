@@ -1,3 +1,4 @@
+{{ config(enabled=('lightspeed' in var('channels'))) }}
 {#- Tenders taken on Lightspeed sales.  Cash goes to the till (processor 'cash'); cards go through
     Lightspeed Payments, whose fees and payouts the Retail API does not expose (fee unknown). -#}
 select

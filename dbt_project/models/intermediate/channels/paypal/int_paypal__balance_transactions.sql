@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- The PayPal balance's movements (captures, refunds, anything else but withdrawals), each
     carried by the first withdrawal after it: the business sweeps the whole balance to the bank,
     so a withdrawal is the net of every movement since the one before. -#}

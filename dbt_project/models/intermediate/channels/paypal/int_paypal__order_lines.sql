@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- PayPal order items in the channel shape (tax-exclusive; the PayPal account and the storefront
     are GBP, so home amounts are the amounts themselves). -#}
 select

@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- PayPal Checkout orders (the GBP storefront's retail buyers) in the channel shape.  The site
     sends PayPal tax-exclusive prices with UK VAT per unit, so nothing is VAT-inclusive here. -#}
 select

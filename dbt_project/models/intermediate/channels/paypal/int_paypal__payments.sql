@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- PayPal captures: the buyer's payment and PayPal's fee (GBP account). -#}
 with refunded as (
     select order_id, sum(amount) as refunded_amount from {{ ref('stg_paypal__refunds') }} group by all

@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- PayPal withdrawals to the bank (T0400): the payouts. -#}
 select
     'paypal' as channel,

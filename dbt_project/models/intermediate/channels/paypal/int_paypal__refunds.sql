@@ -1,3 +1,4 @@
+{{ config(enabled=('paypal' in var('channels'))) }}
 {#- PayPal refunds carry no items: the amount is split into goods and tax in the order's own
     proportion (tax_total / total).  A refund of the whole order is a return: every unit goes back
     to stock; a partial refund is a goodwill gesture with nothing returned. -#}

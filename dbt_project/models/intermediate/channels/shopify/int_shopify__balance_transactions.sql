@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- Shopify Payments balance transactions with the payout that carried them. -#}
 select
     'shopify' as channel,

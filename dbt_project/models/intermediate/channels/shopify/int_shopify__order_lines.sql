@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- Shopify order lines in the channel shape (list amounts in order and shop money). -#}
 select
     'shopify' as channel,

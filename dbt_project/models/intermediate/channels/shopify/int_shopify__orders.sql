@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- Shopify orders in the channel shape.  An order cancelled before anything was paid
     (financial status "voided") is void (scenario P11). -#}
 select

@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- Shopify Payments charges: amounts in the GBP settlement currency. -#}
 select
     'shopify' as channel,

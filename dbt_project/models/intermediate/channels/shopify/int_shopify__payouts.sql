@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- Shopify Payments payouts to the bank. -#}
 select
     'shopify' as channel,

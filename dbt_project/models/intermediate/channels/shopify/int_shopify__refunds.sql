@@ -1,3 +1,4 @@
+{{ config(enabled=('shopify' in var('channels'))) }}
 {#- Shopify refunds in the channel shape: goods (ex tax), shipping and tax refunded, in order and
     shop money, and the COGS of restocked lines reversed at the line's unit cost. -#}
 with shopify_lines as (

@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- Every movement of the Square balance: card payments (gross, Square's fee, net) and card
     refunds, dated when they happened, with the payout whose entries carried them; plus any
     payout entry that is neither (fees, adjustments, holds), so each payout can be tied out. -#}

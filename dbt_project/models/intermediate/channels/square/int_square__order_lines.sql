@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- Square line items in the channel shape; GBP, so home amounts equal order amounts. -#}
 select
     'square' as channel,

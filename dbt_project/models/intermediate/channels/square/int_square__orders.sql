@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- Square showroom sales in the channel shape (return orders are refunds, not sales).  Walk-in
     retail at VAT-inclusive prices, no shipping. -#}
 select

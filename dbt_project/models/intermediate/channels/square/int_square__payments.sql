@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- Every Square payment attempt.  Card payments are processed by Square (fee once computed);
     cash goes to the till and is banked by deposit: processor 'cash', no fee, no payout.
     A card authorisation voided before capture (CANCELED) is a failed attempt (failure_code VOIDED). -#}

@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- Square payouts to the bank, dated by their arrival. -#}
 select
     'square' as channel,

@@ -1,3 +1,4 @@
+{{ config(enabled=('square' in var('channels'))) }}
 {#- Square refunds in the channel shape, from the lines of the return order each refund created:
     goods ex VAT, VAT, and the COGS of the returned units (returns go back on the shop floor). -#}
 with lines as (
@@ -28,7 +29,10 @@ select
     coalesce(l.cogs_reversal_home, 0) as cogs_reversal_home,
     coalesce(l.units, 0) as units,
     true as restock,
-    r.reason as note
+    r.reason as note,
+    -- cash goes back from the till; card refunds are Square balance movements (balance transactions)
+    case when p.source_type = 'CASH' then 'cash' end as paid_back_by,
+    r.payment_id
 from {{ ref('stg_square__refunds') }} as r
 join {{ ref('stg_square__payments') }} as p using (payment_id)
 left join lines as l using (return_order_id)

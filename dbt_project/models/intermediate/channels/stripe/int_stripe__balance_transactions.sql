@@ -1,3 +1,4 @@
+{{ config(enabled=('stripe' in var('channels'))) }}
 {#- Stripe balance transactions (settlement currency) with the payout that carried them. -#}
 select
     'stripe' as channel,

@@ -1,3 +1,4 @@
+{{ config(enabled=('stripe' in var('channels'))) }}
 {#- Stripe charges, succeeded or failed; home amounts from the charge's balance transaction, which
     holds the processor's own conversion (scenario R5).  Failed charges have no home amount. -#}
 with disputes as (

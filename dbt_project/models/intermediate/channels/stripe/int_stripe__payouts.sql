@@ -1,3 +1,4 @@
+{{ config(enabled=('stripe' in var('channels'))) }}
 {#- Stripe payouts to the bank, dated by their arrival. -#}
 select
     'stripe' as channel,
