@@ -143,7 +143,9 @@ def summary(settings: Settings) -> str:
 
     out = []
     with connect(settings, read_only=True) as con:
-        as_of = con.execute("select max(as_of_date) from marts.rpt_outstanding_balances").fetchone()[0]
+        # as of the clock the marts were built for (a business without trade invoices has one too)
+        as_of = con.execute("select coalesce((select max(as_of_date) from marts.rpt_outstanding_balances), "
+                            "(select max(ordered_at)::date from marts.fct_orders))").fetchone()[0]
         out.append(f"Finance summary as of {as_of} (amounts in GBP)")
         out.append("\nOrders and net sales per channel:")
         for channel, orders, net, gross in con.execute(
@@ -165,14 +167,15 @@ def summary(settings: Settings) -> str:
         month = con.execute(
             "select max(month) from marts.rpt_profit_and_loss where month < date_trunc('month', ?::date)", [as_of]
         ).fetchone()[0]
-        out.append(f"\nP&L for {month:%B %Y}:")
-        out.append(f"  {'channel':<10} {'gross sales':>14} {'discounts':>12} {'refunds':>12} {'net sales':>14} "
-                   f"{'COGS':>14} {'fees':>10} {'gross margin':>14}")
-        for row in con.execute(
-                "select channel, gross_sales, discounts, refunds, net_sales, cogs, fees, gross_margin "
-                "from marts.rpt_profit_and_loss where month = ? order by channel", [month]).fetchall():
-            out.append(f"  {row[0]:<10} " + " ".join(f"{_money(v):>{w}}" for v, w in
-                                                   zip(row[1:], (14, 12, 12, 14, 14, 10, 14))))
+        if month is not None:
+            out.append(f"\nP&L for {month:%B %Y}:")
+            out.append(f"  {'channel':<10} {'gross sales':>14} {'discounts':>12} {'refunds':>12} {'net sales':>14} "
+                       f"{'COGS':>14} {'fees':>10} {'gross margin':>14}")
+            for row in con.execute(
+                    "select channel, gross_sales, discounts, refunds, net_sales, cogs, fees, gross_margin "
+                    "from marts.rpt_profit_and_loss where month = ? order by channel", [month]).fetchall():
+                out.append(f"  {row[0]:<10} " + " ".join(f"{_money(v):>{w}}" for v, w in
+                                                       zip(row[1:], (14, 12, 12, 14, 14, 10, 14))))
         breaks = con.execute("select count(*) from marts.rpt_payout_reconciliation "
                              "where reconciliation_status <> 'matched'").fetchone()[0]
         payouts = con.execute("select count(*) from marts.rpt_payout_reconciliation").fetchone()[0]

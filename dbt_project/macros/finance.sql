@@ -47,7 +47,14 @@
         {%- if entity in entities -%}{%- do providers.append(channel) -%}{%- endif -%}
     {%- endfor -%}
     {%- if not providers -%}
-        {{ exceptions.raise_compiler_error("no channel provides '" ~ entity ~ "' (var 'channels' in dbt_project.yml)") }}
+        {#- none of the channels switched on has this entity (FINANCE_SOURCES): an empty relation
+            of the documented shape, so the unions and marts still build -#}
+        {%- set shape = channel_entity_shape(entity) -%}
+        {%- if not shape -%}
+            {{ exceptions.raise_compiler_error("no channel provides '" ~ entity ~ "' (var 'channels' in dbt_project.yml)") }}
+        {%- endif %}
+    select {% for name, type in shape %}cast(null as {{ type }}) as {{ name }}{% if not loop.last %}, {% endif %}{% endfor %}
+    where false
     {%- endif -%}
     {%- for channel in providers %}
     select * from {{ ref('int_' ~ channel ~ '__' ~ entity) }}
@@ -55,4 +62,45 @@
     union all by name
     {%- endif -%}
     {%- endfor %}
+{%- endmacro %}
+
+
+{#- The channel model shapes of docs/architecture.md ("Channel kit"), for an entity no channel
+    switched on provides. -#}
+{% macro channel_entity_shape(entity) -%}
+    {%- set money = 'decimal(18, 2)' -%}
+    {%- set shapes = {
+        'orders': [('channel', 'varchar'), ('order_id', 'varchar'), ('order_number', 'varchar'),
+                   ('customer_id', 'varchar'), ('customer_email', 'varchar'), ('customer_company', 'varchar'),
+                   ('customer_type', 'varchar'), ('currency', 'varchar'), ('ordered_at', 'timestamptz'),
+                   ('updated_at', 'timestamptz'), ('cancelled_at', 'timestamptz'), ('platform_status', 'varchar'),
+                   ('is_void', 'boolean'), ('taxes_included', 'boolean'), ('tax_treatment', 'varchar'),
+                   ('country', 'varchar'), ('region', 'varchar'), ('terms_days', 'integer'), ('due_on', 'date'),
+                   ('shipping_amount', money), ('shipping_amount_home', money), ('shipping_tax', money),
+                   ('shipping_tax_home', money)],
+        'order_lines': [('channel', 'varchar'), ('order_id', 'varchar'), ('line_id', 'varchar'), ('sku', 'varchar'),
+                        ('title', 'varchar'), ('variant_title', 'varchar'), ('quantity', 'integer'),
+                        ('unit_price', money), ('currency', 'varchar'), ('ordered_at', 'timestamptz'),
+                        ('taxes_included', 'boolean'), ('customer_type', 'varchar'), ('tax_rate', 'decimal(9, 6)'),
+                        ('list_amount', money), ('list_amount_home', money), ('discount', money),
+                        ('discount_home', money), ('tax_amount', money), ('tax_amount_home', money)],
+        'refunds': [('channel', 'varchar'), ('refund_id', 'varchar'), ('order_id', 'varchar'),
+                    ('refunded_at', 'timestamptz'), ('currency', 'varchar'), ('goods_amount', money),
+                    ('shipping_amount', money), ('tax_amount', money), ('goods_amount_home', money),
+                    ('shipping_amount_home', money), ('tax_amount_home', money), ('cogs_reversal_home', money),
+                    ('units', 'integer'), ('restock', 'boolean'), ('note', 'varchar')],
+        'payments': [('channel', 'varchar'), ('processor', 'varchar'), ('payment_id', 'varchar'),
+                     ('order_id', 'varchar'), ('status', 'varchar'), ('failure_code', 'varchar'),
+                     ('currency', 'varchar'), ('amount', money), ('amount_home', money), ('fee_home', money),
+                     ('attempted_at', 'timestamptz'), ('invoice_number', 'varchar'), ('refunded_amount', money),
+                     ('is_disputed', 'boolean'), ('balance_transaction_id', 'varchar'), ('dispute_status', 'varchar')],
+        'payouts': [('channel', 'varchar'), ('payout_id', 'varchar'), ('balance_transaction_id', 'varchar'),
+                    ('currency', 'varchar'), ('amount', money), ('status', 'varchar'), ('payout_date', 'date'),
+                    ('created_at', 'timestamptz')],
+        'balance_transactions': [('channel', 'varchar'), ('balance_transaction_id', 'varchar'),
+                                 ('payout_id', 'varchar'), ('type', 'varchar'), ('category', 'varchar'),
+                                 ('order_id', 'varchar'), ('source_id', 'varchar'), ('currency', 'varchar'),
+                                 ('amount', money), ('fee', money), ('net', money), ('occurred_at', 'timestamptz')],
+    } -%}
+    {{ return(shapes.get(entity, [])) }}
 {%- endmacro %}

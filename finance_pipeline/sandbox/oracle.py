@@ -70,7 +70,8 @@ class Canonical:
     refunds: refund_id, order_id, refunded_at, goods_amount, shipping_amount, tax_amount (ex tax,
         positive), the three `_home` twins, cogs_reversal_home
     payments: payment_id, status, amount, currency, amount_home, fee_home
-    payouts: payout_id, amount, status, payout_date; payout_transactions: payout_id, type
+    payouts: payout_id, amount, status, payout_date (and amount_home when paid out in another
+        currency than GBP: what reached the bank); payout_transactions: payout_id, type
         ('charge' | 'refund' | anything else counts as an adjustment), amount, fee, net
     fees: at, fee_home — processor / marketplace fees, booked in the P&L month of `at`
     invoices (a ledger channel's own trade invoices; its orders have customer_type 'trade'):
@@ -183,7 +184,8 @@ def assemble(canonicals: Iterable[Canonical]) -> dict[str, dict]:
             txns_by_payout[t["payout_id"]].append(t)
         for po in c.payouts:
             key = (ch, po["payout_id"])
-            fct_payouts[key] = {"amount": po["amount"], "status": po["status"], "payout_date": po["payout_date"]}
+            fct_payouts[key] = {"amount": po["amount"], "status": po["status"], "payout_date": po["payout_date"],
+                                **({"amount_home": po["amount_home"]} if "amount_home" in po else {})}
             txns = txns_by_payout.get(po["payout_id"], [])
             net = sum((t["net"] for t in txns), ZERO)
             recon[key] = {

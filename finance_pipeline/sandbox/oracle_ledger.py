@@ -402,8 +402,9 @@ def _ledger_marts(facts: dict[str, LedgerFacts], marts: dict[str, dict], clock: 
             continue
         at = datetime.combine(p["payout_date"], time(0), tzinfo=LONDON)
         e = f"payout:{ch}:{pid}"
-        j.post(e, "payout", ch, at, BANK, p["amount"], posted_on=p["payout_date"])
-        j.post(e, "payout", ch, at, _accounts(ch)[2], -p["amount"], posted_on=p["payout_date"])
+        home = p.get("amount_home", p["amount"])  # what reached the (GBP) bank account
+        j.post(e, "payout", ch, at, BANK, home, posted_on=p["payout_date"])
+        j.post(e, "payout", ch, at, _accounts(ch)[2], -home, posted_on=p["payout_date"])
 
     out: dict[str, dict] = {"fct_gl_entries": j.lines}
     out["rpt_tax_obligations"] = _tax_obligations(live_orders, refunds, order_facts, refund_mp_tax)

@@ -139,7 +139,7 @@ def expected(con, clock: datetime) -> Canonical:
                 else line["posted_at"]
             c.fees.append({"at": at, "fee_home": rates.home(line["marketplace"], line["currency"], fee, at)})
     for g in closed.values():
-        c.payouts.append({"payout_id": g["group_id"], "amount": g["original_total"],
+        c.payouts.append({"payout_id": g["group_id"], "amount": g["original_total"], "amount_home": g["converted_total"],
                           "status": "paid" if g["transfer_at"] <= visible else "in_transit",
                           "payout_date": g["transfer_at"].date()})
     return c

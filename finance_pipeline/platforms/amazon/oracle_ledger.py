@@ -53,7 +53,9 @@ def facts(con, clock: datetime) -> LedgerFacts:
     rates = HomeRates(groups)
     group_start = {g["group_id"]: g["start_at"] for g in groups}
     orders = {o["order_id"]: o for o in _fetch(con, "select * from amazon_orders where purchase_at <= ?", [visible])}
-    mp_tax: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    # the tax Amazon remits itself, per line and converted per line like the line's own tax, so a
+    # facilitator order leaves exactly nothing in tax payable
+    mp_tax: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
     for item in _fetch(con, """select i.order_item_id, i.order_id, i.quantity, i.item_tax, i.marketplace_facilitator,
                                       p.category, p.unit
                                from amazon_order_items i join amazon_orders o using (order_id)
@@ -62,14 +64,15 @@ def facts(con, clock: datetime) -> LedgerFacts:
             "order_id": item["order_id"], "category": item["category"],
             "metres": Decimal(item["quantity"]) * Decimal("0.1") if item["unit"] == "10cm" else None}
         if item["marketplace_facilitator"]:
-            mp_tax[item["order_id"]] += item["item_tax"]
+            o = orders[item["order_id"]]
+            mp_tax[item["order_id"]][0] += item["item_tax"]
+            mp_tax[item["order_id"]][1] += rates.home(o["marketplace"], o["currency"], item["item_tax"], o["purchase_at"])
     for oid, o in orders.items():
-        mp = mp_tax.get(oid, ZERO)
+        mp, mp_home = mp_tax.get(oid, (ZERO, ZERO))
         f.orders[oid] = {
             "tax_treatment": o["tax_treatment"], "country": o["country"], "region": o["region"],
             "order_number": oid, "invoice_number": None,
-            "marketplace_tax_amount": mp,
-            "marketplace_tax_amount_home": rates.home(o["marketplace"], o["currency"], mp, o["purchase_at"]),
+            "marketplace_tax_amount": mp, "marketplace_tax_amount_home": mp_home,
         }
     for r in _fetch(con, "select r.*, o.marketplace from amazon_refunds r join amazon_orders o using (order_id) "
                          "where r.posted_at <= ?", [visible]):

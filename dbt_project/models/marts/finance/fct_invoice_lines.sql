@@ -2,7 +2,7 @@
     their discount and tax, and freight as its own line.  Shopify's trade orders from its own
     staging (exact unit prices and shipping tax lines); any other channel's from the canonical lines. -#}
 with
-{%- if 'shopify' in var('channels') %}
+{% if 'shopify' in var('channels') %}
 goods as (
     select
         'INV-' || ltrim(o.order_number, '#') as invoice_number,

@@ -9,7 +9,7 @@ with paid as (
     where c.invoice_number is not null
     union all
     {%- endif %}
-    select p.invoice_number, p.status, p.amount - coalesce(p.refunded_amount, 0), p.attempted_at
+    select p.invoice_number, p.status, p.amount - coalesce(p.refunded_amount, 0) as amount, p.attempted_at as paid_at
     from {{ ref('int_payments') }} as p
     where p.invoice_number is not null and p.channel <> 'stripe'
 ),
