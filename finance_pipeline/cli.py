@@ -8,6 +8,7 @@
     finance-pipeline docs                     # dbt docs, generated and served
     finance-pipeline report                   # the finance report (HTML with charts) under data/reports/
     finance-pipeline webhooks serve           # the webhook receiver (POST /webhooks/<platform>)
+    finance-pipeline looker-endpoint          # the Looker Studio connector endpoint (/connector/…)
 """
 from __future__ import annotations
 
@@ -291,6 +292,12 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_looker_endpoint(args: argparse.Namespace) -> int:
+    from finance_pipeline.platforms.looker_studio.endpoint import run_from_cli
+
+    return run_from_cli(_prepare_environment(args), args.host, args.port)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the finance report from the marts as they are (run the pipeline first)."""
     settings = _prepare_environment(args)
@@ -371,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     wh.add_argument("--port", type=int, default=8787, help="with serve: 0 picks a free port")
     wh.add_argument("--host", default="127.0.0.1")
     wh.set_defaults(func=cmd_webhooks)
+
+    lk = sub.add_parser("looker-endpoint", help="the Looker Studio connector endpoint over the published snapshot")
+    lk.add_argument("--port", type=int, default=8790)
+    lk.add_argument("--host", default="127.0.0.1")
+    lk.set_defaults(func=cmd_looker_endpoint)
     return parser
 
 

@@ -27,6 +27,7 @@ KEYS = {
     "rpt_payment_status": ("channel", "order_id"),
     "rpt_sales_trends": ("grain", "period_start", "channel", "category"),
     "rpt_ar_invoice_detail": ("invoice_number",),
+    "rpt_pipeline_to_cash": ("crm", "deal_id"),
 }
 
 

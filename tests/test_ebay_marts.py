@@ -23,7 +23,7 @@ WORLD = 2_000
 def ebay_run(tmp_path_factory, small_world_dir) -> Path:
     data = tmp_path_factory.mktemp("ebay-run")
     shutil.copytree(small_world_dir / "sandbox", data / "sandbox")
-    run_job(data, job="hourly_sync", size=WORLD)
+    run_job(data, job="hourly_sync", sources={"ebay"}, size=WORLD)
     return data
 
 
@@ -100,7 +100,7 @@ def test_incremental_sync_after_advance(ebay_run, tmp_path):
                    (select count(*) from ebay_payouts where payout_at > $o and payout_at <= $n)""",
                                                             {"o": old, "n": sandbox.clock}).fetchone()
     assert new_orders > 0 and late_refunds > 0 and new_payouts > 0
-    run_job(data, job="hourly_sync", size=WORLD)
+    run_job(data, job="hourly_sync", sources={"ebay"}, size=WORLD)
     assert compare_with_oracle(data / "warehouse.duckdb", sandbox, channels={"ebay"}) == {}
     (raw_orders,), = _q(data / "warehouse.duckdb", "select count(*) from raw_ebay.orders")
     (before,), = _q(ebay_run / "warehouse.duckdb", "select count(*) from raw_ebay.orders")

@@ -14,7 +14,7 @@ from tests.pipeline_helpers import compare_with_oracle, run_job
 def test_magento_marts_equal_the_oracle(small_world_dir, tmp_path):
     shutil.copytree(small_world_dir / "sandbox", tmp_path / "sandbox")
     try:
-        run_job(tmp_path, job="hourly_sync")
+        run_job(tmp_path, job="hourly_sync", sources={"magento"})
         sandbox = Sandbox(tmp_path / "sandbox")
         warehouse = tmp_path / "warehouse.duckdb"
         assert compare_with_oracle(warehouse, sandbox, channels={"magento"}) == {}

@@ -20,7 +20,7 @@ WORLD = 2_000
 def paypal_run(tmp_path_factory, small_world_dir) -> Path:
     data = tmp_path_factory.mktemp("paypal-run")
     shutil.copytree(small_world_dir / "sandbox", data / "sandbox")
-    run_job(data, job="hourly_sync", size=WORLD)
+    run_job(data, job="hourly_sync", sources={"paypal"}, size=WORLD)
     return data
 
 
@@ -74,5 +74,5 @@ def test_incremental_sync_after_advance(paypal_run, tmp_path):
                              from paypal_transactions where visible_at > $o and visible_at <= $n""",
                           {"o": old, "n": sandbox.clock}).fetchone()
     assert all(n > 0 for n in new)
-    run_job(data, job="hourly_sync", size=WORLD)
+    run_job(data, job="hourly_sync", sources={"paypal"}, size=WORLD)
     assert compare_with_oracle(data / "warehouse.duckdb", sandbox, channels={"paypal"}) == {}

@@ -21,7 +21,7 @@ def square_run(tmp_path_factory, small_world_dir) -> Path:
     data = tmp_path_factory.mktemp("square-run")
     shutil.copytree(small_world_dir / "sandbox", data / "sandbox")
     # hourly_sync = ingest + dbt + alerts: all the marts need (publishing is other tests' business)
-    run_job(data, job="hourly_sync", size=WORLD, http_timeout_s=10)
+    run_job(data, job="hourly_sync", sources=CHANNELS, size=WORLD, http_timeout_s=10)
     return data
 
 
@@ -74,7 +74,7 @@ def test_incremental_sync_after_advance(square_run, tmp_path):
                    (select count(*) from square_payouts where created_at > $o and created_at <= $n)""",
                                                            {"o": old, "n": sandbox.clock}).fetchone()
     assert new_sales > 0 and late_returns > 0 and new_payouts > 0
-    run_job(data, job="hourly_sync", size=WORLD, http_timeout_s=10)
+    run_job(data, job="hourly_sync", sources=CHANNELS, size=WORLD, http_timeout_s=10)
     assert compare_with_oracle(data / "warehouse.duckdb", sandbox, channels=CHANNELS) == {}
     (raw_orders,), = _q(data / "warehouse.duckdb", "select count(*) from raw_square.orders where returns is null")
     (before,), = _q(square_run / "warehouse.duckdb", "select count(*) from raw_square.orders where returns is null")

@@ -18,7 +18,7 @@ from tests.pipeline_helpers import compare_with_oracle, run_job
 def pipeline_run(small_world_dir, tmp_path_factory):
     data = tmp_path_factory.mktemp("wc-marts")
     shutil.copytree(small_world_dir / "sandbox", data / "sandbox")
-    run_job(data, job="hourly_sync")  # ingest + dbt + alerts: what the marts need, without publishing
+    run_job(data, job="hourly_sync", sources={"woocommerce"})  # ingest + dbt + alerts: what the marts need, without publishing
     yield data
     runtime.stop_emulators()
 
@@ -41,7 +41,7 @@ def test_marts_equal_the_oracle_then_incremental_after_advance(pipeline_run):
     orders, refunds, failed = _woocommerce_counts(warehouse)
     assert orders > 100 and refunds > 5 and failed > 0
     sandbox.advance(24 * 40)
-    run_job(pipeline_run, job="hourly_sync")
+    run_job(pipeline_run, job="hourly_sync", sources={"woocommerce"})
     assert compare_with_oracle(warehouse, sandbox, channels={"woocommerce"}) == {}
     after = _woocommerce_counts(warehouse)
     assert after[0] > orders and after[1] >= refunds

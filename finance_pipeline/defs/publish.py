@@ -104,6 +104,18 @@ netsuite_trade = ledger_publisher_asset(
     ),
 )
 
+sage_intacct_trade = ledger_publisher_asset(
+    "sage_intacct", "sage_intacct_trade", "finance_pipeline.platforms.sage_intacct.publish:publish_trade_invoices",
+    deps=["fct_invoices", "fct_invoice_lines"], title="Sage Intacct",
+    description=(
+        "Trade invoices of the other channels as Order Entry Sales Invoices in Sage Intacct (XML gateway): "
+        "customers created when missing, create_sotransaction (documentno = invoice number), "
+        "update_sotransaction when the marts change, delete_sotransaction when voided; uniqueid + controlid per "
+        "request, look-up by document number after a crash. Idempotent through ops.publish_ledger; refused "
+        "records quarantined; read back and compared with the marts."
+    ),
+)
+
 # BI destinations take whole marts (finance_pipeline.publish.bi.BI_MARTS; those absent are skipped)
 _BI_DEPS = ["fct_orders", "fct_order_lines", "fct_payments", "fct_refunds", "fct_payouts", "fct_invoices",
             "fct_invoice_lines", "fct_gl_entries", "rpt_payout_reconciliation", "rpt_outstanding_balances",
@@ -131,4 +143,74 @@ tableau_marts = ledger_publisher_asset(
     ),
 )
 
-publish_assets = [xero_trade_invoices, quickbooks_trade_invoices, netsuite_trade, powerbi_marts, tableau_marts]
+monday_trade_invoices = ledger_publisher_asset(
+    "monday", "monday_trade_invoices", "finance_pipeline.platforms.monday.publish:publish_to_monday",
+    deps=["fct_invoices", "rpt_payment_status"], title="monday.com",
+    description=(
+        "The monday.com board \"Trade invoices\": one item per trade invoice (name = invoice number; customer, "
+        "currency, total, open amount, due date, payment status label), created or updated with batched "
+        "aliased GraphQL mutations within the complexity budget; looked up by name before creating. "
+        "Idempotent through ops.publish_ledger; refused values quarantined; board read back and compared."
+    ),
+)
+
+looker_studio_marts = ledger_publisher_asset(
+    "looker_studio", "looker_studio_marts", "finance_pipeline.platforms.looker_studio.publish:publish_marts",
+    deps=_BI_DEPS, title="Looker Studio",
+    description=(
+        "The marts as the Looker Studio connector snapshot (<data dir>/looker_studio/: a parquet file per mart "
+        "and an atomically switched manifest; unchanged marts not rewritten), served by the connector endpoint "
+        "(finance-pipeline looker-endpoint). Read back with getSchema/getData and compared with the marts."
+    ),
+)
+
+zoho_books_trade = ledger_publisher_asset(
+    "zoho_books", "zoho_books_trade", "finance_pipeline.platforms.zoho_books.publish:publish_to_zoho_books",
+    deps=["fct_invoices", "fct_invoice_lines", "fct_payments"], title="Zoho Books",
+    description=(
+        "Trade invoices of the other channels in Zoho Books (never the EU desk's own): contacts created when "
+        "missing (contact_number = customer id), invoices with our number (ignore_auto_number_generation), VAT "
+        "or exemption per line, payments applied to them, updates by PUT, voids. Idempotent through "
+        "ops.publish_ledger with look-ups by number / reference; refused records quarantined; read back."
+    ),
+)
+
+dynamics365_sales_orders = ledger_publisher_asset(
+    "dynamics365", "dynamics365_sales_orders", "finance_pipeline.platforms.dynamics365.publish:publish_sales_orders",
+    deps=["fct_invoices", "fct_invoice_lines"], title="Business Central",
+    description=(
+        "Trade invoices of the other channels as sales orders in Dynamics 365 Business Central (never the US "
+        "desk's own): customers created by number when missing, orders with their lines as a deep insert "
+        "(externalDocumentNumber = invoice number, looked up before posting), updates by PATCH with If-Match and "
+        "lines replaced, voided ones deleted. Idempotent through ops.publish_ledger; refused records "
+        "quarantined with BC's message; read back and compared with the marts."
+    ),
+)
+
+sap_business_one_sales_orders = ledger_publisher_asset(
+    "sap_business_one", "sap_business_one_sales_orders",
+    "finance_pipeline.platforms.sap_business_one.publish:publish_orders",
+    deps=["fct_invoices", "fct_invoice_lines"], title="SAP Business One",
+    description=(
+        "Trade invoices of the other channels as sales orders in SAP Business One (Service Layer, cookie "
+        "session): business partners created when missing, NumAtCard = invoice number (the look-up after a "
+        "crash), edits patched with the lines replaced, voids cancelled. Idempotent through "
+        "ops.publish_ledger; refused records quarantined with B1's message; read back and compared."
+    ),
+)
+
+freshbooks_trade_invoices = ledger_publisher_asset(
+    "freshbooks", "freshbooks_trade_invoices", "finance_pipeline.platforms.freshbooks.publish:publish_to_freshbooks",
+    deps=["fct_invoices", "fct_invoice_lines", "fct_payments"], title="FreshBooks",
+    description=(
+        "Trade invoices of the other channels in FreshBooks (never the fitting service's own): clients created "
+        "when missing (customer id in the note), invoices with our number, tax by name and percent per line, "
+        "payments against them when a channel payment settles them; updates by PUT, voids and dropped payments "
+        "as vis_state 1. Idempotent through ops.publish_ledger with look-ups by invoice number / payment note; "
+        "refused records quarantined; read back and compared with the marts."
+    ),
+)
+
+publish_assets = [xero_trade_invoices, quickbooks_trade_invoices, netsuite_trade, powerbi_marts, tableau_marts,
+                  monday_trade_invoices, looker_studio_marts, zoho_books_trade, dynamics365_sales_orders,
+                  sage_intacct_trade, sap_business_one_sales_orders, freshbooks_trade_invoices]

@@ -54,12 +54,6 @@ def ensure_manifest() -> Path:
     subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
                     *args], check=True, env=env, cwd=DBT_DIR)
     return manifest
-    dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, **dbt_env(settings)}
-    subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
-                    "--vars", parsed_vars], check=True, env=env, cwd=DBT_DIR)
-    stamp.write_text(parsed_vars)
-    return MANIFEST
 
 
 GROUPS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts", "seeds": "reference"}

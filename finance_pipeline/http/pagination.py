@@ -56,13 +56,18 @@ def page_number_pages(
     page_param: str = "page",
     first_page: int = 1,
     headers: Mapping[str, str] | None = None,
+    pages_of: Callable[[Any], int] | None = None,
 ) -> Iterator[Any]:
-    """1-based page numbers; stop at a short page (Xero, WooCommerce, Magento)."""
+    """1-based page numbers; stop at a short page (Xero, WooCommerce, Magento), or, with `pages_of`,
+    after the last page the body announces (FreshBooks caps `per_page` silently: short pages lie)."""
     page = first_page
     while True:
         body = client.get_json(path, params={**params, page_param: page}, headers=headers)
         yield body
-        if len(items(body)) < page_size:
+        if pages_of is not None:
+            if page >= pages_of(body):
+                return
+        elif len(items(body)) < page_size:
             return
         page += 1
 

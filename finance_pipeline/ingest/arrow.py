@@ -8,10 +8,13 @@ Money stays as the platform sent it (decimal strings or integer minor units); st
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
 import orjson
 import pyarrow as pa
+
+from finance_pipeline.http.client import json_default
 
 JSON = pa.string()  # nested values, serialised with orjson
 TS = pa.timestamp("us", tz="UTC")
@@ -30,6 +33,16 @@ def parse_timestamp(value: Any) -> datetime | None:
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
     return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def exact_text(value: Any) -> Any:
+    """A cell for a page of a JSON API that was parsed with `Decimal` numbers: money as its exact
+    decimal text, nested values as JSON text (Decimals inside as exact JSON numbers), the rest as is."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value, default=json_default).decode()
+    return value
 
 
 def _json(value: Any) -> str | None:

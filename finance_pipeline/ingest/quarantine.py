@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -50,6 +50,20 @@ class Quarantine:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def keep(self, entity: str, records: Any, check: Callable[[dict], None]) -> list[dict]:
+        """The records `check` accepts; the others (and non-objects) set aside with its reason."""
+        good = []
+        for record in records:
+            try:
+                if not isinstance(record, dict):
+                    raise BadRecord("not a JSON object")
+                check(record)
+            except BadRecord as exc:
+                self.add(entity, record, str(exc))
+                continue
+            good.append(record)
+        return good
 
 
 def check_decimal(record: dict, *fields: str) -> None:

@@ -54,6 +54,7 @@ CHANNEL_ACCOUNTS = {  # channel: (retail sales, trade sales, clearing, fees)
     "sap_business_one": ("4090", "4010", "1390", "6100"),
     "sage_intacct": ("4090", "4010", "1390", "6100"),
     "freshbooks": ("4090", "4010", "1390", "6100"),
+    "dynamics365": ("4090", "4010", "1390", "6100"),
     "zoho_books": ("4090", "4010", "1390", "6100"),
 }
 DEFAULT_ACCOUNTS = ("4090", "4010", "1390", "6100")

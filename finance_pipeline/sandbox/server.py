@@ -56,6 +56,18 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                     headers=headers, media_type="application/json")
 
 
+def oauth_client_credentials(form: dict, authorization: str) -> tuple[str | None, str | None]:
+    """Client id and secret of an OAuth token request: from HTTP Basic when sent, else the form's
+    `client_id` / `client_secret` (RFC 6749 §2.3.1 allows both)."""
+    client_id, client_secret = form.get("client_id"), form.get("client_secret")
+    if authorization.lower().startswith("basic "):
+        try:
+            client_id, _, client_secret = base64.b64decode(authorization[6:]).decode().partition(":")
+        except ValueError:
+            pass
+    return client_id, client_secret
+
+
 class PageCache:
     """Ordered result lists per query, paged by offset behind an opaque token."""
 

@@ -10,7 +10,9 @@ with unioned as (
     {{ union_channels('order_lines') }}
     -- a channel may give the tax its marketplace collects and remits itself; 0 where none does
     union all by name
-    select cast(null as decimal(18, 2)) as marketplace_tax_amount, cast(null as decimal(18, 2)) as marketplace_tax_amount_home
+    select cast(null as decimal(18, 2)) as marketplace_tax_amount, cast(null as decimal(18, 2)) as marketplace_tax_amount_home,
+           -- a channel may give the category of a line outside the catalogue (e.g. 'services'): no COGS
+           cast(null as varchar) as category
     where false
 ),
 
@@ -29,7 +31,7 @@ select
     p.order_id,
     p.line_id,
     p.sku,
-    coalesce(pr.category, 'unknown') as category,
+    coalesce(pr.category, p.category, 'unknown') as category,
     coalesce(pr.unit, 'piece') as unit,
     p.title,
     p.variant_title,
@@ -51,8 +53,9 @@ select
     cast(p.tax_amount_home as decimal(18, 2)) as tax_amount_home,
     cast(coalesce(p.marketplace_tax_amount, 0) as decimal(18, 2)) as marketplace_tax_amount,
     cast(coalesce(p.marketplace_tax_amount_home, 0) as decimal(18, 2)) as marketplace_tax_amount_home,
-    c.unit_cost_gbp as unit_cost_home,
-    cast(c.unit_cost_gbp * p.quantity as decimal(18, 2)) as cogs_home
+    coalesce(c.unit_cost_gbp, case when pr.sku is null and p.category is not null then 0 end) as unit_cost_home,
+    cast(coalesce(c.unit_cost_gbp * p.quantity, case when pr.sku is null and p.category is not null then 0 end)
+         as decimal(18, 2)) as cogs_home
 from priced as p
 left join {{ ref('products') }} as pr on pr.sku = p.sku
 asof left join {{ ref('product_costs') }} as c

@@ -183,12 +183,16 @@ class XeroAuth:
             refresh_token = on_disk.refresh_token if on_disk is not None else self._initial
             self._token = self._exchange(refresh_token)
 
-    def _exchange(self, refresh_token: str) -> TokenSet:
+    def _token_request(self, refresh_token: str) -> dict:
+        """Body and headers of the refresh call: HTTP Basic client credentials (Xero, Intuit); a
+        provider that wants them in the body (FreshBooks) overrides this."""
         basic = base64.b64encode(f"{self._client_id}:{self._client_secret}".encode()).decode()
+        return {"data": {"grant_type": "refresh_token", "refresh_token": refresh_token},
+                "headers": {"Authorization": f"Basic {basic}", "Accept": "application/json"}}
+
+    def _exchange(self, refresh_token: str) -> TokenSet:
         try:
-            resp = self._http.request(
-                "POST", self.token_url, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                headers={"Authorization": f"Basic {basic}", "Accept": "application/json"}, idempotent=True)
+            resp = self._http.request("POST", self.token_url, idempotent=True, **self._token_request(refresh_token))
         except ApiError as exc:
             if exc.status in (400, 401) and ("invalid_grant" in exc.body or "invalid_client" in exc.body):
                 what = "refresh token" if "invalid_grant" in exc.body else "client id / secret"
