@@ -368,7 +368,8 @@ def _compute(con, clock: datetime) -> dict[str, dict]:
             status = "partially_paid"
         else:
             status = "unpaid"
-        open_home = ZERO if void or total == 0 else _money_div(open_amt * f["total_amount_home"], total)
+        # the home total less what the payments relieved at the invoice's rate: what the GL still holds
+        open_home = ZERO if void or total == 0 else f["total_amount_home"] - _money_div(paid * f["total_amount_home"], total)
         return {
             "customer_id": customer_id, "currency": currency, "due_on": due_on,
             "issued_on": issued_on, "subtotal_amount": total - f["tax_amount"],

@@ -94,7 +94,9 @@ select
     total_amount_home,
     case
         when is_void or total_amount = 0 then cast(0 as decimal(18, 2))
-        else {{ money_div('(total_amount - paid_amount) * total_amount_home', 'total_amount') }}
+        -- what the ledger still holds: the home total less what the payments relieved at the
+        -- invoice's own rate (cumulatively, int_gl_settlements), so it ties to the GL to the cent
+        else cast(total_amount_home - {{ money_div('paid_amount * total_amount_home', 'total_amount') }} as decimal(18, 2))
     end as open_amount_home,
     greatest(0, {{ as_of_date() }} - due_on) as days_past_due,
     last_paid_at,
