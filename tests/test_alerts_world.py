@@ -110,13 +110,17 @@ def test_a_month_of_the_normal_world_raises_no_false_alert(synced, tmp_path, mon
         for ev in overdue:
             late = []
             for inv in ev.details["invoices"]:
-                total, due_on = world.execute(
+                row = world.execute(
                     "select invoice_total, due_on from shopify_orders where 'INV-' || ltrim(name, '#') = ?",
                     [inv["invoice_number"]]).fetchone()
+                if row is None:  # a ledger channel's invoice: its marts test checks its status against the oracle
+                    continue
+                total, due_on = row
                 late.append((ev.as_of.date() - due_on).days)
                 assert late[-1] > first  # every invoice listed is really past the first threshold …
                 assert _world_paid(world, inv["invoice_number"], ev.as_of) < total, (ev.title, inv)  # … and unpaid
-            assert max(late) > ev.details["threshold_days"]  # the severity's threshold really was crossed
+            if late and len(late) == len(ev.details["invoices"]):
+                assert max(late) > ev.details["threshold_days"]  # the severity's threshold really was crossed
         # and they do not repeat: at most one event per customer per threshold crossed (or the 30-day reminder)
         per_key = {}
         for ev in overdue:

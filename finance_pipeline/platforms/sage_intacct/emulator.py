@@ -50,6 +50,7 @@ COMPANY_ID = "curtains-hotel-contracts"
 CURRENCIES = ("GBP", "EUR", "USD", "AUD")
 MAX_PAGE = 1000
 SESSION_TIMEOUT_S = 1800.0
+MIN_SESSION_TIMEOUT_S = 60.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS controlids (senderid TEXT NOT NULL, controlid TEXT NOT NULL, at REAL NOT NULL,
@@ -195,7 +196,10 @@ class SageIntacctEmulator(Emulator):
         self._active = 0
         self.peak_concurrency = 0
         self._peak_lock = threading.Lock()
-        self.session_timeout_s = SESSION_TIMEOUT_S / max(self.config.time_scale, 1e-9)
+        # compressed like the limits, but never below a minute: a compressed session that expires between
+        # signing in and the next call on a busy machine would test the machine, not the client
+        # (tests that exercise expiry set session_timeout_s themselves)
+        self.session_timeout_s = max(SESSION_TIMEOUT_S / max(self.config.time_scale, 1e-9), MIN_SESSION_TIMEOUT_S)
         self._results: dict[str, tuple[str, list[dict], int, float, int]] = {}
         self._results_lock = threading.Lock()
         self.write_delay_s = 0.0  # tests: hold a write request's answer this long after it committed

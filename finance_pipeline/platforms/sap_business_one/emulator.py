@@ -152,7 +152,8 @@ class SapBusinessOneEmulator(Emulator):
     # -- sessions ---------------------------------------------------------------------------------
     @property
     def session_timeout_s(self) -> float:
-        return SESSION_TIMEOUT_MIN * 60 / max(self.config.time_scale, 1e-9)
+        # compressed like the limits, but never below a minute (expiry is tested with expire_sessions)
+        return max(SESSION_TIMEOUT_MIN * 60 / max(self.config.time_scale, 1e-9), 60.0)
 
     def expire_sessions(self) -> None:
         """As if every session had been idle past its timeout (tests)."""
