@@ -31,7 +31,7 @@ import math
 import time
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
@@ -308,11 +308,16 @@ class FreshBooksEmulator(Emulator):
         })
         return doc
 
-    def _all(self, kind: str) -> list[dict]:
+    def _all(self, kind: str, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        """Every document of `kind`; `keep` (exact-match searches) is applied before the written
+        invoices' totals are computed, so a look-up by number does not render the whole store."""
         invoices, payments, clients = self._world()
         world = {"invoices": invoices, "payments": payments, "clients": clients}[kind]
         written = self.store.all(kind)
-        if kind == "invoices":
+        if keep is not None:
+            world = [d for d in world if keep(d)]
+            written = [d for d in written if keep(d)]
+        if kind == "invoices" and written:
             pays: dict[int, list] = {}
             for p in self.store.all("payments"):
                 if p["vis_state"] == 0:
@@ -328,7 +333,10 @@ class FreshBooksEmulator(Emulator):
             per_page = min(MAX_PER_PAGE, max(1, int(qp.get("per_page", str(DEFAULT_PER_PAGE)))))
         except ValueError:
             raise _Error(400, 2001, "page", "Invalid paging parameter.", kind) from None
-        docs = self._all(kind)
+        exact = {key: qp.get(f"search[{field}]") for field, key in (
+            ("invoice_number", "invoice_number"), ("customerid", "customerid"), ("invoiceid", "invoiceid"))
+            if qp.get(f"search[{field}]") is not None}
+        docs = self._all(kind, (lambda d: all(str(d.get(k)) == v for k, v in exact.items())) if exact else None)
         vis = qp.get("search[vis_state]")
         wanted = {int(vis)} if vis not in (None, "") else {0}
         docs = [d for d in docs if d.get("vis_state", 0) in wanted]
