@@ -145,9 +145,12 @@ def kill_trials(tmp_path: Path, settings: Settings, running: RunningEmulator, de
             time.sleep(0.01)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
-            assert proc.wait(timeout=30) == -signal.SIGKILL
+        code = proc.wait(timeout=30)
+        if code == -signal.SIGKILL:
             report.killed_running += 1
-        else:
+        else:  # it finished on its own, possibly in the instant between the poll and the kill
+            err = report.outputs[-1].read_text(errors="replace")
+            assert code == 0, f"trial {trial} failed on its own ({code}): {err[-3000:]}"
             report.finished_early += 1
         if pending_keys(settings.warehouse_path, destination):
             report.pending_seen += 1
