@@ -114,6 +114,48 @@ def _names(name: str) -> tuple[str, ...] | None:
 
 
 @dataclass(frozen=True)
+class PostgresSettings:
+    """Where the warehouse lives when FINANCE_WAREHOUSE=postgres (FINANCE_PG_* variables)."""
+
+    host: str
+    port: int
+    user: str
+    password: Secret
+    database: str
+    sslmode: str = "prefer"
+
+    def dsn(self) -> str:
+        """libpq URL with the password: hand it to a driver, never to a log."""
+        from urllib.parse import quote
+
+        return (f"postgresql://{quote(self.user, safe='')}:{quote(self.password.value, safe='')}@{self.host}:"
+                f"{self.port}/{quote(self.database, safe='')}?sslmode={self.sslmode}")
+
+    def __repr__(self) -> str:
+        return f"PostgresSettings({self.user}@{self.host}:{self.port}/{self.database}, sslmode={self.sslmode})"
+
+    @classmethod
+    def from_env(cls) -> "PostgresSettings":
+        how = "FINANCE_WAREHOUSE=postgres needs the server's address and a role (docs/deploy.md, 'Postgres warehouse')"
+        host = env("FINANCE_PG_HOST")
+        user = env("FINANCE_PG_USER")
+        if not host:
+            raise SettingsError(f"FINANCE_PG_HOST is not set. {how} (set it in the environment or in {PROJECT_ROOT / '.env'}).")
+        if not user:
+            raise SettingsError(f"FINANCE_PG_USER is not set. {how} (set it in the environment or in {PROJECT_ROOT / '.env'}).")
+        sslmode = (env("FINANCE_PG_SSLMODE") or "prefer").strip()
+        if sslmode not in ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"):
+            raise SettingsError(f"FINANCE_PG_SSLMODE={sslmode!r}: use disable, allow, prefer, require, verify-ca "
+                                "or verify-full.")
+        return cls(host=host, port=_int("FINANCE_PG_PORT", 5432), user=user,
+                   password=require_secret("FINANCE_PG_PASSWORD", how),
+                   database=env("FINANCE_PG_DATABASE") or "finance", sslmode=sslmode)
+
+
+WAREHOUSES = ("duckdb", "postgres")
+
+
+@dataclass(frozen=True)
 class Settings:
     mode: Literal["sandbox", "live"] = "sandbox"
     data_dir: Path = PROJECT_ROOT / "data"
@@ -152,10 +194,29 @@ class Settings:
     # ingest: sources switched on (None = every registered source in sandbox mode; live mode needs
     # FINANCE_SOURCES, so a business names the platforms it really uses)
     sources: tuple[str, ...] | None = None
+    # the warehouse: the embedded DuckDB file under data_dir (default) or a PostgreSQL server
+    warehouse: Literal["duckdb", "postgres"] = "duckdb"
+    postgres: PostgresSettings | None = None
+    # Shopify orders through the REST Admin API (default) or the GraphQL Admin API (bulk
+    # operation for a backfill, paged `orders` for incremental runs); FINANCE_SHOPIFY_API
+    shopify_api: Literal["rest", "graphql"] = "rest"
     extra: dict = field(default_factory=dict)
 
     @property
     def warehouse_path(self) -> Path:
+        """The embedded DuckDB warehouse. The steps after dbt (publishers, read-back checks, alerts, the
+        report) read the marts through it and are not yet ported to the Postgres warehouse: asked for
+        it under FINANCE_WAREHOUSE=postgres they stop here, rather than read an empty local file."""
+        if self.warehouse != "duckdb":
+            raise SettingsError(
+                "FINANCE_WAREHOUSE=postgres runs ingest and the dbt models on PostgreSQL; publishing, the "
+                "read-back checks, alerts and the report still read the embedded DuckDB warehouse and do not "
+                "run on Postgres yet. Materialize the ingest and dbt assets only (Dagster UI: groups ingest, "
+                "staging, intermediate, marts), or set FINANCE_WAREHOUSE=duckdb.")
+        return self.duckdb_file
+
+    @property
+    def duckdb_file(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
 
     @property
@@ -183,8 +244,19 @@ class Settings:
         fault_rate = _float("FINANCE_SANDBOX_FAULT_RATE", 0.0)
         if not 0.0 <= fault_rate < 1.0:
             raise SettingsError(f"FINANCE_SANDBOX_FAULT_RATE={fault_rate}: must be in [0, 1).")
+        warehouse = (env("FINANCE_WAREHOUSE") or "duckdb").strip().lower()
+        if warehouse not in WAREHOUSES:
+            raise SettingsError(f"FINANCE_WAREHOUSE={warehouse!r}: use 'duckdb' (default, the embedded file) or "
+                                "'postgres' (with FINANCE_PG_HOST, FINANCE_PG_USER, FINANCE_PG_PASSWORD, ...).")
+        shopify_api = (env("FINANCE_SHOPIFY_API") or "rest").strip().lower()
+        if shopify_api not in ("rest", "graphql"):
+            raise SettingsError(f"FINANCE_SHOPIFY_API={shopify_api!r}: use 'rest' (default, the REST Admin API) or "
+                                "'graphql' (the GraphQL Admin API: bulk operations for backfills).")
         return cls(
+            shopify_api=shopify_api,  # type: ignore[arg-type]
             mode=mode,  # type: ignore[arg-type]
+            warehouse=warehouse,  # type: ignore[arg-type]
+            postgres=PostgresSettings.from_env() if warehouse == "postgres" else None,
             data_dir=data_dir,
             sandbox_seed=_int("FINANCE_SANDBOX_SEED", 42),
             sandbox_size=_int("FINANCE_SANDBOX_SIZE", 20_000),

@@ -5,7 +5,7 @@ import os
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import duckdb
 
@@ -57,20 +57,25 @@ def pipeline_env(data_dir: Path, **settings: Any) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def run_job(data_dir: Path, job: str = "daily_close", sources: set[str] | None = None, **settings: Any):
+def run_job(data_dir: Path, job: str = "daily_close", sources: set[str] | None = None,
+            keep: Callable[[tuple[str, ...]], bool] | None = None, **settings: Any):
     """Run a job in-process. `sources` runs it for those sources only (FINANCE_SOURCES at run time:
     the other sources' ingest assets are left out and dbt builds only their channels), which is
-    all a test of one channel's marts needs, at a fraction of the cost."""
+    all a test of one channel's marts needs, at a fraction of the cost. `keep` (an asset key's
+    path -> bool) narrows the job's assets further."""
     from dagster import DagsterInstance
 
     from finance_pipeline.definitions import defs
 
     selection = None
-    if sources is not None:
-        settings["FINANCE_SOURCES"] = ",".join(sorted(sources))
+    if sources is not None or keep is not None:
+        if sources is not None:
+            settings["FINANCE_SOURCES"] = ",".join(sorted(sources))
         job_def = defs.resolve_job_def(job)
         keys = job_def.asset_layer.selected_asset_keys
-        selection = [k for k in keys if not (k.path[0].startswith("raw_") and k.path[0][4:] not in sources)]
+        selection = [k for k in keys
+                     if not (sources is not None and k.path[0].startswith("raw_") and k.path[0][4:] not in sources)
+                     and (keep is None or keep(tuple(k.path)))]
     with pipeline_env(data_dir, **settings):
         with DagsterInstance.ephemeral() as instance:
             result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=True,

@@ -17,7 +17,8 @@ from tests.pipeline_helpers import _mart_key, _norm, compare_with_oracle, mart_r
 
 # the trade side only: customers' balances span every ledger channel, and Shopify's trade invoices are
 # what the publisher sends
-LEDGERS = {"shopify", "stripe", "freshbooks", "sage_intacct", "zoho_books", "dynamics365", "sap_business_one"}
+LEDGERS = {"shopify", "stripe", "freshbooks", "sage_intacct", "zoho_books", "dynamics365", "sap_business_one",
+           "quickbooks"}
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ def test_runs_events_and_schedule_state_live_in_postgres(postgres, tmp_path, mon
     shutil.copy(ROOT / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     for key, value in {"DAGSTER_PG_HOST": postgres.host, "DAGSTER_PG_PORT": str(postgres.port),
-                       "DAGSTER_PG_USER": postgres.user, "DAGSTER_PG_PASSWORD": "",
+                       "DAGSTER_PG_USER": postgres.user, "DAGSTER_PG_PASSWORD": postgres.password,
                        "DAGSTER_PG_DB": postgres.database}.items():
         monkeypatch.setenv(key, value)
 

@@ -17,7 +17,7 @@ from xero_fixtures import build_marts, build_payments
 def test_kill_9_at_random_points_then_rerun(tmp_path):
     settings = make_settings(tmp_path)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    made = build_marts(settings.warehouse_path, n_invoices=90)
+    made = build_marts(settings.warehouse_path, n_invoices=240)  # batches of 30: enough work for 12 kills
     build_payments(settings.warehouse_path)
     running = start_qbo(settings)
     emulator = running.emulator

@@ -106,7 +106,8 @@ def test_staging_models_build_with_exact_money(qbo_env, tmp_path):
     env = {**os.environ, "FINANCE_WAREHOUSE_PATH": str(qbo_env.warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     dbt = Path(sys.executable).with_name("dbt")
     done = subprocess.run(
-        [str(dbt), "build", "--select", "staging.quickbooks", "--vars", '{"quickbooks_source": true}',
+        [str(dbt), "build", "--select", "staging.quickbooks", "--exclude", "stg_quickbooks__payments",
+         "stg_quickbooks__payment_applications",  # no Payment written here: no raw table
          "--project-dir", str(DBT_DIR), "--profiles-dir",
          str(DBT_DIR), "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
         env=env, capture_output=True, text=True, timeout=240)

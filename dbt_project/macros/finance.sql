@@ -3,9 +3,9 @@
 {% macro money_div(num, den) -%}
     cast(
         sign(cast({{ num }} as decimal(38, 10)))
-        * ((abs(cast(cast({{ num }} as decimal(38, 10)) * 10000000000 as hugeint)) * 200
-            + cast(cast({{ den }} as decimal(38, 10)) * 10000000000 as hugeint))
-           // (2 * cast(cast({{ den }} as decimal(38, 10)) * 10000000000 as hugeint)))
+        * {{ int_div('abs(cast(cast(' ~ num ~ ' as decimal(38, 10)) * 10000000000 as ' ~ wide_int() ~ ')) * 200
+            + cast(cast(' ~ den ~ ' as decimal(38, 10)) * 10000000000 as ' ~ wide_int() ~ ')',
+                     '2 * cast(cast(' ~ den ~ ' as decimal(38, 10)) * 10000000000 as ' ~ wide_int() ~ ')') }}
         * cast(0.01 as decimal(3, 2))
     as decimal(18, 2))
 {%- endmacro %}
@@ -56,12 +56,76 @@
     select {% for name, type in shape %}cast(null as {{ type }}) as {{ name }}{% if not loop.last %}, {% endif %}{% endfor %}
     where false
     {%- endif -%}
-    {%- for channel in providers %}
-    select * from {{ ref('int_' ~ channel ~ '__' ~ entity) }}
+    {{ union_by_name(_channel_refs(providers, entity)) }}
+{%- endmacro %}
+
+{% macro _channel_refs(providers, entity) -%}
+    {%- set refs = [] -%}
+    {%- for channel in providers -%}{%- do refs.append(ref('int_' ~ channel ~ '__' ~ entity)) -%}{%- endfor -%}
+    {{ return(refs) }}
+{%- endmacro %}
+
+
+{#- `select * from r1 union all by name select * from r2 ...`: columns matched by name, a column a
+    relation lacks is null there. Postgres has no `by name`, so the columns are read from the built
+    relations and spelled out, in order of first appearance, each cast to a type that holds every
+    relation's values (as DuckDB's union picks: integer + bigint -> bigint, integer + numeric ->
+    numeric, anything + text -> text). -#}
+{% macro union_by_name(relations) -%}{{ return(adapter.dispatch('union_by_name')(relations)) }}{%- endmacro %}
+
+{% macro default__union_by_name(relations) -%}
+    {%- for r in relations %}
+    select * from {{ r }}
     {%- if not loop.last %}
     union all by name
     {%- endif -%}
     {%- endfor %}
+{%- endmacro %}
+
+{% macro _common_type(data_types) -%}
+    {%- set distinct = data_types | unique | list -%}
+    {%- set kinds = [] -%}
+    {%- for t in distinct -%}
+        {%- if t in ('text', 'character varying') or t.startswith('character varying') -%}{%- do kinds.append('text') -%}
+        {%- elif t.startswith('numeric') -%}{%- do kinds.append('numeric') -%}
+        {%- elif t in ('smallint', 'integer', 'bigint') -%}{%- do kinds.append('int') -%}
+        {%- else -%}{%- do kinds.append('other') -%}{%- endif -%}
+    {%- endfor -%}
+    {%- if distinct | length == 1 -%}{{ return(distinct[0]) }}
+    {%- elif 'text' in kinds -%}{{ return('text') }}
+    {%- elif 'other' in kinds -%}{{ return(distinct[0]) }}
+    {%- elif 'numeric' in kinds -%}{{ return('numeric') }}
+    {%- else -%}{{ return('bigint') }}{%- endif -%}
+{%- endmacro %}
+
+{% macro postgres__union_by_name(relations) -%}
+    {%- if not execute -%}
+        {%- for r in relations %} select * from {{ r }} {% if not loop.last %} union all {% endif %}{%- endfor -%}
+    {%- else -%}
+        {%- set names = [] -%}
+        {%- set types = {} -%}
+        {%- set per_relation = [] -%}
+        {%- for r in relations -%}
+            {%- set here = [] -%}
+            {%- for c in adapter.get_columns_in_relation(r) -%}
+                {%- do here.append(c.name) -%}
+                {%- if c.name not in types -%}{%- do names.append(c.name) -%}{%- do types.update({c.name: [c.data_type]}) -%}
+                {%- else -%}{%- do types[c.name].append(c.data_type) -%}{%- endif -%}
+            {%- endfor -%}
+            {%- do per_relation.append(here) -%}
+        {%- endfor -%}
+        {%- for n in names -%}{%- do types.update({n: _common_type(types[n])}) -%}{%- endfor -%}
+        {%- for r in relations %}
+            {%- set here = per_relation[loop.index0] %}
+    select {% for n in names -%}
+        {%- if n in here %}cast({{ adapter.quote(n) }} as {{ types[n] }}){% else %}cast(null as {{ types[n] }}){% endif %} as {{ adapter.quote(n) }}{% if not loop.last %}, {% endif %}
+    {%- endfor %}
+    from {{ r }}
+            {%- if not loop.last %}
+    union all
+            {%- endif -%}
+        {%- endfor %}
+    {%- endif -%}
 {%- endmacro %}
 
 

@@ -5,7 +5,7 @@ with gl as (
     select g.channel, sum(g.amount_home) as clearing_balance
     from {{ ref('fct_gl_entries') }} as g
     join {{ ref('int_gl_channel_accounts') }} as a on a.channel = g.channel and a.clearing_account = g.account_code
-    group by all
+    group by g.channel
 ),
 expected as (
     select channel, sum(amount - fee) as balance from (
@@ -16,7 +16,7 @@ expected as (
         union all
         select channel, -{{ optional_column(ref('int_payouts'), 'amount_home', 'amount', 'amount') }}, 0
         from {{ ref('int_payouts') }} where status = 'paid'
-    ) group by all
+    ) as m group by channel
 )
 select coalesce(gl.channel, e.channel) as channel, gl.clearing_balance, e.balance
 from gl full outer join expected as e using (channel)

@@ -4,7 +4,7 @@
 -- GL result of the channel and month.
 with gl as (
     select
-        g.channel, cast(date_trunc('month', g.posted_on) as date) as month,
+        g.channel, cast(date_trunc('month', cast(g.posted_on as timestamp)) as date) as month,
         -sum(g.amount_home) filter (where a.pnl_line = 'gross_sales') as gross_sales,
         sum(g.amount_home) filter (where a.pnl_line = 'discounts') as discounts,
         sum(g.amount_home) filter (where a.pnl_line = 'refunds') as refunds,
@@ -16,7 +16,7 @@ with gl as (
     from {{ ref('fct_gl_entries') }} as g
     join {{ ref('gl_accounts') }} as a using (account_code)
     where a.account_type in ('revenue', 'expense')
-    group by all
+    group by 1, 2
 )
 select p.channel, p.month, gl.channel as gl_channel, gl.month as gl_month
 from {{ ref('rpt_profit_and_loss') }} as p

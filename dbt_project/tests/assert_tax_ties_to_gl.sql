@@ -1,11 +1,11 @@
 {{ config(meta={'dagster': {'ref': {'name': 'rpt_tax_obligations'}}}) }}
 -- Net tax owed per jurisdiction and quarter equals the movement of the GL's tax payable lines.
 with gl as (
-    select jurisdiction, strftime(posted_on, '%Y') || '-Q' || cast(quarter(posted_on) as varchar) as period,
+    select jurisdiction, {{ year_quarter('posted_on') }} as period,
            -sum(amount_home) as net_owed_home
     from {{ ref('fct_gl_entries') }}
     where jurisdiction is not null
-    group by all
+    group by 1, 2
 )
 select coalesce(t.jurisdiction, gl.jurisdiction) as jurisdiction, coalesce(t.period, gl.period) as period,
        t.net_owed_home, gl.net_owed_home as gl_net_owed_home

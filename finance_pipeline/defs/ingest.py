@@ -8,7 +8,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from finance_pipeline.defs.common import WAREHOUSE_POOL
-from finance_pipeline.ingest.pipeline import LOADER_FILE_FORMAT, make_pipeline, save_quarantine
+from finance_pipeline.ingest.pipeline import loader_file_format, make_pipeline, save_quarantine
 from finance_pipeline.ingest.quarantine import Quarantine
 from finance_pipeline.platforms import registry
 from finance_pipeline.settings import get_settings
@@ -28,7 +28,7 @@ class RawTableTranslator(DagsterDltTranslator):
             group_name="ingest",
             deps=[],
             description=f"{self.platform.title} {data.resource.name}, loaded by dlt into raw_{self.platform.name}.{table}.",
-            kinds={"dlt", "duckdb"},
+            kinds={"dlt", get_settings().warehouse},
         )
 
 
@@ -51,7 +51,7 @@ def _build(platform: registry.Platform) -> Any:
         source = source_fn(connection(run_settings, platform.name), quarantine)
         results = list(dlt.run(context=context, dlt_source=source,
                                dlt_pipeline=make_pipeline(run_settings, platform.name),
-                               loader_file_format=LOADER_FILE_FORMAT))
+                               loader_file_format=loader_file_format(run_settings)))
         saved = save_quarantine(run_settings, quarantine)
         if saved:
             context.log.warning(f"{platform.title}: {saved} bad record(s) quarantined in ops.quarantine")

@@ -86,9 +86,10 @@ quickbooks_trade_invoices = ledger_publisher_asset(
     "quickbooks", "quickbooks_trade_invoices", "finance_pipeline.platforms.quickbooks.publish:publish_to_quickbooks",
     deps=["fct_invoices", "fct_invoice_lines", "fct_payments"], title="QuickBooks Online",
     description=(
-        "Trade invoices in QuickBooks Online: customers upserted (currency from their first invoice), one "
-        "Invoice per trade order (DocNumber = invoice number, VAT codes per line, the marts' tax), card "
-        "payments applied to them, voids; requestid on every write, SyncToken on updates. Idempotent "
+        "Trade invoices of the other channels in QuickBooks Online (never the trade counter's own): customers "
+        "upserted (currency from their first invoice), one Invoice per trade order (DocNumber = invoice number, "
+        "VAT codes per line, the marts' tax), card payments applied to them, voids; written 30 at a time through "
+        "/batch, requestid on every request, SyncToken on updates. Idempotent "
         "through ops.publish_ledger; refused records quarantined; read back and compared with the marts."
     ),
 )

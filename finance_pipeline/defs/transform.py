@@ -18,7 +18,23 @@ MANIFEST = DBT_DIR / "target" / "manifest.json"
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    return {"FINANCE_WAREHOUSE_PATH": str(settings.warehouse_path), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    """What dbt's profile reads (profiles.yml); the Postgres password goes in a DBT_ENV_SECRET_
+    variable, which dbt scrubs from its logs."""
+    values = {"FINANCE_WAREHOUSE_PATH": str(settings.duckdb_file), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    pg = settings.postgres
+    if settings.warehouse == "postgres" and pg is not None:
+        values.update({"FINANCE_PG_HOST": pg.host, "FINANCE_PG_PORT": str(pg.port), "FINANCE_PG_USER": pg.user,
+                       "FINANCE_PG_DATABASE": pg.database, "FINANCE_PG_SSLMODE": pg.sslmode,
+                       "DBT_ENV_SECRET_PG_PASSWORD": pg.password.value,
+                       # libpq sets the session's time zone from PGTZ: timestamptz -> date casts cut
+                       # days in UTC, as DuckDB's do (business days go through business_date())
+                       "PGTZ": "UTC"})
+    return values
+
+
+def dbt_target(settings: Settings) -> list[str]:
+    """`--target` for dbt: the profile's output named like the warehouse setting."""
+    return ["--target", settings.warehouse]
 
 
 def _newest_source_mtime() -> float:
@@ -90,7 +106,8 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
     os.environ.update(dbt_env(settings))
     from finance_pipeline.ingest.switches import dbt_vars
 
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(settings, as_of=as_of(settings).isoformat()))],
+    yield from dbt.cli(["build", *dbt_target(settings),
+                        "--vars", json.dumps(dbt_vars(settings, as_of=as_of(settings).isoformat()))],
                        context=context).stream()
 
 

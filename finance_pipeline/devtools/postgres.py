@@ -1,13 +1,14 @@
 """A throw-away PostgreSQL server on a loopback port, for tests and local trials.
 
     with local_postgres(tmp_dir) as pg:
-        pg.dsn  # postgresql://finance@127.0.0.1:<port>/finance
+        pg.dsn  # postgresql://finance:<password>@127.0.0.1:<port>/finance
 
 The server binaries come from the machine: `pg_ctl`/`initdb` on PATH or under
 /usr/lib/postgresql/<version>/bin (Debian/Ubuntu). When they are missing and apt-get can be used
 (root, Debian-like), `ensure_binaries(install=True)` installs the `postgresql` package first. The
 cluster lives in a temporary directory, listens on 127.0.0.1 only with trust authentication for
-one role, and is stopped (fast shutdown) on exit. PostgreSQL refuses to run as root, so as root
+one role (a random password over TCP, as a real server would ask; trust on its private Unix socket
+only, for set-up), and is stopped (fast shutdown) on exit. PostgreSQL refuses to run as root, so as root
 the cluster is owned by and run as the `postgres` system user, in a directory of its own under the
 shared temp dir (removed on exit) instead of `root`.
 """
@@ -69,14 +70,32 @@ class LocalPostgres:
     port: int
     user: str
     database: str
+    password: str = ""
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+        return self.dsn_for(self.database)
 
-    def env(self, prefix: str = "FINANCE_PG_") -> dict[str, str]:
-        return {f"{prefix}HOST": self.host, f"{prefix}PORT": str(self.port),
-                f"{prefix}USER": self.user, f"{prefix}DATABASE": self.database, f"{prefix}PASSWORD": ""}
+    def dsn_for(self, database: str) -> str:
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+
+    def env(self, prefix: str = "FINANCE_PG_", database: str | None = None) -> dict[str, str]:
+        return {f"{prefix}HOST": self.host, f"{prefix}PORT": str(self.port), f"{prefix}USER": self.user,
+                f"{prefix}DATABASE": database or self.database, f"{prefix}PASSWORD": self.password}
+
+    def create_database(self, name: str) -> str:
+        """A fresh database on this server (dropped first if it exists); returns its name."""
+        import psycopg2
+
+        con = psycopg2.connect(self.dsn)
+        con.autocommit = True
+        try:
+            with con.cursor() as cur:
+                cur.execute(f'drop database if exists "{name}" with (force)')
+                cur.execute(f'create database "{name}"')
+        finally:
+            con.close()
+        return name
 
 
 @contextmanager
@@ -105,9 +124,19 @@ def local_postgres(root: Path, *, install: bool = False, user: str = "finance",
         if done.returncode != 0:
             raise RuntimeError(f"{Path(args[0]).name} failed: {(done.stderr or done.stdout).strip()[-600:]}")
 
+    import secrets
+
     port = _free_port()
-    run(str(bin_dir / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync")
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    password = secrets.token_urlsafe(18)
+    pwfile = root / "pwfile"
+    pwfile.write_text(password + "\n")
+    if prefix:
+        os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+    run(str(bin_dir / "initdb"), "-D", str(data), "-U", user, "--auth-local=trust", "--auth-host=scram-sha-256",
+        f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-sync")
+    pwfile.unlink()
+    options = (f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
+               "-c timezone=UTC -c max_connections=200")
     run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "postgres.log"), "-w", "start")
     try:
         deadline = time.monotonic() + 30
@@ -119,8 +148,8 @@ def local_postgres(root: Path, *, install: bool = False, user: str = "finance",
             if time.monotonic() > deadline:
                 raise RuntimeError("the PostgreSQL server did not become ready within 30 s")
             time.sleep(0.2)
-        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database)
-        yield LocalPostgres("127.0.0.1", port, user, database)
+        run(str(bin_dir / "createdb"), "-h", str(sockets), "-p", str(port), "-U", user, database)
+        yield LocalPostgres("127.0.0.1", port, user, database, password)
     finally:
         subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                        capture_output=True, timeout=120)

@@ -14,6 +14,9 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 os.environ.setdefault("DLT_TELEMETRY", "false")
 
 LOADER_FILE_FORMAT = "parquet"  # the insert-values loader is far slower on big pages
+# dlt's postgres destination loads parquet through the ADBC driver (adbc-driver-postgresql), binary
+# COPY; its CSV path would load every empty string as NULL (COPY ... NULL '' FORCE_NULL)
+POSTGRES_FILE_FORMAT = "parquet"
 
 
 # DuckDB would otherwise take most of the machine's memory while merging big loads; with a
@@ -22,8 +25,15 @@ DUCKDB_LOAD_CONFIG = {"memory_limit": "1GB", "preserve_insertion_order": False}
 
 
 def warehouse_destination(settings: Settings) -> Any:
+    if settings.warehouse == "postgres":
+        assert settings.postgres is not None
+        return dlt.destinations.postgres(credentials=settings.postgres.dsn())
     return dlt.destinations.duckdb(
         credentials={"database": str(settings.warehouse_path), "global_config": DUCKDB_LOAD_CONFIG})
+
+
+def loader_file_format(settings: Settings) -> str:
+    return POSTGRES_FILE_FORMAT if settings.warehouse == "postgres" else LOADER_FILE_FORMAT
 
 
 def make_pipeline(settings: Settings, name: str, dataset: str | None = None) -> dlt.Pipeline:
@@ -73,6 +83,6 @@ def save_quarantine(settings: Settings, quarantine: Quarantine) -> int:
 def run_platform(settings: Settings, platform: str, source: Any, quarantine: Quarantine) -> IngestResult:
     """Load a platform's dlt source outside Dagster (CLI, tests); Dagster uses dagster-dlt."""
     pipeline = make_pipeline(settings, platform)
-    info = pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
+    info = pipeline.run(source, loader_file_format=loader_file_format(settings))
     counts = row_counts(pipeline)
     return IngestResult(platform, info, counts, save_quarantine(settings, quarantine))

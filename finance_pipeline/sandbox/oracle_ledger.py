@@ -56,6 +56,7 @@ CHANNEL_ACCOUNTS = {  # channel: (retail sales, trade sales, clearing, fees)
     "freshbooks": ("4090", "4010", "1390", "6100"),
     "dynamics365": ("4090", "4010", "1390", "6100"),
     "zoho_books": ("4090", "4010", "1390", "6100"),
+    "quickbooks": ("4090", "4010", "1390", "6100"),
 }
 DEFAULT_ACCOUNTS = ("4090", "4010", "1390", "6100")
 TAX_TREATMENTS = {  # treatment: (regime, jurisdiction rule, tax account, taxable)

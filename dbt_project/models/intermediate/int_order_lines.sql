@@ -7,13 +7,11 @@
     Home amounts use the platform's own conversion of each component (Shopify shop money).
     Revenue and COGS are recognised at the order date (the cost valid on that business date). -#}
 with unioned as (
-    {{ union_channels('order_lines') }}
-    -- a channel may give the tax its marketplace collects and remits itself; 0 where none does
-    union all by name
-    select cast(null as decimal(18, 2)) as marketplace_tax_amount, cast(null as decimal(18, 2)) as marketplace_tax_amount_home,
-           -- a channel may give the category of a line outside the catalogue (e.g. 'services'): no COGS
-           cast(null as varchar) as category
-    where false
+    -- a channel may give the tax its marketplace collects and remits itself (0 where none does),
+    -- and the category of a line outside the catalogue (e.g. 'services': no COGS)
+    {{ union_channels_with('order_lines', [('marketplace_tax_amount', 'decimal(18, 2)'),
+                                           ('marketplace_tax_amount_home', 'decimal(18, 2)'),
+                                           ('category', 'varchar')]) }}
 ),
 
 priced as (
@@ -58,5 +56,5 @@ select
          as decimal(18, 2)) as cogs_home
 from priced as p
 left join {{ ref('products') }} as pr on pr.sku = p.sku
-asof left join {{ ref('product_costs') }} as c
-    on c.sku = p.sku and {{ business_date('p.ordered_at') }} >= c.valid_from
+{{ asof_left_join(ref('product_costs'), 'c', "c.sku = p.sku and " ~ business_date('p.ordered_at') ~ " >= c.valid_from",
+                  'c.valid_from desc') }}

@@ -14,10 +14,10 @@ lines as (
         sum(gross_amount_home) as gross_amount_home, sum(discount_amount_home) as discount_amount_home,
         sum(net_amount_home) as line_net_amount_home, sum(tax_amount_home) as line_tax_amount_home,
         sum(cogs_home) as cogs_home,
-        sum(quantity) as units,
+        cast(sum(quantity) as bigint) as units,
         sum(metres) as metres
     from {{ ref('int_order_lines') }}
-    group by all
+    group by channel, order_id
 ),
 
 refunds as (
@@ -30,7 +30,7 @@ refunds as (
         sum(cogs_reversal_home) as cogs_reversed_home,
         max(refunded_at) as last_refunded_at
     from {{ ref('int_refunds') }}
-    group by all
+    group by channel, order_id
 )
 
 select

@@ -24,13 +24,11 @@ select
     paid_back_by,
     payment_id
 from (
-    {{ union_channels('refunds') }}
     -- a channel may give the tax its marketplace collects and remits itself; 0 where none does.
     -- paid_back_by / payment_id: a refund paid back outside any processor balance the pipeline
     -- sees (cash from a till, a card processor without balance transactions) names who paid it
     -- back and the payment it gives back; the GL settles it from there (int_gl_settlements)
-    union all by name
-    select cast(null as decimal(18, 2)) as marketplace_tax_amount, cast(null as decimal(18, 2)) as marketplace_tax_amount_home,
-           cast(null as varchar) as paid_back_by, cast(null as varchar) as payment_id
-    where false
-)
+    {{ union_channels_with('refunds', [('marketplace_tax_amount', 'decimal(18, 2)'),
+                                       ('marketplace_tax_amount_home', 'decimal(18, 2)'),
+                                       ('paid_back_by', 'varchar'), ('payment_id', 'varchar')]) }}
+) as r

@@ -175,3 +175,22 @@ def write(client: ApiClient, entity: str, body: dict, requestid: str, operation:
         fault = (answer or {}).get("Fault") or {}
         raise QboFault(fault.get("Error") or [], fault.get("type") or "ValidationFault")
     return answer[entity] if operation != "delete" else answer
+
+
+BATCH_LIMIT = 30  # QBO's items per batch request
+
+
+def batch(client: ApiClient, items: list[dict], requestid: str) -> dict[str, dict]:
+    """POST /batch?minorversion=75&requestid=… with `BatchItemRequest` items (each with its `bId`)
+    → {bId: its BatchItemResponse} (the entity as saved, or its own `Fault`).  A 400 for the whole
+    batch (malformed, too many items) raises `QboFault`."""
+    if len(items) > BATCH_LIMIT:
+        raise ValueError(f"a QuickBooks batch holds at most {BATCH_LIMIT} items, not {len(items)}")
+    params: dict[str, Any] = {"minorversion": MINOR_VERSION, "requestid": requestid}
+    resp = client.request("POST", "batch", params=params, json={"BatchItemRequest": items}, idempotent=True,
+                          ok_statuses=(400,))
+    answer = resp.json()
+    if resp.status == 400:
+        fault = (answer or {}).get("Fault") or {}
+        raise QboFault(fault.get("Error") or [], fault.get("type") or "ValidationFault")
+    return {str(r.get("bId")): r for r in (answer or {}).get("BatchItemResponse") or [] if isinstance(r, dict)}

@@ -17,13 +17,18 @@ What a client meets here, as on the real API:
 - validation faults in QBO's envelope (`{"Fault": {"Error": [...], "type": "ValidationFault"}}`)
   with Intuit's codes: 2020, 2500, 2050, 5010, 6000, 6070, 6140, 6240, 610;
 - `GET|POST /query` (STARTPOSITION / MAXRESULTS paging, `{"QueryResponse": {}}` when empty) and
-  `GET /cdc?entities=…&changedSince=…` (deleted entities as `{"Id", "status": "Deleted"}`, ≤1000 objects).
+  `GET /cdc?entities=…&changedSince=…` (deleted entities as `{"Id", "status": "Deleted"}`, ≤1000 objects);
+- `POST /batch` (≤ 30 `BatchItemRequest`s, each answered by its `bId`: the entity or its own Fault);
+- with a sandbox world, the UK trade counter's own customers, invoices, sales receipts and payments
+  (`world.py`, rendered as of the clock by `world_docs.py`) are in the company too, written into the
+  store before a request is served (`sync_world`); `docs()` lists only what clients wrote.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import threading
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,6 +39,7 @@ from starlette.routing import Route
 
 from finance_pipeline.http.ratelimit import SlidingWindow
 from finance_pipeline.platforms.quickbooks import reference as ref
+from finance_pipeline.platforms.quickbooks import world_docs
 from finance_pipeline.platforms.quickbooks.query import QueryError, parse, to_epoch_ms
 from finance_pipeline.platforms.quickbooks.store import ENTITIES, Invalid, QboStore, render
 from finance_pipeline.platforms.quickbooks.wire import dumps, error, fault, loads
@@ -42,6 +48,7 @@ from finance_pipeline.sandbox.store import Sandbox
 
 NEWEST_MINOR_VERSION = 75
 CDC_LIMIT = 1000
+BATCH_LIMIT = 30  # items per /batch request
 # lower-case resource path -> entity name
 RESOURCES = {"customer": "Customer", "invoice": "Invoice", "salesreceipt": "SalesReceipt", "payment": "Payment"}
 REFERENCE = {"TaxCode": lambda: [t.wire() for t in ref.TAX_CODES.values()],
@@ -64,6 +71,8 @@ class QuickBooksEmulator(Emulator):
         super().__init__(sandbox, config)
         self.store = QboStore(sandbox.root / "quickbooks.sqlite")
         self.write_delay_s = 0.0  # tests: hold each write's answer this long after it committed
+        self._world_key: str | None = None
+        self._world_lock = threading.Lock()
         scale = self.config.time_scale
         self._minute = SlidingWindow(self.MINUTE_LIMIT, 60, scale)
         self._second = SlidingWindow(self.SECOND_LIMIT, 1, scale)
@@ -75,8 +84,23 @@ class QuickBooksEmulator(Emulator):
                 "realm_id": s.realm_id, "token_url": f"{self.base_url}/oauth2/v1/tokens/bearer",
                 "api_url": f"{self.base_url}/v3/company/{s.realm_id}", "verifier_token": s.verifier_token}
 
-    def docs(self, entity: str, *, include_deleted: bool = False) -> list[dict]:
-        return self.store.docs(entity, include_deleted=include_deleted)
+    def docs(self, entity: str, *, include_deleted: bool = False, include_world: bool = False) -> list[dict]:
+        """What clients wrote; the trade counter's own documents too with `include_world`."""
+        return self.store.docs(entity, include_deleted=include_deleted, include_world=include_world)
+
+    def sync_world(self) -> None:
+        """The trade counter's own documents (world tables `quickbooks_*`) as of the sandbox clock,
+        brought into the company before a request is served (`world_docs.py`); nothing without a
+        sandbox world (a bare emulator holds only what clients write)."""
+        if not self.sandbox.exists():
+            return
+        key = f"{self.sandbox.world_path().name}|{self.sandbox.clock.isoformat()}"
+        if key == self._world_key:
+            return
+        with self._world_lock:
+            if key != self._world_key and self.store.world_key() != key:
+                self.store.sync_world(key, world_docs.render(self.db, self.sandbox.clock))
+            self._world_key = key
 
     def advance_clock(self, seconds: float) -> None:
         self.store.advance_clock(seconds)
@@ -101,6 +125,7 @@ class QuickBooksEmulator(Emulator):
             Route(f"{base}/cdc", self._cdc, methods=["GET"]),
             Route(f"{base}/companyinfo/{{cid}}", self._companyinfo, methods=["GET"]),
             Route(f"{base}/preferences", self._preferences, methods=["GET"]),
+            Route(f"{base}/batch", self._batch, methods=["POST"]),
             Route(f"{base}/{{resource}}", self._write, methods=["POST"]),
             Route(f"{base}/{{resource}}/{{entity_id}}", self._read, methods=["GET"]),
         ]
@@ -131,6 +156,7 @@ class QuickBooksEmulator(Emulator):
         refused = self.rate_limit(request)
         if refused is not None:
             return refused
+        self.sync_world()
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token or not self.store.access_token_valid(token.strip()):
@@ -296,6 +322,71 @@ class QuickBooksEmulator(Emulator):
 
             await asyncio.sleep(self.write_delay_s)
         return Response(answer, status_code=status, media_type="application/json")
+
+    async def _batch(self, request: Request) -> Response:
+        """`POST /batch`: up to 30 `BatchItemRequest`s (`bId`, `operation` create | update | delete |
+        void, one entity object), each answered on its own in `BatchItemResponse` — the entity as
+        saved or its own `Fault` — so one bad record does not sink the rest.  The whole batch is one
+        `requestid`: a replay gets the first answer.  Items are applied in order, each in its own
+        savepoint (a refused item leaves nothing behind)."""
+        if (denied := self._gate(request)) is not None:
+            return denied
+        body = await request.body()
+        requestid = request.query_params.get("requestid")
+        if requestid is not None and not 0 < len(requestid) <= 50:
+            return _json(fault([error("2050", "String length is either shorter or longer than supported by "
+                                      "specification", "requestid: Min:1 Max:50", "requestid")]), 400)
+
+        def apply(con) -> tuple[int, bytes]:  # noqa: ANN001 - sqlite3 connection
+            try:
+                items = (loads(body) or {}).get("BatchItemRequest")
+            except (ValueError, AttributeError):
+                items = None
+            if not isinstance(items, list) or not items:
+                return 400, dumps(fault([error("2020", "Required param missing, need to supply the required value "
+                                               "for the API", "BatchItemRequest is missing", "BatchItemRequest")]))
+            if len(items) > BATCH_LIMIT:
+                return 400, dumps(fault([error("2010", "Request has invalid or unsupported property",
+                                               f"A batch holds at most {BATCH_LIMIT} items; got {len(items)}",
+                                               "BatchItemRequest")]))
+            answers = []
+            for n, item in enumerate(items):
+                bid = str(item.get("bId")) if isinstance(item, dict) and item.get("bId") is not None else None
+                answers.append(self._batch_item(con, item, bid or str(n)))
+            return 200, dumps({"BatchItemResponse": answers, "time": _now(self)})
+
+        status, answer, _ = await run_in_threadpool(self.store.once, requestid, apply)
+        if self.write_delay_s:  # tests: as long as the batch's writes one by one would have held it
+            import asyncio
+
+            try:
+                items = len((loads(body) or {}).get("BatchItemRequest") or [])
+            except (ValueError, AttributeError, TypeError):
+                items = 1
+            await asyncio.sleep(self.write_delay_s * max(1, min(items, BATCH_LIMIT)))
+        return Response(answer, status_code=status, media_type="application/json")
+
+    def _batch_item(self, con, item: Any, bid: str) -> dict:  # noqa: ANN001
+        if not isinstance(item, dict):
+            return {"bId": bid, "Fault": fault([error("2010", "Request has invalid or unsupported property",
+                                                      "A batch item must be an object")])["Fault"]}
+        operation = item.get("operation") or "create"
+        names = [k for k in item if k in RESOURCES.values()]
+        if operation not in ("create", "update", "delete", "void") or len(names) != 1:
+            return {"bId": bid, "Fault": fault([error("2010", "Request has invalid or unsupported property",
+                                                      f"Unsupported batch item (operation {operation!r}, "
+                                                      f"entities {names})")])["Fault"]}
+        entity = names[0]
+        con.execute("SAVEPOINT batch_item")
+        try:
+            doc = self.store.save(con, entity, item[entity], None if operation in ("create", "update") else operation)
+        except Invalid as exc:
+            con.execute("ROLLBACK TO batch_item")
+            con.execute("RELEASE batch_item")
+            return {"bId": bid, "Fault": fault(exc.errors, exc.kind)["Fault"]}
+        con.execute("RELEASE batch_item")
+        self.store._bump(con, "batch_items")
+        return {"bId": bid, entity: render(doc)}
 
 
 def _now(emulator: QuickBooksEmulator) -> str:

@@ -16,8 +16,10 @@ and writes, with the shared ledger protocol (`finance_pipeline.publish.mechanics
 
 Every write carries `minorversion` and a `requestid` derived from what is sent (retries reuse it, a
 different body or SyncToken gets another); updates send the current SyncToken (re-read just
-before), and a stale-token answer (5010) is retried once with a fresh one.  QBO has no multi-record
-create besides `/batch`; single-entity POSTs keep each record's error its own.
+before), and a stale-token answer (5010) is retried once with a fresh one.  Writes go 30 at a time
+through `POST /batch` (`batch_size`; 1 = one POST per entity): each item is answered on its own,
+so a refused record fails alone and the rest of its batch is saved; the batch carries one
+`requestid` derived from all its items.
 
 Run alone (the kill -9 test does): `python -m finance_pipeline.platforms.quickbooks.publish --data-dir DIR`.
 """
@@ -37,7 +39,7 @@ import duckdb
 from finance_pipeline.http import ApiClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.quickbooks.client import (
-    QboFault, make_client, query, query_pages, quote, write,
+    BATCH_LIMIT, QboFault, batch, make_client, query, query_pages, quote, write,
 )
 from finance_pipeline.platforms.quickbooks.wire import money, to_decimal
 from finance_pipeline.publish.destinations import DryRun, quarantine_rejections
@@ -196,8 +198,9 @@ def invoice_is_current(remote: dict, inv: MartInvoice, payload: dict | None) -> 
 
 class _QboRun:
     def __init__(self, client: ApiClient, ledger: PublishLedger, result: PublishResult,
-                 dry_run: DryRun | None) -> None:
+                 dry_run: DryRun | None, batch_size: int = BATCH_LIMIT) -> None:
         self.client = client
+        self.batch_size = max(1, min(batch_size, BATCH_LIMIT))
         self.ledger = ledger
         self.result = result
         self.dry = dry_run
@@ -238,13 +241,64 @@ class _QboRun:
             return Outcome(True, saved.get("Id") if isinstance(saved, dict) else write_.remote_id)
         return Outcome(False, error="SyncToken kept changing")  # pragma: no cover - two stale answers in a row
 
+    def _send_many(self, entity: str, writes: list[Write], make_body: Callable[[Write, dict | None], dict],
+                   operation_of: Callable[[Write], str | None]) -> list[Outcome]:
+        """Several writes in one `POST /batch` (≤ 30): the current SyncTokens of the updates read in
+        one query, each item answered on its own (its Fault is that record's rejection), items whose
+        SyncToken went stale (5010) sent once more in a second batch.  The batch's `requestid` is
+        derived from every item's key, content hash, Id and SyncToken, so a retried request replays."""
+        if len(writes) == 1:
+            (w,) = writes
+            return [self._send_one(entity, lambda current: make_body(w, current), w, operation_of(w))]
+        outcomes: dict[int, Outcome] = {}
+        todo = list(range(len(writes)))
+        for attempt in (1, 2):
+            currents = self._fetch_current(entity, [writes[i].remote_id for i in todo if writes[i].remote_id])
+            items, parts = [], []
+            for i in todo:
+                w = writes[i]
+                current = currents.get(w.remote_id) if w.remote_id else None
+                if w.remote_id and current is None:
+                    outcomes[i] = Outcome(False, error=f"{entity} {w.remote_id} no longer exists in QuickBooks")
+                    continue
+                op = operation_of(w) or ("update" if current is not None else "create")
+                items.append({"bId": str(i), "operation": op, entity: make_body(w, current)})
+                parts += [w.key, w.content_hash, w.remote_id, current.get("SyncToken") if current else None, op]
+            if not items:
+                break
+            answers = batch(self.client, items, request_id(f"{entity[:3].lower()}b", *parts))
+            stale = []
+            for item in items:
+                i, w = int(item["bId"]), writes[int(item["bId"])]
+                answer = answers.get(item["bId"])
+                if answer is None:
+                    outcomes[i] = Outcome(False, error="QuickBooks gave no answer for this batch item")
+                elif "Fault" in answer:
+                    problem = QboFault((answer["Fault"] or {}).get("Error") or [],
+                                       (answer["Fault"] or {}).get("type") or "ValidationFault")
+                    if "5010" in problem.codes and attempt == 1:
+                        stale.append(i)
+                        continue
+                    self.rejected.append((entity, w.key, item[entity], problem.message))
+                    outcomes[i] = Outcome(False, error=problem.message)
+                else:
+                    saved = answer.get(entity) or {}
+                    outcomes[i] = Outcome(True, saved.get("Id") or w.remote_id)
+            todo = stale
+            if not todo:
+                break
+        for i in todo:
+            outcomes.setdefault(i, Outcome(False, error="SyncToken kept changing"))
+        return [outcomes[i] for i in range(len(writes))]
+
     def _write_all(self, object_type: str, writes: list[Write], send: Callable[[list[Write]], list[Outcome]]) -> None:
         counts = self.result.of(object_type)
         if self.dry is not None:
             for w in writes:
                 self.dry.add(object_type, w.op, w.key, w.body, remote_id=w.remote_id)
             return
-        write_batches(self.ledger, object_type, writes, send, counts=counts, errors=self.result.errors, batch_size=1)
+        write_batches(self.ledger, object_type, writes, send, counts=counts, errors=self.result.errors,
+                      batch_size=self.batch_size)
 
     def _unresolved(self, object_type: str, entries: list) -> None:
         counts = self.result.of(object_type)
@@ -303,14 +357,13 @@ class _QboRun:
         writes += [Write("update", e.business_key, desired[e.business_key].content_hash, e.remote_id,
                          desired[e.business_key].record) for e in plan.changed]
 
-        def send(batch: list[Write]) -> list[Outcome]:
-            (w,) = batch
+        def body(w: Write, current: dict | None) -> dict:
+            if current is None:
+                return w.body
+            return {**w.body, "Id": current["Id"], "SyncToken": current["SyncToken"], "sparse": True}
 
-            def body(current: dict | None) -> dict:
-                if current is None:
-                    return w.body
-                return {**w.body, "Id": current["Id"], "SyncToken": current["SyncToken"], "sparse": True}
-            return [self._send_one("Customer", body, w)]
+        def send(writes_: list[Write]) -> list[Outcome]:
+            return self._send_many("Customer", writes_, body, lambda w: None)
 
         self._write_all("customer", writes, send)
         self.customer_ids = {k: e.remote_id for k, e in self.ledger.entries("customer").items()
@@ -376,17 +429,15 @@ class _QboRun:
         counts.skipped += len(never_posted)
         self._fail_before_sending("invoice", no_customer)
 
-        def send(batch: list[Write]) -> list[Outcome]:
-            (w,) = batch
+        def body(w: Write, current: dict | None) -> dict:
+            if w.op == "void":
+                return {"Id": current["Id"], "SyncToken": current["SyncToken"]}  # type: ignore[index]
+            if current is None:
+                return w.body
+            return {**w.body, "Id": current["Id"], "SyncToken": current["SyncToken"]}
 
-            def body(current: dict | None) -> dict:
-                if w.op == "void":
-                    return {"Id": current["Id"], "SyncToken": current["SyncToken"]}  # type: ignore[index]
-                if current is None:
-                    return w.body
-                return {**w.body, "Id": current["Id"], "SyncToken": current["SyncToken"]}
-            outcome = self._send_one("Invoice", body, w, "void" if w.op == "void" else None)
-            return [outcome]
+        def send(writes_: list[Write]) -> list[Outcome]:
+            return self._send_many("Invoice", writes_, body, lambda w: "void" if w.op == "void" else None)
 
         self._write_all("invoice", writes, send)
         self.invoice_ids = {k: e.remote_id for k, e in self.ledger.entries("invoice").items()
@@ -451,16 +502,15 @@ class _QboRun:
             if key not in desired and entry.remote_id and entry.status == "done" and entry.content_hash != gone:
                 writes.append(Write("void", key, gone, entry.remote_id, None))
 
-        def send(batch: list[Write]) -> list[Outcome]:
-            (w,) = batch
+        def body(w: Write, current: dict | None) -> dict:
+            if w.op == "void":
+                return {"Id": current["Id"], "SyncToken": current["SyncToken"]}  # type: ignore[index]
+            if current is None:
+                return w.body
+            return {**w.body, "Id": current["Id"], "SyncToken": current["SyncToken"]}
 
-            def body(current: dict | None) -> dict:
-                if w.op == "void":
-                    return {"Id": current["Id"], "SyncToken": current["SyncToken"]}  # type: ignore[index]
-                if current is None:
-                    return w.body
-                return {**w.body, "Id": current["Id"], "SyncToken": current["SyncToken"]}
-            return [self._send_one("Payment", body, w, "delete" if w.op == "void" else None)]
+        def send(writes_: list[Write]) -> list[Outcome]:
+            return self._send_many("Payment", writes_, body, lambda w: "delete" if w.op == "void" else None)
 
         self._write_all("payment", writes, send)
 
@@ -516,7 +566,8 @@ def compare_with_marts(invoices: Iterable[MartInvoice], payments: list[MartPayme
 
 
 def publish_to_quickbooks(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
-                          client: ApiClient | None = None, dry_run: bool = False) -> PublishResult:
+                          client: ApiClient | None = None, dry_run: bool = False,
+                          batch_size: int = BATCH_LIMIT) -> PublishResult:
     """Publish customers, trade invoices and their payments to QuickBooks Online; read back; compare.
 
     Safe to re-run at any time and after any crash (see the module docstring).  In dry-run mode
@@ -532,10 +583,10 @@ def publish_to_quickbooks(settings: Settings, connection: Connection, warehouse_
     dry = DryRun(DESTINATION) if dry_run else None
     run = None
     try:
-        invoices = load_trade_invoices(con)
+        invoices = load_trade_invoices(con, exclude_channel="quickbooks")  # never the trade counter's own
         payments = load_invoice_payments(con, invoices)
         client = client or make_client(connection)
-        run = _QboRun(client, ledger, result, dry)
+        run = _QboRun(client, ledger, result, dry, batch_size)
         run.publish_customers(invoices)
         run.publish_invoices(invoices)
         run.publish_payments(invoices, payments)

@@ -1,4 +1,4 @@
-"""QuickBooks Online as a source: Invoices and Sales Receipts, incrementally, with deletes.
+"""QuickBooks Online as a source: Invoices, Sales Receipts and Payments, incrementally, with deletes.
 
 - New and changed records: the query language, `SELECT * FROM <Entity> WHERE MetaData.LastUpdatedTime
   >= '<cursor - 1 h>' ORDERBY MetaData.LastUpdatedTime STARTPOSITION n MAXRESULTS 1000`, page by page
@@ -8,6 +8,8 @@
   that removes them from the raw table.  CDC only looks back 30 days: a cursor older than that
   skips the delete pass (logged) — a full reload (`dlt pipeline drop`) catches up.
 - Voided documents stay, with zero amounts and PrivateNote "Voided" (`voided` column).
+- Payments (ReceivePayment) are read the same way; `lines` keeps each line's `LinkedTxn` (the
+  invoices a payment is applied to, and how much to each).
 - One Arrow table per page: header fields typed, money as the exact decimal text QBO sent (staging
   casts), `Line` kept as JSON text that `stg_quickbooks__*_lines` unnests.
 
@@ -34,7 +36,7 @@ log = logging.getLogger("finance_pipeline.quickbooks.source")
 
 LOOKBACK_S = 3600
 CDC_WINDOW = timedelta(days=29)  # QBO answers CDC for the last 30 days
-ENTITIES = {"invoices": "Invoice", "sales_receipts": "SalesReceipt"}
+ENTITIES = {"invoices": "Invoice", "sales_receipts": "SalesReceipt", "payments": "Payment"}
 
 SCHEMA: dict[str, pa.DataType] = {
     "id": pa.string(), "doc_number": pa.string(), "txn_date": pa.string(), "due_date": pa.string(),
@@ -42,7 +44,8 @@ SCHEMA: dict[str, pa.DataType] = {
     "exchange_rate": pa.string(), "total_amt": pa.string(), "total_tax": pa.string(), "balance": pa.string(),
     "global_tax_calculation": pa.string(), "private_note": pa.string(), "payment_ref_num": pa.string(),
     "sync_token": pa.string(), "voided": pa.bool_(), "deleted": pa.bool_(), "created_at": TS, "updated_at": TS,
-    "lines": JSON,
+    "lines": JSON, "unapplied_amt": pa.string(), "bill_country": pa.string(), "bill_email": pa.string(),
+    "deposit_account_id": pa.string(),
 }
 
 
@@ -67,8 +70,12 @@ def flatten(doc: dict) -> dict:
         "voided": doc.get("PrivateNote") == "Voided", "deleted": False,
         "created_at": parse_timestamp(meta.get("CreateTime")), "updated_at": parse_timestamp(meta["LastUpdatedTime"]),
         "lines": dumps(doc.get("Line") or []).decode(),  # Decimals as exact JSON numbers
+        "unapplied_amt": _text(doc.get("UnappliedAmt")),
+        "bill_country": ((doc.get("BillAddr") or {}).get("Country") or "").upper() or None,
+        "bill_email": (doc.get("BillEmail") or {}).get("Address"),
+        "deposit_account_id": (doc.get("DepositToAccountRef") or {}).get("value"),
     }
-    check_decimal(row, "total_amt", "total_tax", "balance", "exchange_rate")
+    check_decimal(row, "total_amt", "total_tax", "balance", "exchange_rate", "unapplied_amt")
     for line in doc.get("Line") or []:
         check_decimal(line, "Amount")
     if row["currency"] is not None:

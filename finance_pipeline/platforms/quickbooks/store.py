@@ -12,6 +12,7 @@ customer's currency, DocNumber length and duplicates (6140, the company prefers 
 from __future__ import annotations
 
 import copy
+import hashlib
 import secrets
 import sqlite3
 import threading
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from finance_pipeline.platforms.quickbooks import reference as ref
 from finance_pipeline.platforms.quickbooks.query import Query, QueryError, to_epoch_ms
@@ -32,6 +33,7 @@ REFRESH_GRACE_S = 1800  # a rotated refresh token keeps working this long (timin
 REQUESTID_WINDOW_S = 86400  # replay window of a requestid (unverified; long enough for any retry)
 TRANSACTIONS = ("Invoice", "SalesReceipt", "Payment")
 ENTITIES = ("Customer", *TRANSACTIONS)
+WORLD_ID_BASE = 1_000_000_000  # ids of the sandbox world's own documents (world.ID_BASE)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -240,9 +242,45 @@ class QboStore:
         row = con.execute("SELECT doc FROM entities WHERE type = ? AND id = ?", (entity, key)).fetchone()
         return loads(row[0]) if row else None
 
-    def docs(self, entity: str, *, include_deleted: bool = False) -> list[dict]:
+    def docs(self, entity: str, *, include_deleted: bool = False, include_world: bool = False) -> list[dict]:
+        """What clients wrote (the sandbox world's own documents only with `include_world`)."""
         sql = "SELECT doc FROM entities WHERE type = ?" + ("" if include_deleted else " AND status <> 'Deleted'")
+        if not include_world:
+            sql += f" AND id < {WORLD_ID_BASE}"
         return [loads(r[0]) for r in self._con().execute(sql + " ORDER BY id", (entity,)).fetchall()]
+
+    # -- the sandbox world's own documents ---------------------------------------------------------
+    def world_key(self) -> str | None:
+        row = self._con().execute("SELECT value FROM meta WHERE key = 'world_key'").fetchone()
+        return row[0] if row else None
+
+    def sync_world(self, key: str, rendered: Iterable[tuple[str, dict, str, int]]) -> int:
+        """Bring the world's documents (entity, doc, status, created ms) to what `key` (world + clock)
+        renders: a document whose content or status changed gets SyncToken + 1 and LastUpdatedTime =
+        now, as if the bookkeeper had just saved it; unchanged ones are left alone (so the
+        LastUpdatedTime cursor and CDC see exactly what moved).  Returns how many were stamped."""
+        rendered = list(rendered)
+        changed = 0
+        with self.write() as con:
+            if self.world_key() == key:
+                return 0
+            now = self.now_ms()
+            for entity, doc, status, created_ms in rendered:
+                fingerprint = hashlib.blake2b(dumps([doc, status]), digest_size=12).hexdigest()
+                row = con.execute("SELECT doc FROM entities WHERE type = ? AND id = ?",
+                                  (entity, int(doc["Id"]))).fetchone()
+                old = loads(row[0]) if row else None
+                if old is not None and old.get("_world_fp") == fingerprint:
+                    continue
+                doc = {**doc, "_world_fp": fingerprint, "SyncToken": str(int(old["SyncToken"]) + 1) if old else "0"}
+                if status == "Deleted":
+                    doc["_status"] = "Deleted"
+                doc["MetaData"] = {"CreateTime": qbo_time(created_ms), "LastUpdatedTime": qbo_time(now),
+                                   "_created_ms": created_ms, "_updated_ms": now}
+                self._store(con, entity, doc, status)
+                changed += 1
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('world_key', ?)", (key,))
+        return changed
 
     def query(self, q: Query) -> tuple[list[dict], int]:
         """Rows of a parsed query (Deleted ones are invisible, as in QBO) and the total count."""

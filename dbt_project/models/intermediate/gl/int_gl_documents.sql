@@ -8,7 +8,7 @@ with lines as (
         sum({{ optional_column(ref('int_order_lines'), 'marketplace_tax_amount', bare=true) }}) as marketplace_tax_amount,
         sum({{ optional_column(ref('int_order_lines'), 'marketplace_tax_amount_home', bare=true) }}) as marketplace_tax_amount_home
     from {{ ref('int_order_lines') }}
-    group by all
+    group by channel, order_id
 )
 
 select

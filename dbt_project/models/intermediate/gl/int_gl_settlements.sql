@@ -116,14 +116,15 @@ direct_refunds as (
     where r.paid_back_by is not null
 ),
 
+{#- the four kinds of movement, column by column (only refunds name the processor's refund) -#}
 movements as (
-    select * from payments
-    union all by name
-    select * from marketplace_charges
-    union all by name
-    select * from refunds
-    union all by name
-    select * from direct_refunds
+    select channel, processor, source_type, source_id, payment_id, balance_transaction_id, occurred_at, currency, amount, amount_home, invoice_number, order_id, cast(null as varchar) as processor_refund_id from payments
+    union all
+    select channel, processor, source_type, source_id, payment_id, balance_transaction_id, occurred_at, currency, amount, amount_home, invoice_number, order_id, cast(null as varchar) as processor_refund_id from marketplace_charges
+    union all
+    select channel, processor, source_type, source_id, payment_id, balance_transaction_id, occurred_at, currency, amount, amount_home, invoice_number, order_id, processor_refund_id from refunds
+    union all
+    select channel, processor, source_type, source_id, payment_id, balance_transaction_id, occurred_at, currency, amount, amount_home, invoice_number, order_id, processor_refund_id from direct_refunds
 ),
 
 docs as (

@@ -132,7 +132,7 @@ settlement_lines as (
     the last sweep is moved to FX (foreign currency) or rounding (home currency). -#}
 ar_moves as (
     select document_channel, document_id, posted_at, amount_home
-    from (select * from order_lines union all select * from refund_lines union all select * from settlement_lines)
+    from (select * from order_lines union all select * from refund_lines union all select * from settlement_lines) as l
     where account_code = '1200' and document_id is not null
 ),
 
@@ -142,7 +142,7 @@ ar_days as (
     from ar_moves as m
     join orders as o on o.channel = m.document_channel and o.order_id = m.document_id
     where not o.is_invoice
-    group by all
+    group by 1, 2, 3
 ),
 
 ar_running as (
@@ -163,7 +163,7 @@ sweep_lines as (
     select 'settlement_difference:' || document_channel || ':' || document_id || ':' || cast(posted_on as varchar) as entry_id,
            'settlement_difference' as source_type, document_id as source_id, document_channel as channel, posted_at,
            '{{ home }}' as currency, document_channel, document_id, null as jurisdiction, 1 as seq, '1200' as account_code,
-           -sweep as amount_home, null as amount, 'Settlement difference on order ' || coalesce(order_number, document_id) as description
+           -sweep as amount_home, cast(null as decimal(18, 2)) as amount, 'Settlement difference on order ' || coalesce(order_number, document_id) as description
     from sweeps where sweep <> 0
     union all
     select 'settlement_difference:' || document_channel || ':' || document_id || ':' || cast(posted_on as varchar),
@@ -176,7 +176,7 @@ sweep_lines as (
 {#- Balance movements in GBP: a channel whose balance is held in another currency gives
     amount_home / fee_home on int_balance_transactions (and amount_home on int_payouts). -#}
 bts as (
-    select b.* exclude (amount, fee), a.clearing_account, a.fees_account,
+    select {{ star_exclude(ref('int_balance_transactions'), 'b', ['amount', 'fee']) }}, a.clearing_account, a.fees_account,
            {{ optional_column(ref('int_balance_transactions'), 'amount_home', 'b.amount', 'amount') }},
            {{ optional_column(ref('int_balance_transactions'), 'fee_home', 'b.fee', 'fee') }}
     from {{ ref('int_balance_transactions') }} as b
@@ -211,14 +211,14 @@ other_bts as (
 withdrawals as (
     select channel, source_id, sum(amount) as withdrawn, min(occurred_at) as withdrawn_at
     from other_bts where kind = 'dispute'
-    group by all
+    group by channel, source_id
 ),
 
 dispute_outcomes as (
     {%- if 'stripe' in var('channels') %}
     select 'stripe' as channel, dispute_id as source_id, max(status) as status
     from {{ ref('stg_stripe__disputes') }}
-    group by all
+    group by dispute_id
     {%- else %}
     select cast(null as varchar) as channel, cast(null as varchar) as source_id, cast(null as varchar) as status where false
     {%- endif %}
@@ -263,7 +263,7 @@ lost_lines as (
 ),
 
 payouts as (
-    select p.* exclude (amount), a.clearing_account,
+    select {{ star_exclude(ref('int_payouts'), 'p', ['amount']) }}, a.clearing_account,
            timezone('{{ var("business_timezone") }}', cast(p.payout_date as timestamp)) as posted_at,
            {{ optional_column(ref('int_payouts'), 'amount_home', 'p.amount', 'amount') }}
     from {{ ref('int_payouts') }} as p

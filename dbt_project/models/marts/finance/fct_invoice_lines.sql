@@ -84,7 +84,7 @@ other_shipping as (
         'shipping_income' as account_kind
     from {{ ref('int_orders') }} as o
     left join (
-        select channel, order_id, sum(tax_amount) as line_tax from {{ ref('int_order_lines') }} group by all
+        select channel, order_id, sum(tax_amount) as line_tax from {{ ref('int_order_lines') }} group by channel, order_id
     ) as lt using (channel, order_id)
     where o.customer_type = 'trade' and o.channel <> 'shopify' and o.shipping_amount > 0
 )
@@ -99,4 +99,4 @@ from (
     select * from goods union all select * from shipping union all
     {%- endif %}
     select * from other_goods union all select * from other_shipping
-)
+) as l

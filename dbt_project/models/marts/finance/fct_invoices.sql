@@ -20,7 +20,7 @@ payments as (
         sum(case when status = 'succeeded' then amount else 0 end) as charged_amount,
         max(case when status = 'succeeded' then paid_at end) as last_paid_at
     from paid
-    group by all
+    group by invoice_number
 ),
 
 refunds as (
@@ -29,7 +29,7 @@ refunds as (
     from {{ ref('stg_stripe__refunds') }} as r
     join {{ ref('stg_stripe__charges') }} as c using (charge_id)
     where r.status = 'succeeded' and c.invoice_number is not null
-    group by all
+    group by c.invoice_number
     {%- else %}
     select cast(null as varchar) as invoice_number, cast(null as decimal(18, 2)) as refunded_amount where false
     {%- endif %}

@@ -6,14 +6,14 @@
 with credits as (
     select channel, order_id, sum(total_amount) as credit_amount, sum(total_amount_home) as credit_amount_home
     from {{ ref('int_refunds') }}
-    group by all
+    group by channel, order_id
 ),
 
 gl as (
     select document_channel as channel, document_id as order_id, sum(amount_home) as gl_ar_balance_home
     from {{ ref('fct_gl_entries') }}
     where account_code = '1200'
-    group by all
+    group by document_channel, document_id
 ),
 
 detail as (

@@ -39,21 +39,21 @@ by_doc as (
         string_agg(payment_id, ', ' order by attempted_at, payment_id) filter (where status = 'succeeded') as payment_ids,
         string_agg(payment_id, ', ' order by attempted_at, payment_id) filter (where status = 'failed') as failed_payment_ids,
         max(attempted_at) filter (where status = 'succeeded') as last_payment_at,
-        arg_max(status, attempted_at) as last_attempt_status,
+        {{ arg_max_of('status', 'attempted_at') }} as last_attempt_status,
         sum(amount_home) filter (where status = 'succeeded') as paid_home,
         bool_or(is_disputed and coalesce(dispute_status, '') not in ('won', 'lost', 'charge_refunded')) as open_dispute,
         bool_or(is_disputed and dispute_status = 'lost') as lost_dispute,
         string_agg(payment_id || ' (' || coalesce(dispute_status, 'open') || ')', ', ') filter (where is_disputed) as disputed_payment_ids
     from attempts
     where doc_order_id is not null
-    group by all
+    group by doc_channel, doc_order_id
 ),
 
 refunds_by_doc as (
     select channel, order_id, string_agg(refund_id, ', ' order by refunded_at, refund_id) as refund_ids,
            max(refunded_at) as last_refund_at
     from {{ ref('int_refunds') }}
-    group by all
+    group by channel, order_id
 ),
 
 classified as (

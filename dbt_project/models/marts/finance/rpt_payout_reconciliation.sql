@@ -14,7 +14,7 @@ with txns as (
         count(distinct order_id) as order_count
     from {{ ref('int_balance_transactions') }}
     where payout_id is not null and type <> 'payout'
-    group by all
+    group by channel, payout_id
 )
 
 select

@@ -3,7 +3,7 @@
 {{ config(enabled=('hubspot' in var('sources', ['hubspot']) or 'salesforce' in var('sources', ['salesforce']))) }}
 select
     crm,
-    cast(date_trunc('month', close_date) as date) as month,
+    cast(date_trunc('month', cast(close_date as timestamp)) as date) as month,
     currency,
     count(*) filter (where is_won) as won_deals,
     cast(coalesce(sum(deal_amount) filter (where is_won), 0) as decimal(18, 2)) as won_amount,
@@ -18,4 +18,4 @@ select
     cast(coalesce(sum(open_amount_home), 0) as decimal(18, 2)) as open_amount_home
 from {{ ref('rpt_pipeline_to_cash') }}
 where is_closed
-group by all
+group by 1, 2, 3

@@ -11,7 +11,7 @@ with sales as (
         count(*) as orders
     from {{ ref('int_orders') }}
     where not is_void
-    group by all
+    group by 1, 2
 ),
 
 refunds as (
@@ -20,7 +20,7 @@ refunds as (
         sum(r.goods_amount_home) as refunds, sum(r.shipping_amount_home) as shipping_refunded,
         sum(r.cogs_reversal_home) as cogs_reversed
     from {{ ref('int_refunds') }} as r
-    group by all
+    group by 1, 2
 ),
 
 fees as (
@@ -28,20 +28,20 @@ fees as (
         home currency too; the others settle in home currency, so fee is already home. -#}
     select channel, {{ business_month('occurred_at') }} as month, sum(fee_home) as fees
     from (select channel, occurred_at, {{ optional_column(ref('int_balance_transactions'), 'fee_home', 'fee') }}
-          from {{ ref('int_balance_transactions') }})
-    group by all
+          from {{ ref('int_balance_transactions') }}) as b
+    group by 1, 2
 ),
 
 gl as (
     select
-        channel, cast(date_trunc('month', posted_on) as date) as month,
+        channel, cast(date_trunc('month', cast(posted_on as timestamp)) as date) as month,
         -sum(amount_home) filter (where account_code = '7100') as fx_gain_loss,
         -sum(amount_home) filter (where account_code = '7900') as rounding,
         sum(amount_home) filter (where account_code = '6200') as chargeback_losses,
         sum(amount_home) filter (where account_code = '6900') as other_adjustments
     from {{ ref('fct_gl_entries') }}
     where account_code in ('7100', '7900', '6200', '6900')
-    group by all
+    group by 1, 2
 ),
 
 keys as (

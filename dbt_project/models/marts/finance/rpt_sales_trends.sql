@@ -24,18 +24,19 @@ bounds as (
 
 {% for grain, (unit, step, back) in grains.items() %}
 spine_{{ grain }} as (
-    select cast(p.generate_series as date) as period_start
-    from bounds, generate_series(cast(date_trunc('{{ unit }}', first_day) as timestamp),
-                                 cast(date_trunc('{{ unit }}', last_day) as timestamp), interval {{ step }}) as p
+    select cast(p.period_ts as date) as period_start
+    from bounds, generate_series(cast(date_trunc('{{ unit }}', cast(first_day as timestamp)) as timestamp),
+                                 cast(date_trunc('{{ unit }}', cast(last_day as timestamp)) as timestamp),
+                                 interval '{{ step }}') as p(period_ts)
 ),
 
 agg_{{ grain }} as (
-    select channel, category, cast(date_trunc('{{ unit }}', sold_on) as date) as period_start,
+    select channel, category, cast(date_trunc('{{ unit }}', cast(sold_on as timestamp)) as date) as period_start,
            count(distinct order_id) as orders, sum(quantity) as units, sum(metres) as metres,
            sum(gross_amount_home) as gross_sales_home, sum(discount_amount_home) as discounts_home,
            sum(net_amount_home) as net_sales_home
     from lines
-    group by all
+    group by 1, 2, 3
 ),
 
 filled_{{ grain }} as (
@@ -66,7 +67,7 @@ compared_{{ grain }} as (
     from filled_{{ grain }} as f
     left join filled_{{ grain }} as ly
         on ly.channel = f.channel and ly.category = f.category
-        and ly.period_start = cast(f.period_start - interval {{ back }} as date)
+        and ly.period_start = cast(f.period_start - interval '{{ back }}' as date)
     window w as (partition by f.channel, f.category order by f.period_start)
 ){{ ',' if not loop.last }}
 {% endfor %}
@@ -97,4 +98,4 @@ from (
     {% for grain in grains %}
     select * from compared_{{ grain }}{{ ' union all' if not loop.last }}
     {% endfor %}
-)
+) as t

@@ -37,9 +37,9 @@ movements as (
 select
     jurisdiction,
     regime,
-    cast(date_trunc('quarter', tax_point) as date) as period_start,
-    cast(date_trunc('quarter', tax_point) + interval 3 month - interval 1 day as date) as period_end,
-    strftime(tax_point, '%Y') || '-Q' || cast(quarter(tax_point) as varchar) as period,
+    cast(date_trunc('quarter', cast(tax_point as timestamp)) as date) as period_start,
+    cast(date_trunc('quarter', cast(tax_point as timestamp)) + interval '3 month' - interval '1 day' as date) as period_end,
+    {{ year_quarter('tax_point') }} as period,
     cast(sum(orders) as integer) as orders,
     cast(sum(refunds) as integer) as refunds,
     cast(coalesce(sum(sales_home - refunded_sales_home) filter (where is_taxable), 0) as decimal(18, 2)) as taxable_sales_home,
@@ -49,4 +49,4 @@ select
     cast(sum(marketplace_tax_amount_home) as decimal(18, 2)) as marketplace_collected_tax_home,
     cast(sum(tax_collected_home) - sum(tax_refunded_home) as decimal(18, 2)) as net_owed_home
 from movements
-group by all
+group by 1, 2, 3, 4, 5

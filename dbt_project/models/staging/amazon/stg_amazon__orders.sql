@@ -1,15 +1,19 @@
 {{ config(enabled=('amazon' in var('channels', {}))) }}
 {#- One row per Amazon order.  Amazon's European marketplaces list prices including VAT; the
     US marketplace excludes sales tax, which Amazon collects as marketplace facilitator. -#}
-with items as (
+with item_rows as (
+    select order_id, {{ json_rows('order_items', '[{"item_price": "VARCHAR", "item_tax": "VARCHAR", "tax_model": "VARCHAR"}]') }} as i
+    from {{ source('amazon', 'orders') }}
+),
+
+items as (
     select
         order_id,
-        cast(sum(cast(i.item_tax as decimal(18, 2))) filter (where i.tax_model = 'MarketplaceFacilitator') as decimal(18, 2))
-            as marketplace_tax,
-        cast(sum(cast(i.item_price as decimal(18, 2))) as decimal(18, 2)) as items_price,
-        cast(sum(cast(i.item_tax as decimal(18, 2))) as decimal(18, 2)) as items_tax
-    from {{ source('amazon', 'orders') }},
-        unnest(from_json(order_items, '[{"item_price": "VARCHAR", "item_tax": "VARCHAR", "tax_model": "VARCHAR"}]')) as t(i)
+        cast(sum(cast({{ jget('i', 'item_tax') }} as decimal(18, 2)))
+             filter (where {{ jget('i', 'tax_model') }} = 'MarketplaceFacilitator') as decimal(18, 2)) as marketplace_tax,
+        cast(sum(cast({{ jget('i', 'item_price') }} as decimal(18, 2))) as decimal(18, 2)) as items_price,
+        cast(sum(cast({{ jget('i', 'item_tax') }} as decimal(18, 2))) as decimal(18, 2)) as items_tax
+    from item_rows
     group by order_id
 )
 

@@ -11,8 +11,7 @@ select
     p.quantity,
     cast(p.price_ex_tax as decimal(18, 2)) as price_ex_tax,
     cast(p.total_ex_tax as decimal(18, 2)) as total_ex_tax,
-    cast(coalesce(list_sum([cast(d.amount as decimal(18, 4))
-                            for d in from_json(p.applied_discounts, '[{"amount": "VARCHAR"}]')]), 0)
+    cast(coalesce({{ jsum(json_parse('p.applied_discounts', '[{"amount": "VARCHAR"}]'), 'amount', 'decimal(18, 4)') }}, 0)
          as decimal(18, 2)) as discount,
     cast(p.total_tax as decimal(18, 2)) as total_tax,
     'bigcommerce' as channel

@@ -16,8 +16,8 @@
 with orders as (
     select
         *,
-        upper(json_extract_string(billing_address, '$.country_iso2')) as ship_country,
-        json_extract_string(billing_address, '$.state') as state_name
+        upper({{ json_text('billing_address', '$.country_iso2') }}) as ship_country,
+        {{ json_text('billing_address', '$.state') }} as state_name
     from {{ source('bigcommerce', 'orders') }}
 )
 
@@ -25,8 +25,8 @@ select
     id as order_id,
     cast(id as varchar) as order_number,
     nullif(cast(customer_id as varchar), '0') as customer_id,
-    json_extract_string(billing_address, '$.email') as customer_email,
-    nullif(json_extract_string(billing_address, '$.company'), '') as customer_company,
+    {{ json_text('billing_address', '$.email') }} as customer_email,
+    nullif({{ json_text('billing_address', '$.company') }}, '') as customer_company,
     status_id,
     status,
     payment_status,

@@ -4,7 +4,7 @@
 {%- set item_shape = '[{"item_type": "VARCHAR", "item_id": "BIGINT", "quantity": "BIGINT", "requested_amount": "VARCHAR"}]' -%}
 
 with refunds as (
-    select *, from_json(items, '{{ item_shape }}') as item_list
+    select *, {{ json_parse('items', item_shape) }} as item_list
     from {{ source('bigcommerce', 'refunds') }}
 ),
 
@@ -13,8 +13,8 @@ amounts as (
         *,
         cast(total_amount as decimal(18, 2)) as total,
         cast(coalesce(total_tax, '0') as decimal(18, 2)) as tax,
-        cast(coalesce(list_sum([cast(i.requested_amount as decimal(18, 4)) for i in item_list
-                                if i.item_type = 'SHIPPING']), 0) as decimal(18, 2)) as shipping
+        cast(coalesce({{ jsum_where('item_list', 'requested_amount', 'decimal(18, 4)', 'item_type', 'SHIPPING') }}, 0)
+             as decimal(18, 2)) as shipping
     from refunds
 )
 
@@ -27,7 +27,7 @@ select
     tax as tax_amount,
     shipping as shipping_amount,
     cast(total - tax - shipping as decimal(18, 2)) as goods_amount,
-    cast(coalesce(list_sum([i.quantity for i in item_list if i.item_type = 'PRODUCT']), 0) as integer) as units,
-    json_extract_string(payments, '$[0].provider_id') as provider_id,
+    cast(coalesce({{ jsum_where('item_list', 'quantity', 'bigint', 'item_type', 'PRODUCT') }}, 0) as integer) as units,
+    {{ json_text('payments', '$[0].provider_id') }} as provider_id,
     'bigcommerce' as channel
 from amounts

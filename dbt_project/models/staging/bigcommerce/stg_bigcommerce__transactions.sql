@@ -14,6 +14,6 @@ select
     status,
     test,
     date_created as created_at,
-    json_extract_string(credit_card, '$.card_type') as card_type,
+    {{ json_text('credit_card', '$.card_type') }} as card_type,
     'bigcommerce' as channel
 from {{ source('bigcommerce', 'transactions') }}

@@ -18,7 +18,7 @@ select
     status,
     status = 'Canceled' as is_cancelled,
     customer_purchase_order_reference,
-    case when list_contains(json_extract_string(sales_invoice_lines, '$[*].taxCode'), 'TAXABLE')
+    case when {{ json_array_has('sales_invoice_lines', 'taxCode', 'TAXABLE') }}
          then 'us_sales_tax' else 'us_resale_exempt' end as tax_treatment,
     cast(total_amount_excluding_tax as decimal(18, 2)) as total_ex_tax,
     cast(total_tax_amount as decimal(18, 2)) as total_tax,

@@ -4,8 +4,8 @@ select
     payout_id,
     payout_status,
     payout_date as payout_at,
-    cast(json_extract_string(amount, '$.value') as decimal(18, 2)) as amount,
-    upper(json_extract_string(amount, '$.currency')) as currency,
+    cast({{ json_text('amount', '$.value') }} as decimal(18, 2)) as amount,
+    upper({{ json_text('amount', '$.currency') }}) as currency,
     transaction_count,
     bank_reference,
     'ebay' as channel

@@ -5,21 +5,21 @@
 {%- set line = '{"lineItemId": "VARCHAR", "refunds": [{"refundId": "VARCHAR", "refundDate": "VARCHAR", "amount": {"value": "VARCHAR", "convertedFromValue": "VARCHAR"}}]}' -%}
 
 with lines as (
-    select order_id, unnest(from_json(line_items, '[{{ line }}]')) as l
+    select order_id, {{ json_rows('line_items', '[' ~ line ~ ']') }} as l
     from {{ source('ebay', 'orders') }}
 ),
 
 refunds as (
-    select order_id, l.lineItemId as line_id, unnest(l.refunds) as r
+    select order_id, cast({{ jget('l', 'lineItemId') }} as varchar) as line_id, {{ jlist_rows(jlist('l', 'refunds')) }} as r
     from lines
 )
 
 select
-    r.refundId as refund_id,
+    cast({{ jget('r', 'refundId') }} as varchar) as refund_id,
     order_id,
     line_id,
-    cast(r.refundDate as timestamptz) as refunded_at,
-    cast(coalesce(r.amount.convertedFromValue, r.amount.value) as decimal(18, 2)) as amount,
-    cast(r.amount.value as decimal(18, 2)) as amount_home,
+    cast({{ jget('r', 'refundDate') }} as timestamptz) as refunded_at,
+    cast(coalesce({{ jget('r', 'amount.convertedFromValue') }}, {{ jget('r', 'amount.value') }}) as decimal(18, 2)) as amount,
+    cast({{ jget('r', 'amount.value') }} as decimal(18, 2)) as amount_home,
     'ebay' as channel
 from refunds

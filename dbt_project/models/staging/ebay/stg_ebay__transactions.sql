@@ -6,7 +6,7 @@
 {%- set amt = '{"value": "VARCHAR", "currency": "VARCHAR", "convertedFromValue": "VARCHAR", "convertedFromCurrency": "VARCHAR", "exchangeRate": "VARCHAR"}' -%}
 
 with parsed as (
-    select *, from_json(amount, '{{ amt }}') as a, from_json(total_fee_amount, '{{ amt }}') as f
+    select *, {{ json_parse('amount', amt) }} as a, {{ json_parse('total_fee_amount', amt) }} as f
     from {{ source('ebay', 'transactions') }}
 ),
 
@@ -14,8 +14,8 @@ signed as (
     select
         *,
         case booking_entry when 'DEBIT' then -1 else 1 end as sign,
-        cast(a.value as decimal(18, 2)) as amount_value,
-        cast(coalesce(f.value, '0') as decimal(18, 2)) as fee_value
+        cast({{ jget('a', 'value') }} as decimal(18, 2)) as amount_value,
+        cast(coalesce({{ jget('f', 'value') }}, '0') as decimal(18, 2)) as fee_value
     from parsed
 )
 
@@ -29,12 +29,12 @@ select
     payout_id,
     fee_type,
     transaction_memo,
-    upper(a.currency) as currency,
+    upper({{ jget('a', 'currency') }}) as currency,
     cast(sign * amount_value + fee_value as decimal(18, 2)) as gross,
     fee_value as fee,
     cast(sign * amount_value as decimal(18, 2)) as net,
-    upper(a.convertedFromCurrency) as original_currency,
-    cast(sign * cast(a.convertedFromValue as decimal(18, 2)) as decimal(18, 2)) as original_net,
-    cast(a.exchangeRate as decimal(18, 6)) as exchange_rate,
+    upper({{ jget('a', 'convertedFromCurrency') }}) as original_currency,
+    cast(sign * cast({{ jget('a', 'convertedFromValue') }} as decimal(18, 2)) as decimal(18, 2)) as original_net,
+    cast({{ jget('a', 'exchangeRate') }} as decimal(18, 6)) as exchange_rate,
     'ebay' as channel
 from signed

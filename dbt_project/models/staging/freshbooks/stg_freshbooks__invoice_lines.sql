@@ -5,11 +5,11 @@ with lines as (
     select
         i.invoice_id,
         i.currency,
-        unnest(from_json(i.lines, '[{"lineid": "BIGINT", "name": "VARCHAR", "description": "VARCHAR",
+        {{ json_rows('i.lines', '[{"lineid": "BIGINT", "name": "VARCHAR", "description": "VARCHAR",
                                      "qty": "VARCHAR", "unit_cost": {"amount": "VARCHAR"},
                                      "amount": {"amount": "VARCHAR"}, "taxName1": "VARCHAR",
                                      "taxAmount1": "VARCHAR", "taxName2": "VARCHAR",
-                                     "taxAmount2": "VARCHAR"}]')) as l
+                                     "taxAmount2": "VARCHAR"}]') }} as l
     from {{ ref('stg_freshbooks__invoices') }} as i
 ),
 
@@ -17,16 +17,16 @@ typed as (
     select
         invoice_id,
         currency,
-        l.lineid as position,
-        l.name,
-        nullif(l.description, '') as description,
-        cast(l.qty as decimal(18, 4)) as quantity,
-        cast(l.unit_cost.amount as decimal(18, 2)) as unit_cost,
-        cast(l.amount.amount as decimal(18, 2)) as amount,
-        nullif(l.taxName1, '') as tax_name1,
-        cast(coalesce(nullif(l.taxAmount1, ''), '0') as decimal(12, 6)) as tax_percent1,
-        nullif(l.taxName2, '') as tax_name2,
-        cast(coalesce(nullif(l.taxAmount2, ''), '0') as decimal(12, 6)) as tax_percent2
+        cast({{ jget('l', 'lineid') }} as bigint) as position,
+        cast({{ jget('l', 'name') }} as varchar) as name,
+        nullif(cast({{ jget('l', 'description') }} as varchar), '') as description,
+        cast({{ jget('l', 'qty') }} as decimal(18, 4)) as quantity,
+        cast({{ jget('l', 'unit_cost.amount') }} as decimal(18, 2)) as unit_cost,
+        cast({{ jget('l', 'amount.amount') }} as decimal(18, 2)) as amount,
+        nullif(cast({{ jget('l', 'taxName1') }} as varchar), '') as tax_name1,
+        cast(coalesce(nullif(cast({{ jget('l', 'taxAmount1') }} as varchar), ''), '0') as decimal(12, 6)) as tax_percent1,
+        nullif(cast({{ jget('l', 'taxName2') }} as varchar), '') as tax_name2,
+        cast(coalesce(nullif(cast({{ jget('l', 'taxAmount2') }} as varchar), ''), '0') as decimal(12, 6)) as tax_percent2
     from lines
 )
 
@@ -37,7 +37,7 @@ select
     name,
     description,
     -- catalogue goods carry their SKU as the line description; services have none
-    case when regexp_full_match(coalesce(description, ''), '[A-Z0-9]+(-[A-Z0-9]+)+') then description end as sku,
+    case when {{ regex_full_match("coalesce(description, '')", '[A-Z0-9]+(-[A-Z0-9]+)+') }} then description end as sku,
     quantity,
     unit_cost,
     amount,
@@ -47,6 +47,7 @@ select
     tax_name2,
     tax_percent2,
     cast((tax_percent1 + tax_percent2) / 100 as decimal(12, 6)) as tax_rate,
-    cast(round(amount * tax_percent1 / 100, 2) + round(amount * tax_percent2 / 100, 2) as decimal(18, 2)) as tax_amount,
+    cast({{ round_double('cast(amount * tax_percent1 as double precision) / 100', 2) }}
+         + {{ round_double('cast(amount * tax_percent2 as double precision) / 100', 2) }} as decimal(18, 2)) as tax_amount,
     'freshbooks' as channel
 from typed

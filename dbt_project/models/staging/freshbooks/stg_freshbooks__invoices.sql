@@ -24,8 +24,8 @@ select
     cast(paid as decimal(18, 2)) as paid,
     notes,
     case when upper(currency_code) = 'GBP' then cast(1 as decimal(18, 6))
-         else cast(nullif(regexp_extract(notes, 'Sterling rate ([0-9.]+) GBP/', 1), '') as decimal(18, 6)) end as fx_rate,
+         else cast(nullif({{ regex_extract('notes', 'Sterling rate ([0-9.]+) GBP/', 1) }}, '') as decimal(18, 6)) end as fx_rate,
     lines,
     'freshbooks' as channel
 from {{ source('freshbooks', 'invoices') }}
-where not starts_with(invoice_number, 'INV-')
+where not (invoice_number like 'INV-%')

@@ -10,7 +10,7 @@ select
     cast(date as date) as paid_on,
     type as payment_type,
     note,
-    cast(nullif(regexp_extract(note, 'GBP ([0-9.]+) credited', 1), '') as decimal(18, 2)) as amount_gbp,
+    cast(nullif({{ regex_extract('note', 'GBP ([0-9.]+) credited', 1) }}, '') as decimal(18, 2)) as amount_gbp,
     updated_at,
     vis_state,
     vis_state = 1 as is_deleted,

@@ -20,5 +20,5 @@ select
     cast(l ->> 'createTime' as timestamptz) as created_at,
     'lightspeed' as channel
 from {{ source('lightspeed', 'sales') }} as s,
-    unnest(from_json(s.sale_lines, '["json"]')) as t(l)
+    {{ json_elements('s.sale_lines') }} as t(l)
 where s.sale_lines is not null

@@ -11,5 +11,5 @@ select
     cast(p ->> 'createTime' as timestamptz) as created_at,
     'lightspeed' as channel
 from {{ source('lightspeed', 'sales') }} as s,
-    unnest(from_json(s.sale_payments, '["json"]')) as t(p)
+    {{ json_elements('s.sale_payments') }} as t(p)
 where s.sale_payments is not null

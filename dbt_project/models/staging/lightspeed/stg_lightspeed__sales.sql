@@ -19,7 +19,7 @@ select
     cast(calc_total as decimal(18, 2)) as total_amount,
     cast(calc_payments as decimal(18, 2)) as payments_amount,
     cast(calc_total as decimal(18, 2)) < 0
-        or exists (select 1 from unnest(from_json(sale_lines, '["json"]')) as t(l) where cast(l ->> 'unitQuantity' as decimal(18, 4)) < 0)
+        or exists (select 1 from {{ json_elements('sale_lines') }} as t(l) where cast(l ->> 'unitQuantity' as decimal(18, 4)) < 0)
         as is_return,
     '{{ var("lightspeed_currency", "GBP") }}' as currency,
     cast(create_time as timestamptz) as created_at,

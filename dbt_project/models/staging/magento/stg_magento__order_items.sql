@@ -9,25 +9,25 @@
 
 with items as (
     select entity_id as order_id, upper(order_currency_code) as currency,
-           unnest(from_json(items, '{{ item_shape }}')) as i
+           {{ json_rows('items', item_shape) }} as i
     from {{ source('magento', 'orders') }}
 )
 
 select
     order_id,
-    i.item_id as line_id,
-    i.sku,
-    i.name as title,
-    cast(i.qty_ordered as integer) as quantity,
+    cast({{ jget('i', 'item_id') }} as bigint) as line_id,
+    cast({{ jget('i', 'sku') }} as varchar) as sku,
+    cast({{ jget('i', 'name') }} as varchar) as title,
+    cast(cast({{ jget('i', 'qty_ordered') }} as decimal(18, 4)) as integer) as quantity,
     currency,
-    cast(i.price_incl_tax as decimal(18, 2)) as price_incl_tax,
-    cast(i.row_total_incl_tax as decimal(18, 2)) as row_total_incl_tax,
-    cast(i.base_row_total_incl_tax as decimal(18, 2)) as row_total_incl_tax_base,
-    cast(i.discount_amount as decimal(18, 2)) as discount_amount,
-    cast(i.base_discount_amount as decimal(18, 2)) as discount_amount_base,
-    cast(i.tax_amount as decimal(18, 2)) as tax_amount,
-    cast(i.base_tax_amount as decimal(18, 2)) as tax_amount_base,
-    cast(cast(i.tax_percent as decimal(12, 6)) / 100 as decimal(12, 6)) as tax_rate,
-    cast(i.qty_refunded as integer) as quantity_refunded,
+    cast({{ jget('i', 'price_incl_tax') }} as decimal(18, 2)) as price_incl_tax,
+    cast({{ jget('i', 'row_total_incl_tax') }} as decimal(18, 2)) as row_total_incl_tax,
+    cast({{ jget('i', 'base_row_total_incl_tax') }} as decimal(18, 2)) as row_total_incl_tax_base,
+    cast({{ jget('i', 'discount_amount') }} as decimal(18, 2)) as discount_amount,
+    cast({{ jget('i', 'base_discount_amount') }} as decimal(18, 2)) as discount_amount_base,
+    cast({{ jget('i', 'tax_amount') }} as decimal(18, 2)) as tax_amount,
+    cast({{ jget('i', 'base_tax_amount') }} as decimal(18, 2)) as tax_amount_base,
+    cast(cast({{ jget('i', 'tax_percent') }} as decimal(12, 6)) / 100 as decimal(12, 6)) as tax_rate,
+    cast(cast({{ jget('i', 'qty_refunded') }} as decimal(18, 4)) as integer) as quantity_refunded,
     'magento' as channel
 from items

@@ -16,7 +16,7 @@ select
     nullif(custvendname, '') as customer_name,
     nullif(billto_email1, '') as customer_email,
     term_name as terms_name,
-    try_cast(regexp_extract(term_name, '(\d+)', 1) as integer) as terms_days,
+    {{ safe_cast(regex_extract('term_name', '(\d+)', 1), 'integer') }} as terms_days,
     ponumber as po_number,
     upper(currency) as currency,
     upper(basecurr) as base_currency,

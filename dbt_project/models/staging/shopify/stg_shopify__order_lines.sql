@@ -13,29 +13,25 @@ with lines as (
     select
         id as order_id,
         upper(presentment_currency) as currency,
-        unnest(from_json(line_items, '{{ line_shape }}')) as li
+        {{ json_rows('line_items', line_shape) }} as li
     from {{ source('shopify', 'orders') }}
 )
 
 select
     order_id,
-    li.id as line_id,
-    li.sku,
-    li.title,
-    li.variant_title,
-    li.quantity,
-    li.current_quantity,
+    cast({{ jget('li', 'id') }} as bigint) as line_id,
+    cast({{ jget('li', 'sku') }} as varchar) as sku,
+    cast({{ jget('li', 'title') }} as varchar) as title,
+    cast({{ jget('li', 'variant_title') }} as varchar) as variant_title,
+    cast({{ jget('li', 'quantity') }} as bigint) as quantity,
+    cast({{ jget('li', 'current_quantity') }} as bigint) as current_quantity,
     currency,
-    cast(li.price_set.presentment_money.amount as decimal(18, 2)) as price,
-    cast(li.price_set.shop_money.amount as decimal(18, 2)) as price_shop,
-    cast(coalesce(list_sum([cast(d.amount_set.presentment_money.amount as decimal(18, 2))
-                            for d in li.discount_allocations]), 0) as decimal(18, 2)) as discount,
-    cast(coalesce(list_sum([cast(d.amount_set.shop_money.amount as decimal(18, 2))
-                            for d in li.discount_allocations]), 0) as decimal(18, 2)) as discount_shop,
-    cast(coalesce(list_sum([cast(t.price_set.presentment_money.amount as decimal(18, 2))
-                            for t in li.tax_lines]), 0) as decimal(18, 2)) as tax,
-    cast(coalesce(list_sum([cast(t.price_set.shop_money.amount as decimal(18, 2))
-                            for t in li.tax_lines]), 0) as decimal(18, 2)) as tax_shop,
-    cast(coalesce(list_sum([cast(t.rate as decimal(12, 6)) for t in li.tax_lines]), 0) as decimal(12, 6)) as tax_rate,
+    cast({{ jget('li', 'price_set.presentment_money.amount') }} as decimal(18, 2)) as price,
+    cast({{ jget('li', 'price_set.shop_money.amount') }} as decimal(18, 2)) as price_shop,
+    cast(coalesce({{ jsum(jlist('li', 'discount_allocations'), 'amount_set.presentment_money.amount', 'decimal(18, 2)') }}, 0) as decimal(18, 2)) as discount,
+    cast(coalesce({{ jsum(jlist('li', 'discount_allocations'), 'amount_set.shop_money.amount', 'decimal(18, 2)') }}, 0) as decimal(18, 2)) as discount_shop,
+    cast(coalesce({{ jsum(jlist('li', 'tax_lines'), 'price_set.presentment_money.amount', 'decimal(18, 2)') }}, 0) as decimal(18, 2)) as tax,
+    cast(coalesce({{ jsum(jlist('li', 'tax_lines'), 'price_set.shop_money.amount', 'decimal(18, 2)') }}, 0) as decimal(18, 2)) as tax_shop,
+    cast(coalesce({{ jsum(jlist('li', 'tax_lines'), 'rate', 'decimal(12, 6)') }}, 0) as decimal(12, 6)) as tax_rate,
     'shopify' as channel
 from lines

@@ -16,29 +16,29 @@ with orders as (
 parsed as (
     select
         *,
-        from_json(shipping_lines, '{{ shipping_shape }}') as shipping,
+        {{ json_parse('shipping_lines', shipping_shape) }} as shipping,
         upper(coalesce(
-            json_extract_string(shipping_address, '$.country_code'),
-            json_extract_string(billing_address, '$.country_code')
+            {{ json_text('shipping_address', '$.country_code') }},
+            {{ json_text('billing_address', '$.country_code') }}
         )) as ship_country,
         coalesce(
-            json_extract_string(shipping_address, '$.province_code'),
-            json_extract_string(billing_address, '$.province_code')
+            {{ json_text('shipping_address', '$.province_code') }},
+            {{ json_text('billing_address', '$.province_code') }}
         ) as ship_province,
         payment_terms is not null and payment_terms <> 'null'
-            or list_contains(string_split(replace(coalesce(tags, ''), ' ', ''), ','), 'trade') as is_trade
+            or {{ split_has("replace(coalesce(tags, ''), ' ', '')", ',', 'trade') }} as is_trade
     from orders
 )
 
 select
     id as order_id,
     name as order_number,
-    json_extract_string(customer, '$.id') as customer_id,
-    coalesce(json_extract_string(customer, '$.email'), email) as customer_email,
+    {{ json_text('customer', '$.id') }} as customer_id,
+    coalesce({{ json_text('customer', '$.email') }}, email) as customer_email,
     coalesce(
-        json_extract_string(billing_address, '$.company'),
-        json_extract_string(shipping_address, '$.company'),
-        json_extract_string(customer, '$.default_address.company')
+        {{ json_text('billing_address', '$.company') }},
+        {{ json_text('shipping_address', '$.company') }},
+        {{ json_text('customer', '$.default_address.company') }}
     ) as customer_company,
     case when is_trade then 'trade' else 'retail' end as customer_type,
     upper(presentment_currency) as currency,
@@ -55,32 +55,29 @@ select
     tags,
     ship_country,
     ship_province,
-    json_extract_string(payment_terms, '$.payment_terms_name') as payment_terms_name,
-    cast(json_extract_string(payment_terms, '$.due_in_days') as integer) as terms_days,
+    {{ json_text('payment_terms', '$.payment_terms_name') }} as payment_terms_name,
+    cast({{ json_text('payment_terms', '$.due_in_days') }} as integer) as terms_days,
     cast(timezone('{{ var("business_timezone", "Europe/London") }}',
-                  cast(json_extract_string(payment_terms, '$.payment_schedules[0].due_at') as timestamptz)) as date) as due_on,
-    nullif(array_to_string(
-        [c.code for c in from_json(discount_codes, '[{"code": "VARCHAR"}]')], ', '), '') as discount_codes,
-    cast(json_extract_string(total_price_set, '$.presentment_money.amount') as decimal(18, 2)) as total_price,
-    cast(json_extract_string(subtotal_price_set, '$.presentment_money.amount') as decimal(18, 2)) as subtotal_price,
-    cast(json_extract_string(total_tax_set, '$.presentment_money.amount') as decimal(18, 2)) as total_tax,
-    cast(json_extract_string(total_discounts_set, '$.presentment_money.amount') as decimal(18, 2)) as total_discounts,
-    cast(coalesce(list_sum([cast(s.price_set.presentment_money.amount as decimal(18, 2)) for s in shipping]), 0)
+                  cast({{ json_text('payment_terms', '$.payment_schedules[0].due_at') }} as timestamptz)) as date) as due_on,
+    nullif({{ jlist_join('discount_codes', '[{"code": "VARCHAR"}]', 'code', ', ') }}, '') as discount_codes,
+    cast({{ json_text('total_price_set', '$.presentment_money.amount') }} as decimal(18, 2)) as total_price,
+    cast({{ json_text('subtotal_price_set', '$.presentment_money.amount') }} as decimal(18, 2)) as subtotal_price,
+    cast({{ json_text('total_tax_set', '$.presentment_money.amount') }} as decimal(18, 2)) as total_tax,
+    cast({{ json_text('total_discounts_set', '$.presentment_money.amount') }} as decimal(18, 2)) as total_discounts,
+    cast(coalesce({{ jsum('shipping', 'price_set.presentment_money.amount', 'decimal(18, 2)') }}, 0)
          as decimal(18, 2)) as shipping_price,
-    cast(coalesce(list_sum([coalesce(list_sum([cast(t.price_set.presentment_money.amount as decimal(18, 2))
-                                               for t in s.tax_lines]), 0) for s in shipping]), 0)
+    cast(coalesce({{ jsum_nested('shipping', 'tax_lines', 'price_set.presentment_money.amount', 'decimal(18, 2)') }}, 0)
          as decimal(18, 2)) as shipping_tax,
-    cast(json_extract_string(total_price_set, '$.shop_money.amount') as decimal(18, 2)) as total_price_shop,
-    cast(json_extract_string(subtotal_price_set, '$.shop_money.amount') as decimal(18, 2)) as subtotal_price_shop,
-    cast(json_extract_string(total_tax_set, '$.shop_money.amount') as decimal(18, 2)) as total_tax_shop,
-    cast(json_extract_string(total_discounts_set, '$.shop_money.amount') as decimal(18, 2)) as total_discounts_shop,
-    cast(coalesce(list_sum([cast(s.price_set.shop_money.amount as decimal(18, 2)) for s in shipping]), 0)
+    cast({{ json_text('total_price_set', '$.shop_money.amount') }} as decimal(18, 2)) as total_price_shop,
+    cast({{ json_text('subtotal_price_set', '$.shop_money.amount') }} as decimal(18, 2)) as subtotal_price_shop,
+    cast({{ json_text('total_tax_set', '$.shop_money.amount') }} as decimal(18, 2)) as total_tax_shop,
+    cast({{ json_text('total_discounts_set', '$.shop_money.amount') }} as decimal(18, 2)) as total_discounts_shop,
+    cast(coalesce({{ jsum('shipping', 'price_set.shop_money.amount', 'decimal(18, 2)') }}, 0)
          as decimal(18, 2)) as shipping_price_shop,
-    cast(coalesce(list_sum([coalesce(list_sum([cast(t.price_set.shop_money.amount as decimal(18, 2))
-                                               for t in s.tax_lines]), 0) for s in shipping]), 0)
+    cast(coalesce({{ jsum_nested('shipping', 'tax_lines', 'price_set.shop_money.amount', 'decimal(18, 2)') }}, 0)
          as decimal(18, 2)) as shipping_tax_shop,
-    cast(json_extract_string(current_total_price_set, '$.presentment_money.amount') as decimal(18, 2)) as current_total_price,
-    cast(json_extract_string(current_total_price_set, '$.shop_money.amount') as decimal(18, 2)) as current_total_price_shop,
+    cast({{ json_text('current_total_price_set', '$.presentment_money.amount') }} as decimal(18, 2)) as current_total_price,
+    cast({{ json_text('current_total_price_set', '$.shop_money.amount') }} as decimal(18, 2)) as current_total_price_shop,
     case
         when ship_country = 'GB' then 'uk_vat'
         when is_trade then

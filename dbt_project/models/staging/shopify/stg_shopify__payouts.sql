@@ -12,7 +12,7 @@ select
     upper(currency) as currency,
     cast(amount as decimal(18, 2)) as amount,
     {%- for m in money %}
-    cast(coalesce(json_extract_string(summary, '$.{{ m }}'), '0') as decimal(18, 2)) as {{ m }},
+    cast(coalesce({{ json_text('summary', '$.' ~ m) }}, '0') as decimal(18, 2)) as {{ m }},
     {%- endfor %}
     'shopify' as channel
 from {{ source('shopify', 'payouts') }}

@@ -10,26 +10,30 @@ with refunds as (
     select
         id as order_id,
         upper(presentment_currency) as currency,
-        unnest(from_json(refunds, '{{ refund_shape }}')) as r
+        {{ json_rows('refunds', refund_shape) }} as r
     from {{ source('shopify', 'orders') }}
 ),
 
 lines as (
-    select order_id, currency, r.id as refund_id, unnest(r.refund_line_items) as rl
+    select
+        order_id,
+        currency,
+        cast({{ jget('r', 'id') }} as bigint) as refund_id,
+        {{ jlist_rows(jlist('r', 'refund_line_items')) }} as rl
     from refunds
 )
 
 select
-    rl.id as refund_line_id,
+    cast({{ jget('rl', 'id') }} as bigint) as refund_line_id,
     refund_id,
     order_id,
-    rl.line_item_id as line_id,
-    rl.quantity,
+    cast({{ jget('rl', 'line_item_id') }} as bigint) as line_id,
+    cast({{ jget('rl', 'quantity') }} as bigint) as quantity,
     currency,
-    cast(rl.subtotal_set.presentment_money.amount as decimal(18, 2)) as subtotal,
-    cast(rl.total_tax_set.presentment_money.amount as decimal(18, 2)) as total_tax,
-    cast(rl.subtotal_set.shop_money.amount as decimal(18, 2)) as subtotal_shop,
-    cast(rl.total_tax_set.shop_money.amount as decimal(18, 2)) as total_tax_shop,
-    rl.restock_type,
+    cast({{ jget('rl', 'subtotal_set.presentment_money.amount') }} as decimal(18, 2)) as subtotal,
+    cast({{ jget('rl', 'total_tax_set.presentment_money.amount') }} as decimal(18, 2)) as total_tax,
+    cast({{ jget('rl', 'subtotal_set.shop_money.amount') }} as decimal(18, 2)) as subtotal_shop,
+    cast({{ jget('rl', 'total_tax_set.shop_money.amount') }} as decimal(18, 2)) as total_tax_shop,
+    cast({{ jget('rl', 'restock_type') }} as varchar) as restock_type,
     'shopify' as channel
 from lines

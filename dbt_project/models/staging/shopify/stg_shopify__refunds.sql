@@ -13,7 +13,7 @@ with refunds as (
     select
         id as order_id,
         upper(presentment_currency) as currency,
-        unnest(from_json(refunds, '{{ refund_shape }}')) as r
+        {{ json_rows('refunds', refund_shape) }} as r
     from {{ source('shopify', 'orders') }}
 ),
 
@@ -22,26 +22,26 @@ shaped as (
         order_id,
         currency,
         r,
-        [a for a in r.order_adjustments if a.kind = 'shipping_refund'] as shipping_adjustments
+        {{ jfilter(jlist('r', 'order_adjustments'), {'kind': 'shipping_refund'}) }} as shipping_adjustments
     from refunds
 )
 
 select
-    r.id as refund_id,
+    cast({{ jget('r', 'id') }} as bigint) as refund_id,
     order_id,
-    cast(r.created_at as timestamptz) as refunded_at,
-    r.note,
-    coalesce(r.restock, false) as restock,
+    cast({{ jget('r', 'created_at') }} as timestamptz) as refunded_at,
+    cast({{ jget('r', 'note') }} as varchar) as note,
+    coalesce(cast({{ jget('r', 'restock') }} as boolean), false) as restock,
     currency,
-    cast(-coalesce(list_sum([cast(a.amount_set.presentment_money.amount as decimal(18, 2))
-                             for a in shipping_adjustments]), 0) as decimal(18, 2)) as shipping_amount,
-    cast(-coalesce(list_sum([cast(a.tax_amount_set.presentment_money.amount as decimal(18, 2))
-                             for a in shipping_adjustments]), 0) as decimal(18, 2)) as shipping_tax,
-    cast(-coalesce(list_sum([cast(a.amount_set.shop_money.amount as decimal(18, 2))
-                             for a in shipping_adjustments]), 0) as decimal(18, 2)) as shipping_amount_shop,
-    cast(-coalesce(list_sum([cast(a.tax_amount_set.shop_money.amount as decimal(18, 2))
-                             for a in shipping_adjustments]), 0) as decimal(18, 2)) as shipping_tax_shop,
-    cast(coalesce(list_sum([cast(t.amount as decimal(18, 2)) for t in r.transactions
-                            if t.kind = 'refund' and t.status = 'success']), 0) as decimal(18, 2)) as transaction_amount,
+    cast(-coalesce({{ jsum('shipping_adjustments', 'amount_set.presentment_money.amount', 'decimal(18, 2)') }}, 0)
+         as decimal(18, 2)) as shipping_amount,
+    cast(-coalesce({{ jsum('shipping_adjustments', 'tax_amount_set.presentment_money.amount', 'decimal(18, 2)') }}, 0)
+         as decimal(18, 2)) as shipping_tax,
+    cast(-coalesce({{ jsum('shipping_adjustments', 'amount_set.shop_money.amount', 'decimal(18, 2)') }}, 0)
+         as decimal(18, 2)) as shipping_amount_shop,
+    cast(-coalesce({{ jsum('shipping_adjustments', 'tax_amount_set.shop_money.amount', 'decimal(18, 2)') }}, 0)
+         as decimal(18, 2)) as shipping_tax_shop,
+    cast(coalesce({{ jsum(jfilter(jlist('r', 'transactions'), {'kind': 'refund', 'status': 'success'}),
+                          'amount', 'decimal(18, 2)') }}, 0) as decimal(18, 2)) as transaction_amount,
     'shopify' as channel
 from shaped

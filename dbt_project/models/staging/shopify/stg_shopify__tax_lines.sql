@@ -13,18 +13,20 @@ with orders as (
 owners as (
     select
         order_id, currency, 'line' as owner,
-        unnest(from_json(line_items, '[{"id": "BIGINT", "tax_lines": {{ tax_shape }}}]')) as o
+        {{ json_rows('line_items', '[{"id": "BIGINT", "tax_lines": ' ~ tax_shape ~ '}]') }} as o
     from orders
     union all
     select
         order_id, currency, 'shipping' as owner,
-        unnest(from_json(shipping_lines, '[{"id": "BIGINT", "tax_lines": {{ tax_shape }}}]')) as o
+        {{ json_rows('shipping_lines', '[{"id": "BIGINT", "tax_lines": ' ~ tax_shape ~ '}]') }} as o
     from orders
 ),
 
 taxes as (
-    select owners.order_id, owners.currency, owners.owner, owners.o.id as owner_id, t.tax_line, t.pos
-    from owners, unnest(owners.o.tax_lines) with ordinality as t(tax_line, pos)
+    select
+        owners.order_id, owners.currency, owners.owner, cast({{ jget('owners.o', 'id') }} as bigint) as owner_id,
+        t.tax_line, t.pos
+    from owners, {{ jlist_rows(jlist('owners.o', 'tax_lines')) }} with ordinality as t(tax_line, pos)
 )
 
 select
@@ -34,10 +36,10 @@ select
     case when owner = 'line' then owner_id end as line_id,
     case when owner = 'shipping' then owner_id end as shipping_line_id,
     cast(pos - 1 as integer) as position,
-    tax_line.title,
-    cast(tax_line.rate as decimal(12, 6)) as rate,
+    cast({{ jget('tax_line', 'title') }} as varchar) as title,
+    cast({{ jget('tax_line', 'rate') }} as decimal(12, 6)) as rate,
     currency,
-    cast(tax_line.price_set.presentment_money.amount as decimal(18, 2)) as amount,
-    cast(tax_line.price_set.shop_money.amount as decimal(18, 2)) as amount_shop,
+    cast({{ jget('tax_line', 'price_set.presentment_money.amount') }} as decimal(18, 2)) as amount,
+    cast({{ jget('tax_line', 'price_set.shop_money.amount') }} as decimal(18, 2)) as amount_shop,
     'shopify' as channel
 from taxes

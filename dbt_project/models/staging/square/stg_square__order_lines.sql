@@ -4,7 +4,7 @@
 with lines as (
     select o.id as order_id, o.taxes, li
     from {{ source('square', 'orders') }} as o,
-        unnest(from_json(o.line_items, '["json"]')) as t(li)
+        {{ json_elements('o.line_items') }} as t(li)
     where o.line_items is not null
 ),
 
@@ -15,10 +15,10 @@ rates as (
         sum(cast(tx ->> 'percentage' as decimal(18, 6)) / 100) as tax_rate,
         bool_or(tx ->> 'type' = 'INCLUSIVE') as tax_inclusive
     from lines as l,
-        unnest(from_json(coalesce(l.li -> 'applied_taxes', '[]'), '["json"]')) as a(applied),
-        unnest(from_json(coalesce(l.taxes, '[]'), '["json"]')) as x(tx)
+        {{ json_elements("coalesce(l.li -> 'applied_taxes', '[]')") }} as a(applied),
+        {{ json_elements("coalesce(l.taxes, '[]')") }} as x(tx)
     where tx ->> 'uid' = applied ->> 'tax_uid'
-    group by all
+    group by l.order_id, l.li ->> 'uid'
 )
 
 select

@@ -7,9 +7,9 @@ with fees as (
         sum((f -> 'amount_money' ->> 'amount')::bigint) as fee_minor,
         max(cast(f ->> 'effective_at' as timestamptz)) as fee_effective_at
     from {{ source('square', 'payments') }} as p,
-        unnest(from_json(p.processing_fee, '["json"]')) as t(f)
+        {{ json_elements('p.processing_fee') }} as t(f)
     where p.processing_fee is not null
-    group by all
+    group by p.id
 )
 
 select

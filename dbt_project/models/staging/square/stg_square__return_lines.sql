@@ -3,14 +3,14 @@
 with rets as (
     select o.id as return_order_id, ret
     from {{ source('square', 'orders') }} as o,
-        unnest(from_json(o.returns, '["json"]')) as t(ret)
+        {{ json_elements('o.returns') }} as t(ret)
     where o.returns is not null
 ),
 
 lines as (
     select r.return_order_id, r.ret ->> 'source_order_id' as source_order_id, li
     from rets as r,
-        unnest(from_json(coalesce(r.ret -> 'return_line_items', '[]'), '["json"]')) as t(li)
+        {{ json_elements("coalesce(r.ret -> 'return_line_items', '[]')") }} as t(li)
 )
 
 select

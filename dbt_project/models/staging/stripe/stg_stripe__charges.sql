@@ -16,10 +16,10 @@ select
     payment_intent,
     balance_transaction as balance_transaction_id,
     cast(created as timestamptz) as created_at,
-    json_extract_string(metadata, '$.invoice_number') as invoice_number,
-    json_extract_string(metadata, '$.order_name') as order_number,
-    try_cast(json_extract_string(metadata, '$.order_id') as bigint) as order_id,
-    json_extract_string(payment_method_details, '$.card.country') as card_country,
+    {{ json_text('metadata', '$.invoice_number') }} as invoice_number,
+    {{ json_text('metadata', '$.order_name') }} as order_number,
+    {{ safe_cast(json_text('metadata', '$.order_id'), 'bigint') }} as order_id,
+    {{ json_text('payment_method_details', '$.card.country') }} as card_country,
     description,
     'stripe' as channel
 from {{ source('stripe', 'charges') }}

@@ -8,22 +8,22 @@
     "total_tax": "VARCHAR", "meta_data": [{"key": "VARCHAR", "value": "VARCHAR"}]}]' -%}
 
 with lines as (
-    select id as order_id, upper(currency) as currency, unnest(from_json(line_items, '{{ line_shape }}')) as li
+    select id as order_id, upper(currency) as currency, {{ json_rows('line_items', line_shape) }} as li
     from {{ source('woocommerce', 'orders') }}
 )
 
 select
     order_id,
-    li.id as line_id,
-    li.product_id,
-    li.sku,
-    li.name as title,
-    li.quantity,
+    cast({{ jget('li', 'id') }} as bigint) as line_id,
+    cast({{ jget('li', 'product_id') }} as bigint) as product_id,
+    cast({{ jget('li', 'sku') }} as varchar) as sku,
+    cast({{ jget('li', 'name') }} as varchar) as title,
+    cast({{ jget('li', 'quantity') }} as bigint) as quantity,
     currency,
-    cast(li.subtotal as decimal(18, 2)) as subtotal,
-    cast(li.subtotal_tax as decimal(18, 2)) as subtotal_tax,
-    cast(li.total as decimal(18, 2)) as total,
-    cast(li.total_tax as decimal(18, 2)) as total_tax,
-    coalesce(cast(list_filter(li.meta_data, lambda m: m.key = '_restock_refunded_items')[1].value as integer), 0) as restocked_units,
+    cast({{ jget('li', 'subtotal') }} as decimal(18, 2)) as subtotal,
+    cast({{ jget('li', 'subtotal_tax') }} as decimal(18, 2)) as subtotal_tax,
+    cast({{ jget('li', 'total') }} as decimal(18, 2)) as total,
+    cast({{ jget('li', 'total_tax') }} as decimal(18, 2)) as total_tax,
+    coalesce(cast({{ jfind(jlist('li', 'meta_data'), 'key', '_restock_refunded_items', 'value') }} as integer), 0) as restocked_units,
     'woocommerce' as channel
 from lines

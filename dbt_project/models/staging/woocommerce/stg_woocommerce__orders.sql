@@ -8,10 +8,10 @@
 with orders as (
     select
         *,
-        from_json(meta_data, '[{"key": "VARCHAR", "value": "VARCHAR"}]') as meta,
-        from_json(tax_lines, '[{"rate_id": "BIGINT", "rate_percent": "JSON", "label": "VARCHAR"}]') as taxes,
-        upper(coalesce(nullif(json_extract_string(shipping, '$.country'), ''),
-                       json_extract_string(billing, '$.country'))) as ship_country
+        {{ json_parse('meta_data', '[{"key": "VARCHAR", "value": "VARCHAR"}]') }} as meta,
+        {{ json_parse('tax_lines', '[{"rate_id": "BIGINT", "rate_percent": "JSON", "label": "VARCHAR"}]') }} as taxes,
+        upper(coalesce(nullif({{ json_text('shipping', '$.country') }}, ''),
+                       {{ json_text('billing', '$.country') }})) as ship_country
     from {{ source('woocommerce', 'orders') }}
 )
 
@@ -19,8 +19,8 @@ select
     id as order_id,
     number as order_number,
     nullif(cast(customer_id as varchar), '0') as customer_id,
-    json_extract_string(billing, '$.email') as customer_email,
-    nullif(json_extract_string(billing, '$.company'), '') as customer_company,
+    {{ json_text('billing', '$.email') }} as customer_email,
+    nullif({{ json_text('billing', '$.company') }}, '') as customer_company,
     status,
     upper(currency) as currency,
     prices_include_tax as taxes_included,
@@ -32,14 +32,14 @@ select
     payment_method_title,
     nullif(transaction_id, '') as transaction_id,
     ship_country,
-    nullif(json_extract_string(shipping, '$.state'), '') as ship_state,
+    nullif({{ json_text('shipping', '$.state') }}, '') as ship_state,
     case when ship_country = 'GB' then 'uk_vat'
          when ship_country in ({{ eu }}) then 'eu_oss_vat'
          when ship_country = 'US' then 'us_sales_tax'
          when ship_country = 'AU' then 'au_gst'
          else 'export_zero_rated' end as tax_treatment,
     -- rate_percent is a JSON number (23, 7.5): read as JSON text, so no binary float is involved
-    cast(coalesce(list_sum([cast(cast(t.rate_percent as varchar) as decimal(12, 6)) for t in taxes]), 0)
+    cast(coalesce({{ jsum_of('taxes', 'cast(' ~ jget('x__', 'rate_percent') ~ ' as varchar)', 'decimal(12, 6)') }}, 0)
          / 100 as decimal(12, 6)) as tax_rate,
     cast(total as decimal(18, 2)) as total,
     cast(total_tax as decimal(18, 2)) as total_tax,
@@ -48,8 +48,8 @@ select
     cast(shipping_tax as decimal(18, 2)) as shipping_tax,
     cast(discount_total as decimal(18, 2)) as discount_total,
     cast(discount_tax as decimal(18, 2)) as discount_tax,
-    coalesce(list_filter(meta, lambda m: m.key = '_order_base_currency')[1].value, upper(currency)) as base_currency,
-    cast(coalesce(list_filter(meta, lambda m: m.key = '_base_currency_exchange_rate')[1].value, '1') as decimal(18, 6)) as fx_rate,
+    coalesce({{ jfind('meta', 'key', '_order_base_currency', 'value') }}, upper(currency)) as base_currency,
+    cast(coalesce({{ jfind('meta', 'key', '_base_currency_exchange_rate', 'value') }}, '1') as decimal(18, 6)) as fx_rate,
     customer_note,
     'woocommerce' as channel
 from orders

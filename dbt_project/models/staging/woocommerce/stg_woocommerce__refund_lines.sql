@@ -6,19 +6,19 @@
 
 with lines as (
     select id as refund_id, parent_id as order_id, date_created_gmt as refunded_at,
-           unnest(from_json(line_items, '{{ line_shape }}')) as li
+           {{ json_rows('line_items', line_shape) }} as li
     from {{ source('woocommerce', 'refunds') }}
 )
 
 select
-    li.id as refund_line_id,
+    cast({{ jget('li', 'id') }} as bigint) as refund_line_id,
     refund_id,
     order_id,
     refunded_at,
-    cast(list_filter(li.meta_data, lambda m: m.key = '_refunded_item_id')[1].value as bigint) as line_id,
-    li.sku,
-    -li.quantity as quantity,
-    cast(-cast(li.total as decimal(18, 2)) as decimal(18, 2)) as total,
-    cast(-cast(li.total_tax as decimal(18, 2)) as decimal(18, 2)) as total_tax,
+    cast({{ jfind(jlist('li', 'meta_data'), 'key', '_refunded_item_id', 'value') }} as bigint) as line_id,
+    cast({{ jget('li', 'sku') }} as varchar) as sku,
+    -cast({{ jget('li', 'quantity') }} as bigint) as quantity,
+    cast(-cast({{ jget('li', 'total') }} as decimal(18, 2)) as decimal(18, 2)) as total,
+    cast(-cast({{ jget('li', 'total_tax') }} as decimal(18, 2)) as decimal(18, 2)) as total_tax,
     'woocommerce' as channel
 from lines

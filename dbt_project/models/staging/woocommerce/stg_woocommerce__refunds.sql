@@ -10,9 +10,9 @@ select
     cast(amount as decimal(18, 2)) as amount,
     nullif(reason, '') as reason,
     refunded_payment,
-    cast(-coalesce(list_sum([cast(s.total as decimal(18, 2)) for s in from_json(shipping_lines, '{{ ship_shape }}')]), 0)
+    cast(-coalesce({{ jsum(json_parse('shipping_lines', ship_shape), 'total', 'decimal(18, 2)') }}, 0)
          as decimal(18, 2)) as shipping_amount,
-    cast(-coalesce(list_sum([cast(s.total_tax as decimal(18, 2)) for s in from_json(shipping_lines, '{{ ship_shape }}')]), 0)
+    cast(-coalesce({{ jsum(json_parse('shipping_lines', ship_shape), 'total_tax', 'decimal(18, 2)') }}, 0)
          as decimal(18, 2)) as shipping_tax,
     'woocommerce' as channel
 from {{ source('woocommerce', 'refunds') }}

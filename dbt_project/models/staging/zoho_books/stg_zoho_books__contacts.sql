@@ -8,7 +8,7 @@ select
     upper(currency_code) as currency,
     vat_reg_no,
     cast(payment_terms as integer) as terms_days,
-    upper(json_extract_string(billing_address, '$.country')) as country,
+    upper({{ json_text('billing_address', '$.country') }}) as country,
     status,
     created_time as created_at,
     last_modified_time as updated_at,

@@ -16,7 +16,7 @@ select
     vat_treatment,
     tax_reg_no,
     coalesce(is_inclusive_tax, false) as taxes_included,
-    upper(json_extract_string(billing_address, '$.country')) as country,
+    upper({{ json_text('billing_address', '$.country') }}) as country,
     cast(sub_total as decimal(18, 2)) as sub_total,
     cast(tax_total as decimal(18, 2)) as tax_total,
     cast(coalesce(shipping_charge, '0') as decimal(18, 2)) as shipping_amount,

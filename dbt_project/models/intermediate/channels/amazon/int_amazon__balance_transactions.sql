@@ -38,5 +38,4 @@ select
     c.tax_collection_model,
     c.group_id as settlement_id
 from components as c
-asof left join {{ ref('int_amazon__settlement_rates') }} as r
-    on r.currency = c.currency and c.occurred_at >= r.started_at
+{{ asof_left_join(ref('int_amazon__settlement_rates'), 'r', 'r.currency = c.currency and c.occurred_at >= r.started_at', 'r.started_at desc') }}

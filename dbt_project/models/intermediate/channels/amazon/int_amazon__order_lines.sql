@@ -12,8 +12,8 @@ with items as (
         case
             when o.taxes_included and i.item_price - i.item_tax > 0 then (
                 select r from (values (0.20), (0.05), (0.0)) as v(r)
-                order by abs(cast(i.item_tax as double) / cast(i.item_price - i.item_tax as double) - r) limit 1)
-            when not o.taxes_included and i.item_price > 0 then round(cast(i.item_tax as double) / cast(i.item_price as double), 6)
+                order by abs(cast(i.item_tax as double precision) / cast(i.item_price - i.item_tax as double precision) - r) limit 1)
+            when not o.taxes_included and i.item_price > 0 then {{ round_double('cast(i.item_tax as double precision) / cast(i.item_price as double precision)', 6) }}
             else 0
         end as derived_rate
     from {{ ref('stg_amazon__order_items') }} as i
@@ -49,5 +49,4 @@ select
          when i.currency = '{{ var("home_currency") }}' then i.item_tax
          else {{ money_div('i.item_tax * r.rate_num', 'r.rate_den') }} end as marketplace_tax_amount_home
 from items as i
-asof left join {{ ref('int_amazon__settlement_rates') }} as r
-    on r.currency = i.currency and i.ordered_at >= r.started_at
+{{ asof_left_join(ref('int_amazon__settlement_rates'), 'r', 'r.currency = i.currency and i.ordered_at >= r.started_at', 'r.started_at desc') }}

@@ -32,5 +32,4 @@ select
          else {{ money_div('o.marketplace_tax * r.rate_num', 'r.rate_den') }} end as marketplace_tax_amount_home,
     o.marketplace_id
 from {{ ref('stg_amazon__orders') }} as o
-asof left join {{ ref('int_amazon__settlement_rates') }} as r
-    on r.currency = o.currency and o.ordered_at >= r.started_at
+{{ asof_left_join(ref('int_amazon__settlement_rates'), 'r', 'r.currency = o.currency and o.ordered_at >= r.started_at', 'r.started_at desc') }}

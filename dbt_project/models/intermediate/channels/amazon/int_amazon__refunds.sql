@@ -6,9 +6,9 @@
 with refunds as (
     select
         order_adjustment_item_id as refund_id,
-        any_value(order_id) as order_id,
+        {{ any_val('order_id') }} as order_id,
         min(posted_at) as refunded_at,
-        any_value(currency) as currency,
+        {{ any_val('currency') }} as currency,
         -sum(case when list_name = 'ItemChargeAdjustmentList' and component_type in ('Principal', 'GiftWrap', 'Goodwill')
                   then amount else 0 end) as goods_amount,
         -sum(case when list_name = 'ItemChargeAdjustmentList' and component_type in ('ShippingCharge')
@@ -41,5 +41,4 @@ select
     false as restock,
     'Amazon refund' as note
 from refunds as f
-asof left join {{ ref('int_amazon__settlement_rates') }} as r
-    on r.currency = f.currency and f.refunded_at >= r.started_at
+{{ asof_left_join(ref('int_amazon__settlement_rates'), 'r', 'r.currency = f.currency and f.refunded_at >= r.started_at', 'r.started_at desc') }}

@@ -17,7 +17,7 @@ select
     false as taxes_included,
     'retail' as customer_type,
     cast(case when l.total_ex_tax - l.discount <> 0
-              then round(cast(l.total_tax as double) / cast(l.total_ex_tax - l.discount as double), 4) end
+              then {{ round_double('cast(l.total_tax as double precision) / cast(l.total_ex_tax - l.discount as double precision)', 4) }} end
          as decimal(12, 6)) as tax_rate,
     l.total_ex_tax as list_amount,
     {{ money_div('l.total_ex_tax', 'o.fx_rate') }} as list_amount_home,

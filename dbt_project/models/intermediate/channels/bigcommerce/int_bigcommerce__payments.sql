@@ -6,7 +6,7 @@
 with refunded as (
     select order_id, sum(total_amount) as refunded_amount
     from {{ ref('stg_bigcommerce__refunds') }}
-    group by all
+    group by order_id
 )
 
 select

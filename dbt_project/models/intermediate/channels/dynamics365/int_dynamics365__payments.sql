@@ -23,5 +23,4 @@ select
     cast(null as varchar) as dispute_status
 from {{ ref('stg_dynamics365__payments') }} as p
 join {{ ref('stg_dynamics365__invoices') }} as i using (invoice_id)
-asof left join {{ ref('stg_dynamics365__exchange_rates') }} as r
-    on p.posting_date >= r.starting_date
+{{ asof_left_join(ref('stg_dynamics365__exchange_rates'), 'r', 'p.posting_date >= r.starting_date', 'r.starting_date desc') }}

@@ -3,5 +3,4 @@
     rate starting on or before it), used for every home amount of the invoice. -#}
 select i.*, r.gbp_per_unit as fx_rate
 from {{ ref('stg_dynamics365__invoices') }} as i
-asof left join {{ ref('stg_dynamics365__exchange_rates') }} as r
-    on i.invoice_date >= r.starting_date
+{{ asof_left_join(ref('stg_dynamics365__exchange_rates'), 'r', 'i.invoice_date >= r.starting_date', 'r.starting_date desc') }}

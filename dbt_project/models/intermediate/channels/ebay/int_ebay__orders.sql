@@ -7,7 +7,7 @@
 with lines as (
     select order_id, sum(marketplace_tax) as marketplace_tax, sum(marketplace_tax_home) as marketplace_tax_home
     from {{ ref('stg_ebay__order_lines') }}
-    group by all
+    group by order_id
 ),
 
 shipping as (

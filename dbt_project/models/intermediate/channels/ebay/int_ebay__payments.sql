@@ -6,7 +6,7 @@
 with refunded as (
     select order_id, sum(amount) as refunded_amount
     from {{ ref('stg_ebay__refunds') }}
-    group by all
+    group by order_id
 ),
 
 sales as (

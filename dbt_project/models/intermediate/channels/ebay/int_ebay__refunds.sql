@@ -19,8 +19,8 @@ with lines as (
         case when o.taxes_included
              then {{ money_div('rl.amount_home * ' ~ uk_vat, '1 + ' ~ uk_vat) }}
              else {{ money_div('rl.amount_home * l.marketplace_tax_home', 'l.line_item_cost_home - l.discount_home + l.marketplace_tax_home') }} end as tax_home,
-        cast(round(cast(rl.amount as double) * l.quantity
-                   / cast(l.line_item_cost - l.discount + case when o.taxes_included then 0 else l.marketplace_tax end as double)) as integer) as units,
+        cast({{ round_double('cast(rl.amount as ' ~ double_type() ~ ') * l.quantity
+                   / cast(l.line_item_cost - l.discount + case when o.taxes_included then 0 else l.marketplace_tax end as ' ~ double_type() ~ ')') }} as integer) as units,
         ol.unit_cost_home
     from {{ ref('stg_ebay__refund_lines') }} as rl
     join {{ ref('stg_ebay__order_lines') }} as l using (order_id, line_id)
@@ -35,7 +35,7 @@ by_refund as (
         sum(amount - tax) as goods, sum(tax) as tax, sum(amount_home - tax_home) as goods_home, sum(tax_home) as tax_home,
         sum(units) as units, sum(units * unit_cost_home) as cogs_reversal_home
     from lines
-    group by all
+    group by refund_id
 ),
 
 refunds as (

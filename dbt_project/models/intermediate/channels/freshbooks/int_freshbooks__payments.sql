@@ -15,7 +15,7 @@ select
     p.amount,
     cast(case when i.currency = 'GBP' then p.amount else p.amount_gbp end as decimal(18, 2)) as amount_home,
     cast(0 as decimal(18, 2)) as fee_home,
-    (cast(p.paid_on as timestamp) + interval 12 hour) at time zone 'UTC' as attempted_at,
+    (cast(p.paid_on as timestamp) + interval '12 hours') at time zone 'UTC' as attempted_at,
     'INV-' || i.order_number as invoice_number,
     cast(0 as decimal(18, 2)) as refunded_amount,
     false as is_disputed,

@@ -14,7 +14,7 @@ with lines as (
     left join {{ ref('stg_lightspeed__sale_lines') }} as sold on sold.sale_line_id = rl.parent_sale_line_id
     left join {{ ref('int_order_lines') }} as ol on ol.channel = 'lightspeed' and ol.line_id = rl.parent_sale_line_id
     where rl.quantity < 0
-    group by all
+    group by rl.sale_id
 ),
 
 {#- The return ticket's (negative) tender: cash back from the till, or a card refund through
@@ -26,7 +26,7 @@ tenders as (
         min(sale_payment_id) as payment_id
     from {{ ref('stg_lightspeed__sale_payments') }}
     where amount < 0 and not archived
-    group by all
+    group by sale_id
 )
 
 select

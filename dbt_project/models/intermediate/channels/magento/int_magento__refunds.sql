@@ -11,7 +11,7 @@ with items as (
         sum(tax_amount_base) as goods_tax_home,
         sum(quantity) as units
     from {{ ref('stg_magento__creditmemo_items') }}
-    group by all
+    group by refund_id
 )
 
 select

@@ -25,6 +25,6 @@ select
     m.net,
     m.occurred_at
 from moves as m
-asof left join withdrawals as w on w.currency = m.currency and w.occurred_at > m.occurred_at
+{{ asof_left_join('withdrawals', 'w', 'w.currency = m.currency and w.occurred_at > m.occurred_at', 'w.occurred_at') }}
 left join {{ ref('stg_paypal__captures') }} as c on c.capture_id = case when m.event_code = 'T0006' then m.transaction_id else m.reference_id end
 left join {{ ref('stg_paypal__orders') }} as o on o.order_id = coalesce(c.order_id, case when m.reference_type = 'ODR' then m.reference_id end)

@@ -1,7 +1,7 @@
 {{ config(enabled=('paypal' in var('channels'))) }}
 {#- PayPal captures: the buyer's payment and PayPal's fee (GBP account). -#}
 with refunded as (
-    select order_id, sum(amount) as refunded_amount from {{ ref('stg_paypal__refunds') }} group by all
+    select order_id, sum(amount) as refunded_amount from {{ ref('stg_paypal__refunds') }} group by order_id
 )
 
 select

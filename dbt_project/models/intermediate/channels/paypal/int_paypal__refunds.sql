@@ -3,10 +3,10 @@
     proportion (tax_total / total).  A refund of the whole order is a return: every unit goes back
     to stock; a partial refund is a goodwill gesture with nothing returned. -#}
 with cogs as (
-    select order_id, sum(quantity) as units, sum(cogs_home) as cogs_home
+    select order_id, cast(sum(quantity) as bigint) as units, sum(cogs_home) as cogs_home
     from {{ ref('int_order_lines') }}
     where channel = 'paypal'
-    group by all
+    group by order_id
 ),
 
 refunds as (

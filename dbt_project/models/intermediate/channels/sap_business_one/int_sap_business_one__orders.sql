@@ -6,7 +6,7 @@
 with treatments as (
     select invoice_id, min(vat_group) as vat_group
     from {{ ref('stg_sap_business_one__invoice_lines') }}
-    group by all
+    group by invoice_id
 )
 
 select

@@ -15,6 +15,7 @@ select
     cast(null as varchar) as invoice_number,
     cast(0 as decimal(18, 2)) as refunded_amount,
     false as is_disputed,
-    cast(bt.balance_transaction_id as varchar) as balance_transaction_id
+    cast(bt.balance_transaction_id as varchar) as balance_transaction_id,
+    cast(null as varchar) as dispute_status
 from {{ ref('stg_shopify__balance_transactions') }} as bt
 where bt.type = 'charge'

@@ -9,12 +9,12 @@ with shopify_lines as (
         sum(case when o.taxes_included then rl.subtotal_shop - rl.total_tax_shop else rl.subtotal_shop end) as goods_amount_home,
         sum(rl.total_tax_shop) as goods_tax_home,
         sum(case when rl.restock_type in ('return', 'cancel', 'legacy_restock') then ol.unit_cost_home * rl.quantity else 0 end) as cogs_reversal_home,
-        sum(rl.quantity) as units
+        cast(sum(rl.quantity) as bigint) as units
     from {{ ref('stg_shopify__refund_lines') }} as rl
     join {{ ref('stg_shopify__orders') }} as o using (order_id)
     left join {{ ref('int_order_lines') }} as ol
         on ol.channel = 'shopify' and ol.line_id = cast(rl.line_id as varchar)
-    group by all
+    group by rl.refund_id
 ),
 
 shopify as (

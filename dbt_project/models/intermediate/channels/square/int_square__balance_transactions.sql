@@ -63,8 +63,10 @@ other_entries as (
     where e.entry_type not in ('CHARGE', 'REFUND')
 )
 
-select 'square' as channel, * from charges
-union all by name
-select 'square' as channel, * from refunds
-union all by name
-select 'square' as channel, * from other_entries
+{%- set cols = 'balance_transaction_id, payout_id, type, category, order_id, source_id, payment_id, currency, amount, fee, net, occurred_at' %}
+
+select 'square' as channel, {{ cols }} from charges
+union all
+select 'square' as channel, {{ cols }} from refunds
+union all
+select 'square' as channel, {{ cols }} from other_entries

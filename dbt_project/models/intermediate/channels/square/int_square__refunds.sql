@@ -11,7 +11,7 @@ with lines as (
     from {{ ref('stg_square__return_lines') }} as rl
     left join {{ ref('int_order_lines') }} as ol
         on ol.channel = 'square' and ol.line_id = rl.source_line_uid
-    group by all
+    group by rl.return_order_id
 )
 
 select

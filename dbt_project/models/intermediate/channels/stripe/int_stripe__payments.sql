@@ -11,7 +11,7 @@ select
     'stripe' as channel,
     'stripe' as processor,
     c.charge_id as payment_id,
-    c.order_id,
+    cast(c.order_id as varchar) as order_id,
     c.status,
     c.failure_code,
     c.currency,

@@ -18,14 +18,14 @@ per_refund as (
         rl.refund_id,
         sum(rl.total) as goods_amount,
         sum(rl.total_tax) as goods_tax,
-        sum(rl.quantity) as units,
+        cast(sum(rl.quantity) as bigint) as units,
         sum(greatest(0, least(rl.quantity, rl.restocked_units - coalesce(rl.newer_units, 0)))
             * il.unit_cost_home) as cogs_reversal_home,
         sum(greatest(0, least(rl.quantity, rl.restocked_units - coalesce(rl.newer_units, 0)))) as restocked
     from refund_lines as rl
     left join {{ ref('int_order_lines') }} as il
         on il.channel = 'woocommerce' and il.line_id = cast(rl.line_id as varchar)
-    group by all
+    group by rl.refund_id
 )
 
 select

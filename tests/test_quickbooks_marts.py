@@ -1,0 +1,124 @@
+"""The hourly job on a small world with QuickBooks Online as a ledger channel: the trade counter's
+invoices, sales receipts and bank-transfer payments in every mart (orders, lines, payments, trade
+invoices, AR, GL, tax, payment status) equal the oracle to the cent; what the publisher wrote into
+the company (another channel's `INV-…` invoice and its payment) is read but left out of the
+channel; after `sandbox advance` an incremental run (LastUpdatedTime cursor + CDC) brings the new
+documents, payments, edits, voids and deletes, and the marts still match."""
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from finance_pipeline.platforms.base import Connection
+from finance_pipeline.platforms.quickbooks.client import make_client, write
+from finance_pipeline.platforms.quickbooks.emulator import QuickBooksEmulator
+from finance_pipeline.sandbox import runtime
+from finance_pipeline.sandbox.server import EmulatorConfig, serve
+from finance_pipeline.sandbox.store import Sandbox
+from tests.conftest import make_settings
+from tests.pipeline_helpers import compare_with_oracle, run_job
+
+SOURCES = {"sources": {"quickbooks"}}
+
+
+def publish_one_invoice(data) -> None:
+    """What the publisher writes: a customer, another channel's invoice `INV-1999` and a card payment."""
+    running = serve(QuickBooksEmulator(Sandbox(data / "sandbox"), EmulatorConfig(time_scale=30)))
+    try:
+        client = make_client(Connection("quickbooks", running.url, running.emulator.credentials(), make_settings(data)))
+        cust = write(client, "Customer", {"DisplayName": "Leeds Living (7300000000999)"}, "t-c1")
+        inv = write(client, "Invoice", {
+            "CustomerRef": {"value": cust["Id"]}, "DocNumber": "INV-1999", "TxnDate": "2025-06-02",
+            "DueDate": "2025-07-02", "Line": [{"DetailType": "SalesItemLineDetail", "Amount": Decimal("200.00"),
+                                               "SalesItemLineDetail": {"ItemRef": {"value": "11"}, "Qty": 2,
+                                                                       "UnitPrice": Decimal("100"),
+                                                                       "TaxCodeRef": {"value": "2"}}}]}, "t-i1")
+        write(client, "Payment", {"CustomerRef": {"value": cust["Id"]}, "TotalAmt": Decimal("240.00"),
+                                  "PaymentRefNum": "ch_test", "PrivateNote": "ch_test",
+                                  "Line": [{"Amount": Decimal("240.00"),
+                                            "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]}]}, "t-p1")
+        client.close()
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(small_world_dir, tmp_path_factory):
+    data = tmp_path_factory.mktemp("qbo-marts")
+    shutil.copytree(small_world_dir / "sandbox", data / "sandbox")
+    publish_one_invoice(data)
+    run_job(data, job="hourly_sync", **SOURCES)
+    yield data
+    runtime.stop_emulators()
+
+
+def _counts(warehouse):
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute("""select
+            (select count(*) from marts.fct_invoices where channel = 'quickbooks'),
+            (select count(*) from marts.fct_invoices where channel = 'quickbooks' and status = 'voided'),
+            (select count(*) from marts.fct_invoices where channel = 'quickbooks' and invoice_number like 'INV-QBS-%'),
+            (select count(*) from marts.fct_payments where channel = 'quickbooks'),
+            (select count(*) from marts.fct_gl_entries where channel = 'quickbooks' and account_code = '1100'),
+            (select count(*) from marts.fct_invoices where channel = 'quickbooks' and paid_amount > 0
+                and paid_amount < total_amount),
+            (select count(*) from raw_quickbooks.invoices where doc_number = 'INV-1999'),
+            (select count(*) from marts.fct_invoices where invoice_number like 'INV-INV-%')
+        """).fetchone()
+    finally:
+        con.close()
+
+
+def _world_ids(sandbox: Sandbox, where: str) -> set[str]:
+    con = sandbox.connect()
+    try:
+        clock = sandbox.clock
+        return {str(r[0]) for r in con.execute(f"select qbo_id from quickbooks_documents where {where}",
+                                               [clock] * where.count("?")).fetchall()}
+    finally:
+        con.close()
+
+
+def _raw_ids(warehouse) -> set[str]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {r[0] for r in con.execute("select id from raw_quickbooks.invoices union all "
+                                          "select id from raw_quickbooks.sales_receipts").fetchall()}
+    finally:
+        con.close()
+
+
+def test_marts_equal_the_oracle_then_incremental_after_advance(pipeline_run):
+    sandbox = Sandbox(pipeline_run / "sandbox")
+    warehouse = pipeline_run / "warehouse.duckdb"
+    assert compare_with_oracle(warehouse, sandbox, channels={"quickbooks"}) == {}
+    invoices, voided, receipts, payments, bank, part_paid, published, leaked = _counts(warehouse)
+    assert invoices >= 30 and voided >= 1 and receipts >= 5 and payments >= 20 and bank >= payments
+    assert published == 1 and leaked == 0  # the publisher's invoice is read, never a sale of this channel
+
+    # move the clock to just after a document that will be deleted was raised, then past its deletion:
+    # the second run reads it, the third sees CDC's tombstone and the marts drop it
+    con = sandbox.connect()
+    created, deleted = con.execute("""select created_at, deleted_at from quickbooks_documents
+                                      where deleted_at > ? order by deleted_at limit 1""", [sandbox.clock]).fetchone()
+    con.close()
+    sandbox.advance((created - sandbox.clock).total_seconds() / 3600 + 0.5)
+    run_job(pipeline_run, job="hourly_sync", **SOURCES)
+    assert compare_with_oracle(warehouse, sandbox, channels={"quickbooks"}) == {}
+    doomed = _world_ids(sandbox, "deleted_at > ? and created_at <= ?")
+    assert doomed and doomed <= _raw_ids(warehouse)
+    sandbox.advance((deleted - sandbox.clock + timedelta(hours=1)).total_seconds() / 3600)
+    run_job(pipeline_run, job="hourly_sync", **SOURCES)
+    assert compare_with_oracle(warehouse, sandbox, channels={"quickbooks"}) == {}
+    gone = _world_ids(sandbox, "deleted_at <= ?")
+    assert gone and not gone & _raw_ids(warehouse)
+    after = _counts(warehouse)
+    assert after[0] > invoices and after[3] > payments
+    emulator = next(r.emulator for (d, name), r in runtime._running.items()
+                    if name == "quickbooks" and d == str(pipeline_run))
+    assert emulator.counters["requests"] > 0 and emulator.counters["over_limit"] == 0
