@@ -17,7 +17,9 @@ Everything is measured in one run on this machine, and reported beside its targe
 - incremental: the clock advanced until ~1 % of the orders are new or changed, then the same job;
 - rate-limit use: requests/s achieved against emulators enforcing the documented limits,
   time-compressed, as a fraction of the allowed rate, and the requests refused;
-- growth: the full run at each size, so the slope is visible.
+- growth: the full run at each size, so the slope is visible;
+- Shopify REST vs GraphQL: the orders backfill through each API on the same world (GraphQL: one
+  bulk operation), rows/s of each and their ratio (`measure_shopify_backfill_paths`).
 
 A size whose projected time would break the budget (`--budget-min`) is skipped and reported as
 such with the projection, never silently dropped.
@@ -180,6 +182,62 @@ def measure_floor(data_dir: Path, size: int) -> dict[str, Any]:
     return {"rows": rows, "pages": pages, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds)}
 
 
+def measure_shopify_backfill_paths(work: Path, largest: int, cap: int = 20_000) -> dict[str, Any]:
+    """Issue #10 item 7: a backfill of Shopify orders through the REST Admin API (cursor pages of
+    250) and through the GraphQL Admin API (one bulk operation, JSONL result), on the same world
+    and clock, each into its own empty warehouse (orders only; limits out of the way).  Each
+    figure is the whole path: the emulator's rendering, the wire, conversion and the dlt load.
+    The world is the largest one measured, or a world of `cap` orders when that is larger (both
+    paths in full at 1M orders would take most of the bench's budget)."""
+    import dataclasses
+
+    from finance_pipeline.sandbox.store import Sandbox
+
+    size = min(largest, cap)
+    data_dir = work / f"n{size}"
+    if size != largest or not (data_dir / "sandbox").exists():
+        data_dir = work / "paths"
+        sandbox = Sandbox(data_dir / "sandbox")
+        sandbox.init(42, size)
+        sandbox.ensure_world()
+
+    from finance_pipeline.ingest.pipeline import run_platform
+    from finance_pipeline.ingest.quarantine import Quarantine
+    from finance_pipeline.platforms.shopify.source import shopify_source
+    from finance_pipeline.sandbox import runtime
+    from finance_pipeline.settings import Settings
+
+    out: dict[str, Any] = {}
+    with _env(**_pipeline_env(data_dir, size, FAST)):
+        settings = Settings.from_env()
+        running = runtime.start_emulators(settings, ["shopify"])
+        try:
+            connection = runtime.connection(settings, "shopify")
+            for api in ("rest", "graphql"):
+                target = dataclasses.replace(settings, data_dir=data_dir / f"backfill-{api}", shopify_api=api)
+                target.data_dir.mkdir(parents=True, exist_ok=True)
+                quarantine = Quarantine("shopify")
+                source = shopify_source(dataclasses.replace(connection, settings=target), quarantine)
+                started = time.perf_counter()
+                result = run_platform(target, "shopify", source.with_resources("orders"), quarantine)
+                seconds = time.perf_counter() - started
+                rows = result.rows.get("orders", 0)
+                out[api] = {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds),
+                            "quarantined": result.quarantined}
+            # the bulk operation's own run (the emulator building the JSONL file in this process; on
+            # Shopify that is the shop's work): the client's share is the rest
+            bulk = running["shopify"].emulator.graphql.current_bulk
+            if bulk is not None and bulk.seconds is not None:
+                out["graphql"]["bulk_operation_s"] = bulk.seconds
+                client_s = max(out["graphql"]["seconds"] - bulk.seconds, 1e-3)
+                out["graphql"]["client_rows_per_s"] = round(out["graphql"]["rows"] / client_s)
+        finally:
+            runtime.stop_emulators()
+    out["world_size"] = size
+    out["graphql_vs_rest"] = round(out["graphql"]["rows_per_s"] / out["rest"]["rows_per_s"], 3)
+    return out
+
+
 def measure_rate_limits(data_dir: Path, seconds: float = 20.0) -> dict[str, Any]:
     """Saturate each limited API from 8 threads for a while; achieved vs allowed rate."""
     from finance_pipeline.platforms import registry
@@ -273,6 +331,8 @@ def run(sizes: list[int], *, budget_min: float, work: Path, quick: bool) -> dict
         ours = largest["full"]["raw_shopify_orders"] / ingest_shopify
         result["floor"]["ingest_rows_per_s"] = round(ours)
         result["floor"]["ratio"] = round(ours / result["floor"]["rows_per_s"], 3)
+    result["shopify_rest_vs_graphql_backfill"] = measure_shopify_backfill_paths(
+        work, largest["size"], cap=5_000 if quick else 20_000)
     result["rate_limits"] = measure_rate_limits(work / "limits", seconds=8.0 if quick else 20.0)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
@@ -317,6 +377,16 @@ def render_markdown(r: dict[str, Any]) -> str:
         out.append(f"| {s['size']:,} | skipped: projected {s['projected_s']} s > {s['budget_left_s']} s of budget left | | | | | | | |")
     out += ["", "## Steps of the largest run (s)", ""]
     out += [f"- {k}: {v}" for k, v in full["steps_s"].items()]
+    paths = r.get("shopify_rest_vs_graphql_backfill")
+    if paths:
+        out += ["", f"## Shopify backfill: REST vs GraphQL bulk operation (orders only, "
+                f"{paths.get('world_size', 0):,}-order world)", "",
+                f"- REST: {paths['rest']['rows']:,} orders in {paths['rest']['seconds']} s ({paths['rest']['rows_per_s']} rows/s)",
+                f"- GraphQL: {paths['graphql']['rows']:,} orders in {paths['graphql']['seconds']} s "
+                f"({paths['graphql']['rows_per_s']} rows/s; the bulk operation itself ran "
+                f"{paths['graphql'].get('bulk_operation_s')} s of it in the emulator, the client's share "
+                f"{paths['graphql'].get('client_rows_per_s')} rows/s)",
+                f"- GraphQL / REST: {paths['graphql_vs_rest']}×"]
     out += ["", "## Rate limits", ""]
     out += [f"- {k}: {v['achieved_per_s']}/s of {v['allowed_per_s']}/s allowed ({v['use']:.0%}), "
             f"{v['requests']} requests, {v['refused']} refused" for k, v in r["rate_limits"].items()]

@@ -83,3 +83,20 @@ def make_client(connection: Connection) -> ApiClient:
         default_headers={"Accept": "application/json"},
         on_response=limiter.on_response,
     )
+
+
+def make_graphql_client(connection: Connection):
+    """The shop's GraphQL Admin API client (`graphql_client.GraphQLClient`): same URL and token,
+    paced by the query-cost bucket (`CostThrottle`) instead of the REST call limit."""
+    from finance_pipeline.platforms.shopify.graphql_client import GraphQLClient
+
+    settings = connection.settings
+    api = ApiClient(
+        "shopify",
+        f"{connection.base_url.rstrip('/')}/admin/api/{API_VERSION}",
+        auth=StaticHeaders({"X-Shopify-Access-Token": connection.secret("access_token")}),
+        retry=RetryPolicy(max_attempts=settings.http_max_attempts),
+        timeout_s=settings.http_timeout_s,
+        default_headers={"Accept": "application/json"},
+    )
+    return GraphQLClient(api, time_scale=settings.time_scale)

@@ -163,6 +163,16 @@ class ShopifyEmulator(Emulator):
         size, leak = PLANS[self.plan]
         self.bucket = LeakyBucket(size, leak, self.config.time_scale)
         self._token: str | None = None
+        self._graphql = None
+
+    @property
+    def graphql(self):
+        """The GraphQL Admin API of this shop (`graphql_emulator.GraphQLAdmin`)."""
+        if self._graphql is None:
+            from finance_pipeline.platforms.shopify.graphql_emulator import GraphQLAdmin
+
+            self._graphql = GraphQLAdmin(self)
+        return self._graphql
 
     # ------------------------------------------------------------------ base class hooks
     def credentials(self) -> dict[str, str]:
@@ -205,6 +215,7 @@ class ShopifyEmulator(Emulator):
             Route(f"{p}/shopify_payments/payouts.json", self._endpoint(self.list_payouts)),
             Route(f"{p}/shopify_payments/payouts/{{payout_id:int}}.json", self._endpoint(self.get_payout)),
             Route(f"{p}/shopify_payments/balance/transactions.json", self._endpoint(self.list_balance_transactions)),
+            *self.graphql.routes(),  # POST {p}/graphql.json and the bulk operations' result files
         ]
 
     # ------------------------------------------------------------------ request plumbing
