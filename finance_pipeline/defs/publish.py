@@ -14,7 +14,7 @@ READ_BACK_CHECK = "read_back_matches_marts"
 
 
 def ledger_publisher_asset(destination: str, name: str, publish_ref: str, *, deps: Sequence[str],
-                           description: str, title: str) -> AssetsDefinition:
+                           description: str, title: str, reads_postgres: bool = False) -> AssetsDefinition:
     """A publish asset for one destination, the same for every ledger publisher:
 
     - off unless `FINANCE_DESTINATIONS` (or the sandbox default) switches the destination on;
@@ -43,8 +43,9 @@ def ledger_publisher_asset(destination: str, name: str, publish_ref: str, *, dep
                 AssetCheckResult(check_name=READ_BACK_CHECK, passed=True,
                                  metadata={"skipped": "destination switched off"})])
         publish: Callable = Platform.load(publish_ref)
-        result = publish(settings, connection(settings, destination), settings.warehouse_path,
-                         dry_run=settings.publish_dry_run)
+        # a publisher that reads the Postgres warehouse itself (reads_postgres) gets no DuckDB path there
+        warehouse = None if reads_postgres and settings.warehouse == "postgres" else settings.warehouse_path
+        result = publish(settings, connection(settings, destination), warehouse, dry_run=settings.publish_dry_run)
         summary = result.summary()
         context.log.info(f"{title}: {summary}")
         mismatches = result.mismatches
@@ -135,12 +136,15 @@ powerbi_marts = ledger_publisher_asset(
 
 tableau_marts = ledger_publisher_asset(
     "tableau", "tableau_marts", "finance_pipeline.platforms.tableau.publish:publish_marts",
-    deps=_BI_DEPS, title="Tableau",
+    deps=_BI_DEPS, title="Tableau", reads_postgres=True,
     description=(
         "The marts as Tableau data sources: one .hyper extract per mart (Hyper API), published with "
         "overwrite=true (chunked upload above 64 MB) under one personal-access-token session at a time; "
         "replaced in place, never duplicated. Read back by downloading each extract and comparing row "
-        "counts and money totals with the marts."
+        "counts and money totals with the marts. With FINANCE_WAREHOUSE=postgres: one .tds per mart "
+        "connected live to the warehouse (password embedded through the publish request only), its extract "
+        "created/refreshed by Tableau (job polled) and a daily extract refresh task; the refreshed extract is "
+        "read back and compared with the marts on Postgres."
     ),
 )
 

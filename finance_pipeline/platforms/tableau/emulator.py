@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from finance_pipeline.platforms.tableau import tds
 from finance_pipeline.sandbox.server import Emulator, EmulatorConfig, json_response
 from finance_pipeline.sandbox.sqlite_state import SqliteState
 from finance_pipeline.sandbox.store import Sandbox
@@ -54,6 +55,14 @@ CREATE TABLE IF NOT EXISTS datasources (id TEXT PRIMARY KEY, project_id TEXT NOT
     type TEXT NOT NULL, size INTEGER NOT NULL, file TEXT NOT NULL, created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL, UNIQUE (project_id, name));
 CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, file TEXT NOT NULL, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ds_connections (datasource_id TEXT PRIMARY KEY, spec TEXT NOT NULL,
+    username TEXT, password TEXT, embed INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS extracts (datasource_id TEXT PRIMARY KEY, file TEXT NOT NULL, rows INTEGER NOT NULL,
+    refreshed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, type TEXT NOT NULL, datasource_id TEXT NOT NULL,
+    created_at TEXT NOT NULL, started_at TEXT, completed_at TEXT, finish_code INTEGER, notes TEXT);
+CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, datasource_id TEXT NOT NULL, type TEXT NOT NULL,
+    schedule TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 """
 
 
@@ -128,7 +137,11 @@ def parse_payload(headers: dict[str, str], content: bytes) -> dict:
     def to_dict(el: ET.Element) -> dict:
         out: dict[str, Any] = dict(el.attrib)
         for child in el:
-            out[child.tag.split("}")[-1]] = to_dict(child)
+            tag, value = child.tag.split("}")[-1], to_dict(child)
+            if tag in out:  # a repeated element (<interval/><interval/>) becomes a list
+                out[tag] = (out[tag] if isinstance(out[tag], list) else [out[tag]]) + [value]
+            else:
+                out[tag] = value
         return out
 
     return {root.tag.split("}")[-1]: to_dict(root)}
@@ -153,6 +166,9 @@ class TableauEmulator(Emulator):
         self.meta = dict(self.state.read().execute("SELECT key, value FROM meta").fetchall())
         self.max_single_request_bytes = SINGLE_REQUEST_LIMIT
         self.publish_delay_s = 0.0  # tests: hold a publish answer this long after it committed
+        import threading
+
+        self._job_lock = threading.Lock()
 
     # -- what clients and tests use ----------------------------------------------------------------
     def credentials(self) -> dict[str, str]:
@@ -184,6 +200,11 @@ class TableauEmulator(Emulator):
             Route(f"{site}/datasources/{{ds}}", self._datasource, methods=["GET"]),
             Route(f"{site}/datasources/{{ds}}/content", self._content, methods=["GET"]),
             Route(f"{site}/datasources/{{ds}}/refresh", self._refresh, methods=["POST"]),
+            Route(f"{site}/datasources/{{ds}}/createExtract", self._create_extract, methods=["POST"]),
+            Route(f"{site}/jobs/{{job}}", self._job, methods=["GET"]),
+            Route(f"{site}/tasks/extractRefreshes", self._tasks, methods=["GET", "POST"]),
+            Route(f"{site}/tasks/extractRefreshes/{{task}}", self._task, methods=["GET", "POST", "DELETE"]),
+            Route(f"{site}/tasks/extractRefreshes/{{task}}/runNow", self._run_task, methods=["POST"]),
             Route(f"{site}/fileUploads", self._start_upload, methods=["POST"]),
             Route(f"{site}/fileUploads/{{upload}}", self._append_upload, methods=["PUT"]),
         ]
@@ -270,7 +291,8 @@ class TableauEmulator(Emulator):
     def _ds_doc(self, row: tuple) -> dict:
         ds_id, name, project_id, project_name, ds_type, size, created, updated = row
         return {"id": ds_id, "name": name, "type": ds_type, "size": str(size), "createdAt": created,
-                "updatedAt": updated, "hasExtracts": "true", "isCertified": "false",
+                "updatedAt": updated, "hasExtracts": "true" if self._has_extract(ds_id, ds_type) else "false",
+                "isCertified": "false",
                 "contentUrl": re.sub(r"[^A-Za-z0-9_]", "", name), "project": {"id": project_id, "name": project_name},
                 "owner": {"id": self.meta["user_id"]}}
 
@@ -310,6 +332,8 @@ class TableauEmulator(Emulator):
             return error(request, 404, "404011", "Resource Not Found", "Datasource not found")
         name, file = row
         buffer = io.BytesIO()
+        if not file.endswith(".hyper"):
+            return self._live_content(request.path_params["ds"], name, file)
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr(f"{name}.tds", f"<?xml version='1.0' encoding='utf-8' ?><datasource formatted-name='{name}' "
                                       "version='18.1'><connection class='hyper' dbname='Data/Extracts/"
@@ -321,8 +345,14 @@ class TableauEmulator(Emulator):
     async def _refresh(self, request: Request) -> Response:
         if (denied := self._authorise(request)) is not None:
             return denied
-        if self._find(request.path_params["ds"]) is None:
+        ds_id = request.path_params["ds"]
+        if self._find(ds_id) is None:
             return error(request, 404, "404011", "Resource Not Found", "Datasource not found")
+        if self._connection(ds_id) is not None:
+            if not self._has_extract(ds_id, "tds"):
+                return error(request, 409, "409093", "Conflict", "This data source connects live and has no "
+                             "extract to refresh; create one first (createExtract).")
+            return respond(request, {"job": self._start_job("RefreshExtract", ds_id)}, 202)
         return error(request, 409, "409093", "Conflict",
                      "This data source has no connection to refresh from: it was published from an extract file. "
                      "Publish it again to update its data.")
@@ -409,6 +439,16 @@ class TableauEmulator(Emulator):
                          f"The file '{filename}' does not match datasourceType={ds_type}")
         if ds_type == "hyper" and not data.startswith(b"Hyper"):
             return error(request, 400, "400000", "Bad Request", "The file is not a valid Hyper extract")
+        spec: dict | None = None
+        creds = payload.get("connectionCredentials") or {}
+        if ds_type in ("tds", "tdsx"):
+            try:
+                spec = tds.parse_tds(data)
+            except (ValueError, zipfile.BadZipFile, ET.ParseError) as exc:
+                return error(request, 400, "400000", "Bad Request", f"The data source file is not valid: {exc}")
+            if creds and (not creds.get("name") or creds.get("password") is None):
+                return error(request, 400, "400000", "Bad Request",
+                             "connectionCredentials needs name and password")
 
         def commit() -> tuple[int, str]:
             with self.state.tx() as con:
@@ -435,6 +475,16 @@ class TableauEmulator(Emulator):
                     con.execute("DELETE FROM uploads WHERE id = ?", [upload])
                     if old:
                         (self.files / old[0]).unlink(missing_ok=True)
+                con.execute("DELETE FROM ds_connections WHERE datasource_id = ?", [ds_id])
+                old_extract = con.execute("SELECT file FROM extracts WHERE datasource_id = ?", [ds_id]).fetchone()
+                con.execute("DELETE FROM extracts WHERE datasource_id = ?", [ds_id])  # a live file replaces it
+                if old_extract:
+                    (self.files / old_extract[0]).unlink(missing_ok=True)
+                if spec is not None:
+                    embed = str(creds.get("embed", "false")).lower() == "true"
+                    con.execute("INSERT INTO ds_connections VALUES (?, ?, ?, ?, ?)",
+                                [ds_id, json.dumps(spec), creds.get("name") or spec["username"],
+                                 creds.get("password") if embed else None, int(embed)])
                 self.state.bump(con, "publishes")
                 return 201, ds_id
 
@@ -447,3 +497,249 @@ class TableauEmulator(Emulator):
 
             await asyncio.sleep(self.publish_delay_s)
         return respond(request, {"datasource": self._ds_doc(self._find(ds_id))}, 201)
+
+    # -- live connections, extracts, jobs, refresh tasks ---------------------------------------------------
+    # A data source published from a .tds/.tdsx with a postgres connection is live; createExtract and
+    # refresh start a job (a backgrounder thread) that really connects to that server with the embedded
+    # credentials, reads the table and keeps the rows as the data source's .hyper extract.
+    LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+    def _connection(self, ds_id: str) -> dict | None:
+        row = self.state.read().execute("SELECT spec, username, password, embed FROM ds_connections "
+                                        "WHERE datasource_id = ?", [ds_id]).fetchone()
+        if row is None:
+            return None
+        return {**json.loads(row[0]), "username": row[1], "password": row[2], "embed": bool(row[3])}
+
+    def _has_extract(self, ds_id: str, ds_type: str) -> bool:
+        if ds_type == "hyper":
+            return True
+        return self.state.read().execute("SELECT 1 FROM extracts WHERE datasource_id = ?", [ds_id]).fetchone() \
+            is not None
+
+    def set_embedded_password(self, name: str, password: str) -> None:
+        """Tests: what a site admin editing the data source's connection in the web UI does."""
+        with self.state.tx() as con:
+            con.execute("UPDATE ds_connections SET password = ?, embed = 1 WHERE datasource_id IN "
+                        "(SELECT id FROM datasources WHERE name = ?)", [password, name])
+
+    def extract_rows(self, name: str) -> int | None:
+        row = self.state.read().execute("SELECT e.rows FROM extracts e JOIN datasources d ON d.id = e.datasource_id "
+                                        "WHERE d.name = ?", [name]).fetchone()
+        return None if row is None else row[0]
+
+    def tasks(self) -> list[dict]:
+        cur = self.state.read().execute("SELECT id, datasource_id, type, schedule FROM tasks ORDER BY created_at")
+        return [{"id": i, "datasource_id": d, "type": t, "schedule": json.loads(s)} for i, d, t, s in cur.fetchall()]
+
+    def _job_doc(self, job_id: str) -> dict:
+        row = self.state.read().execute("SELECT j.id, j.type, j.datasource_id, j.created_at, j.started_at, "
+                                        "j.completed_at, j.finish_code, j.notes, d.name FROM jobs j LEFT JOIN "
+                                        "datasources d ON d.id = j.datasource_id WHERE j.id = ?", [job_id]).fetchone()
+        jid, jtype, ds_id, created, started, completed, code, notes, name = row
+        doc: dict[str, Any] = {"id": jid, "mode": "Asynchronous", "type": jtype, "createdAt": created,
+                               "startedAt": started, "completedAt": completed,
+                               "progress": "100" if code is not None else ("50" if started else "0"),
+                               "extractRefreshJob": {"datasource": {"id": ds_id, "name": name}}}
+        if code is not None:
+            doc["finishCode"] = str(code)
+        if notes:
+            doc["extractRefreshJob"]["notes"] = notes
+            doc["statusNotes"] = {"statusNote": [{"type": "ErrorInfo", "text": notes}]}
+        return doc
+
+    def _start_job(self, job_type: str, ds_id: str) -> dict:
+        import threading
+
+        job_id = str(uuid.uuid4())
+        with self.state.tx() as con:
+            con.execute("INSERT INTO jobs (id, type, datasource_id, created_at) VALUES (?, ?, ?, ?)",
+                        [job_id, job_type, ds_id, _now()])
+            self.state.bump(con, "extract_jobs")
+        threading.Thread(target=self._run_job, args=(job_id, ds_id), name=f"tableau-job-{job_id[:8]}",
+                         daemon=True).start()
+        return self._job_doc(job_id)
+
+    def _run_job(self, job_id: str, ds_id: str) -> None:
+        with self.state.tx() as con:
+            con.execute("UPDATE jobs SET started_at = ? WHERE id = ?", [_now(), job_id])
+        code, notes = 0, None
+        try:
+            with self._job_lock:  # one backgrounder
+                rows, file = self._extract(ds_id)
+            with self.state.tx() as con:
+                old = con.execute("SELECT file FROM extracts WHERE datasource_id = ?", [ds_id]).fetchone()
+                con.execute("INSERT OR REPLACE INTO extracts VALUES (?, ?, ?, ?)", [ds_id, file, rows, _now()])
+                self.state.bump(con, "extracts_refreshed")
+            if old and old[0] != file:
+                (self.files / old[0]).unlink(missing_ok=True)
+        except Exception as exc:  # the job fails with the database's (or Hyper's) own message
+            code, notes = 1, f"{type(exc).__name__}: {str(exc).strip()}"
+        with self.state.tx() as con:
+            con.execute("UPDATE jobs SET completed_at = ?, finish_code = ?, notes = ? WHERE id = ?",
+                        [_now(), code, notes, job_id])
+            if code:
+                self.state.bump(con, "extract_jobs_failed")
+
+    def _extract(self, ds_id: str) -> tuple[int, str]:
+        import psycopg2
+
+        from finance_pipeline.platforms.tableau import hyper
+
+        conn = self._connection(ds_id)
+        if conn is None:
+            raise RuntimeError("the data source has no database connection")
+        if conn["server"] not in self.LOOPBACK:
+            raise RuntimeError(f"the sandbox connects to loopback servers only, not {conn['server']!r}")
+        if conn["password"] is None:
+            raise RuntimeError("no credentials are embedded in the data source: the refresh cannot sign in to "
+                               "the database")
+        pg = psycopg2.connect(host=conn["server"], port=conn["port"], dbname=conn["dbname"], user=conn["username"],
+                              password=conn["password"], sslmode=conn["sslmode"], connect_timeout=10)
+        try:
+            pg.set_session(readonly=True)
+            table = tds.pg_table(pg, conn["schema"], conn["table"])
+        finally:
+            pg.close()
+        file = f"{ds_id}-extract-{uuid.uuid4().hex[:8]}.hyper"
+        with hyper.hyper_process(self.files / "hyper-logs") as process:
+            built = hyper.build(process, table, self.files / file)
+        if built.refused:
+            (self.files / file).unlink(missing_ok=True)
+            raise RuntimeError(f"{len(built.refused)} rows could not be written to the extract: "
+                               f"{built.refused[0][2]}")
+        return built.rows, file
+
+    def _live_content(self, ds_id: str, name: str, file: str) -> Response:
+        buffer = io.BytesIO()
+        extract = self.state.read().execute("SELECT file FROM extracts WHERE datasource_id = ?", [ds_id]).fetchone()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr(f"{name}.tds", tds.read_tds((self.files / file).read_bytes()))
+            if extract:
+                z.write(self.files / extract[0], f"Data/Extracts/{name}.hyper")
+        return Response(buffer.getvalue(), 200, {"Content-Disposition": f'attachment; filename="{name}.tdsx"'},
+                        media_type="application/octet-stream")
+
+    async def _create_extract(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        ds_id = request.path_params["ds"]
+        row = self._find(ds_id)
+        if row is None:
+            return error(request, 404, "404011", "Resource Not Found", "Datasource not found")
+        if self._connection(ds_id) is None:
+            return error(request, 409, "409093", "Conflict", "This data source has no database connection to "
+                                                             "create an extract from")
+        if self._has_extract(ds_id, row[4]):
+            return error(request, 409, "409094", "Conflict", "The data source already has an extract; refresh it")
+        return respond(request, {"job": self._start_job("CreateExtract", ds_id)}, 202)
+
+    async def _job(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        job_id = request.path_params["job"]
+        if not self.state.read().execute("SELECT 1 FROM jobs WHERE id = ?", [job_id]).fetchone():
+            return error(request, 404, "404031", "Resource Not Found", f"Job {job_id} not found")
+        return respond(request, {"job": self._job_doc(job_id)})
+
+    FREQUENCIES = ("Hourly", "Daily", "Weekly", "Monthly")
+    WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+
+    def _parse_schedule(self, schedule: dict) -> dict:
+        frequency = schedule.get("frequency")
+        if frequency not in self.FREQUENCIES:
+            raise ValueError(f"schedule frequency must be one of {', '.join(self.FREQUENCIES)}")
+        details = schedule.get("frequencyDetails") or {}
+        start = details.get("start") or ""
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d:00", start):
+            raise ValueError(f"frequencyDetails start {start!r} must be HH:MM:00")
+        raw = (details.get("intervals") or {}).get("interval") or []
+        intervals = raw if isinstance(raw, list) else [raw]
+        for item in intervals:
+            if "weekDay" in item and item["weekDay"] not in self.WEEKDAYS:
+                raise ValueError(f"interval weekDay {item['weekDay']!r} is not a day of the week")
+            if "hours" in item and item["hours"] not in ("1", "2", "4", "6", "8", "12", "24"):
+                raise ValueError(f"interval hours {item['hours']!r} must be 1, 2, 4, 6, 8, 12 or 24")
+        if frequency == "Daily" and not any("hours" in i for i in intervals):
+            raise ValueError("a Daily schedule needs an interval with hours")
+        return {"frequency": frequency, "start": start, "intervals": intervals}
+
+    def _task_doc(self, row: tuple) -> dict:
+        task_id, ds_id, task_type, schedule = row
+        sched = json.loads(schedule)
+        return {"id": task_id, "type": task_type, "priority": "50", "consecutiveFailedCount": "0",
+                "datasource": {"id": ds_id},
+                "schedule": {"frequency": sched["frequency"],
+                             "frequencyDetails": {"start": sched["start"],
+                                                  "intervals": {"interval": sched["intervals"]}}}}
+
+    async def _read_task_request(self, request: Request) -> tuple[dict, dict]:
+        payload = parse_payload({"content-type": request.headers.get("content-type", "")}, await request.body())
+        ts = payload["tsRequest"]
+        return ts.get("extractRefresh") or {}, self._parse_schedule(ts.get("schedule") or {})
+
+    async def _tasks(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        if request.method == "GET":
+            rows = self.state.read().execute("SELECT id, datasource_id, type, schedule FROM tasks "
+                                             "ORDER BY created_at").fetchall()
+            return respond(request, {"tasks": {"task": [{"extractRefresh": self._task_doc(r)} for r in rows]}})
+        try:
+            refresh, schedule = await self._read_task_request(request)
+        except (ValueError, KeyError, TypeError, ET.ParseError) as exc:
+            return error(request, 400, "400000", "Bad Request", f"The extract refresh task is not valid: {exc}")
+        ds_id = (refresh.get("datasource") or {}).get("id")
+        task_type = refresh.get("type") or "FullRefresh"
+        if task_type not in ("FullRefresh", "IncrementalRefresh"):
+            return error(request, 400, "400000", "Bad Request", "extractRefresh type must be FullRefresh or "
+                                                                "IncrementalRefresh")
+        if not ds_id or self._find(ds_id) is None:
+            return error(request, 404, "404011", "Resource Not Found", "Datasource not found")
+        task_id, now = str(uuid.uuid4()), _now()
+        with self.state.tx() as con:
+            con.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?)",
+                        [task_id, ds_id, task_type, json.dumps(schedule), now, now])
+            self.state.bump(con, "tasks_created")
+        doc = self._task_doc((task_id, ds_id, task_type, json.dumps(schedule)))
+        return respond(request, {"extractRefresh": {k: v for k, v in doc.items() if k != "schedule"},
+                                 "schedule": doc["schedule"]}, 201)
+
+    async def _task(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        task_id = request.path_params["task"]
+        row = self.state.read().execute("SELECT id, datasource_id, type, schedule FROM tasks WHERE id = ?",
+                                        [task_id]).fetchone()
+        if row is None:
+            return error(request, 404, "404036", "Resource Not Found", f"Task {task_id} not found")
+        if request.method == "GET":
+            return respond(request, {"task": {"extractRefresh": self._task_doc(row)}})
+        if request.method == "DELETE":
+            with self.state.tx() as con:
+                con.execute("DELETE FROM tasks WHERE id = ?", [task_id])
+            return Response(status_code=204)
+        try:
+            refresh, schedule = await self._read_task_request(request)
+        except (ValueError, KeyError, TypeError, ET.ParseError) as exc:
+            return error(request, 400, "400000", "Bad Request", f"The extract refresh task is not valid: {exc}")
+        with self.state.tx() as con:
+            con.execute("UPDATE tasks SET schedule = ?, type = ?, updated_at = ? WHERE id = ?",
+                        [json.dumps(schedule), refresh.get("type") or row[2], _now(), task_id])
+            self.state.bump(con, "tasks_updated")
+        row = self.state.read().execute("SELECT id, datasource_id, type, schedule FROM tasks WHERE id = ?",
+                                        [task_id]).fetchone()
+        doc = self._task_doc(row)
+        return respond(request, {"extractRefresh": {k: v for k, v in doc.items() if k != "schedule"},
+                                 "schedule": doc["schedule"]})
+
+    async def _run_task(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        row = self.state.read().execute("SELECT datasource_id FROM tasks WHERE id = ?",
+                                        [request.path_params["task"]]).fetchone()
+        if row is None:
+            return error(request, 404, "404036", "Resource Not Found", "Task not found")
+        if not self._has_extract(row[0], "tds"):
+            return error(request, 409, "409093", "Conflict", "The data source has no extract to refresh")
+        return respond(request, {"job": self._start_job("RefreshExtract", row[0])}, 202)

@@ -17,9 +17,10 @@ A run (holding the PAT lock: one session per personal access token, never parall
    Hyper API and compares the row count and the sum of every money column with the marts.
 
 A published `.hyper` has no upstream connection, so Tableau's "refresh extract" cannot re-pull it
-(the emulator refuses it as the server does); it is kept current by re-publishing.  A data source
-connected live to the Postgres warehouse, with Create Extract and a refresh schedule, is the
-follow-up once the production warehouse exists (docs/architecture.md, Publishers).
+(the emulator refuses it as the server does); it is kept current by re-publishing.  With the
+warehouse on Postgres (FINANCE_WAREHOUSE=postgres) `publish_marts` instead publishes data sources
+connected live to it, has Tableau create and refresh their extracts and keeps a refresh task per
+data source (live.py).
 """
 from __future__ import annotations
 
@@ -246,7 +247,7 @@ def _dry_run(con: duckdb.DuckDBPyConnection, tables: Sequence[MartTable], thresh
     return plan
 
 
-def publish_marts(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_marts(settings: Settings, connection: Connection, warehouse_path: Path | str | None, *,
                   dry_run: bool | None = None, chunk_threshold: int | None = None,
                   chunk_size: int | None = None, read_back: bool = True, marts: Sequence[str] | None = None
                   ) -> PublishResult:
@@ -254,6 +255,11 @@ def publish_marts(settings: Settings, connection: Connection, warehouse_path: Pa
 
     `chunk_threshold` / `chunk_size` default to `TABLEAU_CHUNK_THRESHOLD_BYTES` (64 MB, Tableau's
     single-request limit) and `TABLEAU_CHUNK_SIZE_BYTES` (50 MB)."""
+    if settings.warehouse == "postgres":  # data sources connected live to the warehouse (live.py)
+        from finance_pipeline.platforms.tableau.live import publish_live
+
+        return publish_live(settings, connection, read_back=read_back, marts=marts,
+                            dry_run=settings.publish_dry_run if dry_run is None else dry_run)
     started = time.monotonic()
     chunk_threshold = chunk_threshold or _bytes_setting("TABLEAU_CHUNK_THRESHOLD_BYTES", CHUNK_THRESHOLD)
     chunk_size = chunk_size or _bytes_setting("TABLEAU_CHUNK_SIZE_BYTES", CHUNK_SIZE)
@@ -302,8 +308,12 @@ def publish_marts(settings: Settings, connection: Connection, warehouse_path: Pa
     return result
 
 
-def check_read_back(settings: Settings, connection: Connection, warehouse_path: Path | str) -> PublishResult:
+def check_read_back(settings: Settings, connection: Connection, warehouse_path: Path | str | None) -> PublishResult:
     """Only the read-back (the asset check); nothing is published."""
+    if settings.warehouse == "postgres":
+        from finance_pipeline.platforms.tableau.live import publish_live
+
+        return publish_live(settings, connection, check_only=True)
     result = PublishResult(DESTINATION, "read-back", primary="datasource")
     con = duckdb.connect(str(warehouse_path), read_only=True)
     work = Path(tempfile.mkdtemp(prefix="tableau-check-", dir=_work_dir(settings)))

@@ -1,0 +1,195 @@
+"""Tableau data sources connected live to the Postgres warehouse (FINANCE_WAREHOUSE=postgres): a .tds per
+mart published with overwrite=true and the password embedded through the publish request only, the
+extract created / refreshed by Tableau (the emulator really connects to the Postgres server with the
+embedded credentials), a daily extract refresh task per data source, and the refreshed extract read
+back and compared with the marts on Postgres.
+
+The marts are a few small tables created directly in a `marts` schema on a real, throw-away server."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from decimal import Decimal
+
+import psycopg2
+import pytest
+
+from conftest import make_settings
+from finance_pipeline.platforms.tableau import tds
+from finance_pipeline.platforms.tableau.emulator import TableauEmulator
+from finance_pipeline.platforms.tableau.live import publish_live
+from finance_pipeline.platforms.tableau.publish import check_read_back, publish_marts
+from finance_pipeline.sandbox import runtime
+from finance_pipeline.sandbox.server import EmulatorConfig, serve
+from finance_pipeline.sandbox.store import Sandbox
+from finance_pipeline.settings import PostgresSettings, Secret, SettingsError
+from pg_helpers import pg_server  # noqa: F401
+
+pytestmark = pytest.mark.timeout(600)
+
+MARTS = {"fct_invoices": 40, "fct_payouts": 25, "rpt_sales_trends": 12}
+DDL = """
+create schema marts;
+create table marts.fct_invoices (invoice_number text, customer_id bigint, issued_on date, currency text,
+    subtotal numeric(18,2), tax numeric(18,2), total numeric(18,2), status text);
+create table marts.fct_payouts (channel text, payout_id bigint, arrival_at timestamptz, amount numeric(18,2),
+    fees numeric(38,2), fx_rate double precision, reconciled boolean, note text);
+create table marts.rpt_sales_trends (day date, orders integer, revenue numeric(18,2));
+insert into marts.fct_invoices select 'INV-' || (1000 + i), i % 7, date '2025-01-01' + i, 'GBP',
+    (i * 13.37)::numeric(18,2), (i * 2.67)::numeric(18,2), (i * 16.04)::numeric(18,2),
+    case when i % 5 = 0 then 'paid' else 'open' end from generate_series(1, 40) i;
+insert into marts.fct_payouts select case when i % 2 = 0 then 'stripe' else 'shopify' end, 90000000 + i,
+    timestamptz '2025-02-01 09:30:00+00' + i * interval '1 day', (i * 101.01)::numeric(18,2),
+    (i * 2.93)::numeric(38,2), 1.17, i % 4 <> 0, case when i % 3 = 0 then 'payout ' || i end
+    from generate_series(1, 25) i;
+insert into marts.rpt_sales_trends select date '2025-03-01' + i, i * 3, (i * 250.5)::numeric(18,2)
+    from generate_series(1, 12) i;
+"""
+
+
+@pytest.fixture
+def live(pg_server, tmp_path, request):  # noqa: F811
+    database = pg_server.create_database(f"tableau_{request.node.name[5:30]}")
+    con = psycopg2.connect(pg_server.dsn_for(database))
+    con.autocommit = True
+    with con.cursor() as cur:
+        cur.execute(DDL)
+    con.close()
+    pg = PostgresSettings(host=pg_server.host, port=pg_server.port, user=pg_server.user,
+                          password=Secret(pg_server.password, "FINANCE_PG_PASSWORD"), database=database,
+                          sslmode="disable")
+    settings = make_settings(tmp_path, warehouse="postgres", postgres=pg)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    running = serve(TableauEmulator(Sandbox(settings.sandbox_dir), EmulatorConfig(time_scale=settings.time_scale)))
+    runtime.write_endpoints(settings, {"tableau": running})
+    yield settings, running.emulator, pg_server.dsn_for(database)
+    running.stop()
+
+
+def _run(settings, **kw):
+    return publish_live(settings, runtime.connection(settings, "tableau"), poll_s=0.05, **kw)
+
+
+def _sql(dsn: str, sql: str) -> None:
+    con = psycopg2.connect(dsn)
+    con.autocommit = True
+    with con.cursor() as cur:
+        cur.execute(sql)
+    con.close()
+
+
+def test_publish_twice_one_data_source_per_mart_and_extracts_equal_the_marts(live):
+    settings, emulator, _ = live
+    # through the publisher's entry point: on Postgres it takes the live path (no DuckDB file)
+    first = publish_marts(settings, runtime.connection(settings, "tableau"), None)
+    assert first.ok and first.mismatches == [], first.summary()
+    assert first.of("datasource").created == 3 and first.of("extract").created == 3
+    assert first.of("refresh_task").created == 3 and first.read_back == sum(MARTS.values())
+    sources = {d["name"]: d for d in emulator.datasources()}
+    assert set(sources) == set(MARTS) and {d["type"] for d in sources.values()} == {"tds"}
+    assert {m: emulator.extract_rows(m) for m in MARTS} == MARTS
+    spec = tds.parse_tds((emulator.files / sources["fct_payouts"]["file"]).read_bytes())
+    assert spec == {"server": settings.postgres.host, "port": settings.postgres.port,
+                    "dbname": settings.postgres.database, "schema": "marts", "table": "fct_payouts",
+                    "username": settings.postgres.user, "sslmode": "disable"}
+
+    second = _run(settings)
+    assert second.ok and second.mismatches == [], second.summary()
+    assert second.of("datasource").unchanged == 3 and second.of("datasource").written == 0
+    assert second.of("extract").updated == 3 and second.of("refresh_task").unchanged == 3
+    after = {d["name"]: d for d in emulator.datasources()}
+    assert {n: d["id"] for n, d in after.items()} == {n: d["id"] for n, d in sources.items()}
+    tasks = emulator.tasks()
+    assert len(tasks) == 3 and {t["datasource_id"] for t in tasks} == {d["id"] for d in after.values()}
+    assert tasks[0]["schedule"]["frequency"] == "Daily" and tasks[0]["schedule"]["start"] == "06:00:00"
+    assert emulator.stats()["publishes"] == 3
+
+    # a forgotten state file: every data source is published again, over the same ids, never a second one
+    (settings.secrets_dir / "tableau_live.json").unlink()
+    third = _run(settings)
+    assert third.ok and third.of("datasource").updated == 3 and third.of("extract").created == 3
+    assert len(emulator.datasources()) == 3 and len(emulator.tasks()) == 3
+
+
+def test_changed_marts_reach_the_extract_on_refresh_and_the_schedule_follows_the_setting(live, monkeypatch):
+    settings, emulator, dsn = live
+    assert _run(settings).ok
+    _sql(dsn, "update marts.fct_payouts set amount = amount + 1000.01 where payout_id = 90000003; "
+              "insert into marts.rpt_sales_trends values (date '2025-04-01', 9, 1234.56)")
+    stale = check_read_back(settings, runtime.connection(settings, "tableau"), None)
+    assert {(m.key, m.field) for m in stale.mismatches} == {("fct_payouts", "amount"), ("rpt_sales_trends", "rows"),
+                                                            ("rpt_sales_trends", "revenue")}
+    amount = next(m for m in stale.mismatches if m.field == "amount")
+    assert amount.expected - amount.actual == Decimal("1000.01")
+
+    monkeypatch.setenv("TABLEAU_REFRESH_AT", "05:30")
+    fresh = _run(settings)
+    assert fresh.ok and fresh.mismatches == [], fresh.summary()
+    assert fresh.of("extract").updated == 3 and fresh.of("refresh_task").updated == 3
+    assert emulator.extract_rows("rpt_sales_trends") == MARTS["rpt_sales_trends"] + 1
+    assert {t["schedule"]["start"] for t in emulator.tasks()} == {"05:30:00"} and len(emulator.tasks()) == 3
+
+    monkeypatch.setenv("TABLEAU_REFRESH_AT", "25:00")
+    with pytest.raises(SettingsError, match="TABLEAU_REFRESH_AT='25:00'"):
+        _run(settings)
+
+
+def test_a_wrong_password_fails_that_job_with_the_servers_message_and_the_rest_publish(live):
+    settings, emulator, _ = live
+    assert _run(settings).ok
+    emulator.set_embedded_password("fct_payouts", "not-the-password")  # edited on Tableau's side
+    broken = _run(settings)
+    assert not broken.ok and broken.of("extract").failed == 1 and broken.of("extract").updated == 2
+    (err,) = broken.errors
+    assert err.key == "fct_payouts" and "password authentication failed" in err.message, err.message
+    assert emulator.stats()["extract_jobs_failed"] == 1
+    # the next run publishes that data source again with the pipeline's credentials: healed
+    healed = _run(settings)
+    assert healed.ok and healed.mismatches == [], healed.summary()
+    assert healed.of("datasource").updated == 1 and healed.of("datasource").unchanged == 2
+    assert len(emulator.datasources()) == 3
+
+    # the pipeline's own password wrong: every job fails with the server's message, every mart is tried
+    wrong = dataclasses.replace(settings.postgres, password=Secret("wrong-password-1", "FINANCE_PG_PASSWORD"))
+    # (the publisher reads the mart list with its own credentials, so give it the real ones there)
+    import finance_pipeline.platforms.tableau.live as live_mod
+
+    real = live_mod.warehouse_marts
+    live_mod.warehouse_marts = lambda pg, wanted: real(settings.postgres, wanted)
+    try:
+        failed = _run(dataclasses.replace(settings, postgres=wrong), read_back=False)
+    finally:
+        live_mod.warehouse_marts = real
+    assert failed.of("datasource").updated == 3 and failed.of("extract").failed == 3
+    assert all("password authentication failed" in e.message for e in failed.errors)
+    assert len(emulator.datasources()) == 3
+
+
+def test_the_password_is_in_no_tds_download_state_file_or_log(live, caplog):
+    settings, emulator, _ = live
+    password = settings.postgres.password.value
+    caplog.set_level(logging.DEBUG)
+    assert _run(settings).ok
+    assert _run(settings, dry_run=True).dry_run["would_send"]
+    auth_files = [p for p in emulator.files.rglob("*") if p.is_file() and p.suffix in (".tds", ".tdsx")]
+    assert len(auth_files) == 3
+    for path in auth_files:
+        assert password.encode() not in path.read_bytes(), path
+    for path in settings.data_dir.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".log", ".txt", ".tds"):
+            assert password not in path.read_text(errors="replace"), path
+    # what anyone downloads from Tableau: the .tdsx (the .tds and the extract) holds no password
+    import httpx
+
+    from finance_pipeline.platforms.tableau.client import TableauAuth
+
+    auth = TableauAuth(runtime.connection(settings, "tableau"))
+    try:
+        auth.sign_in()
+        for ds in emulator.datasources():
+            raw = httpx.get(f"{auth.api_url}/sites/{auth.site_id}/datasources/{ds['id']}/content",
+                            headers={"X-Tableau-Auth": auth.token}).content
+            assert password.encode() not in raw and b"postgres" in tds.read_tds(raw)
+    finally:
+        auth.close()
+    assert password not in caplog.text and "tableau live publish" in caplog.text
