@@ -129,6 +129,10 @@ def test_changed_marts_reach_the_extract_on_refresh_and_the_schedule_follows_the
     assert emulator.extract_rows("rpt_sales_trends") == MARTS["rpt_sales_trends"] + 1
     assert {t["schedule"]["start"] for t in emulator.tasks()} == {"05:30:00"} and len(emulator.tasks()) == 3
 
+    monkeypatch.setenv("TABLEAU_REFRESH_AT", "off")  # Tableau Server: an admin's server schedule instead
+    off = _run(settings, read_back=False)
+    assert off.ok and off.of("refresh_task").skipped == 3 and len(emulator.tasks()) == 3
+
     monkeypatch.setenv("TABLEAU_REFRESH_AT", "25:00")
     with pytest.raises(SettingsError, match="TABLEAU_REFRESH_AT='25:00'"):
         _run(settings)

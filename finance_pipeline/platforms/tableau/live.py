@@ -58,12 +58,15 @@ class JobFailed(RuntimeError):
     pass
 
 
-def refresh_schedule() -> dict[str, Any]:
-    """The refresh task's schedule from TABLEAU_REFRESH_AT (HH:MM, default 06:00): Daily, every day."""
+def refresh_schedule() -> dict[str, Any] | None:
+    """The refresh task's schedule from TABLEAU_REFRESH_AT (HH:MM, default 06:00): Daily, every day.
+    `off`: no task is kept (Tableau Server, where an admin adds the data sources to a server schedule)."""
     raw = (env("TABLEAU_REFRESH_AT") or "06:00").strip()
+    if raw.lower() == "off":
+        return None
     if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", raw):
         raise SettingsError(f"TABLEAU_REFRESH_AT={raw!r}: the daily extract refresh time as HH:MM (24-hour), "
-                            "e.g. 06:00")
+                            "e.g. 06:00, or off for no refresh task")
     return {"frequency": "Daily", "start": f"{raw}:00",
             "intervals": [{"hours": "24"}] + [{"weekDay": d} for d in WEEKDAYS]}
 
@@ -208,6 +211,9 @@ class _LiveRun:
 
     def ensure_task(self, ds_id: str, mart: str, tasks: dict[str, list[dict]]) -> None:
         counts = self.result.of("refresh_task")
+        if self.schedule is None:
+            counts.skipped += 1
+            return
         found = tasks.get(ds_id, [])
         if len(found) > 1:
             self.result.mismatches.append(Mismatch(mart, "refresh_tasks", 1, len(found)))
@@ -262,7 +268,6 @@ class _LiveRun:
                 self._wait(job, mart)
                 setattr(extracts, kind, getattr(extracts, kind) + 1)
                 self.state.data[mart] = {"id": ds_id, "digest": digest}
-                self.ensure_task(ds_id, mart, tasks)
             except (ApiError, JobFailed, KeyError) as exc:
                 if isinstance(exc, ApiError) and exc.status in (401, 403):
                     raise
@@ -272,6 +277,14 @@ class _LiveRun:
                 log.error("tableau %s: %s", mart, exc)
             finally:
                 self.state.save()
+            if mart in published:  # the task refreshes even an extract whose job failed today
+                try:
+                    self.ensure_task(published[mart], mart, tasks)
+                except ApiError as exc:
+                    if exc.status in (401, 403):
+                        raise
+                    self.result.of("refresh_task").failed += 1
+                    self.result.errors.append(ItemError("refresh_task", mart, str(exc)))
         return published
 
     def read_back(self, process: Any, marts: Sequence[str]) -> None:
@@ -326,8 +339,7 @@ def publish_live(settings: Settings, connection: Connection, *, dry_run: bool = 
                                           f"{SCHEMA}.{mart}", "password": "embedded (not shown)"})
         result.dry_run = {**plan.summary(), "saved_to": plan.save(settings)}
         return result
-    schedule_ok = refresh_schedule()  # a bad setting stops before anything is sent
-    del schedule_ok
+    refresh_schedule()  # a bad setting stops here, before anything is sent
     work_root = settings.data_dir / "publish" / "tableau"
     work_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tableau-live-", dir=str(work_root)))
