@@ -197,3 +197,77 @@ def test_the_password_is_in_no_tds_download_state_file_or_log(live, caplog):
     finally:
         auth.close()
     assert password not in caplog.text and "tableau live publish" in caplog.text
+
+
+def test_the_server_validates_live_data_sources_jobs_and_tasks(live):
+    settings, emulator, _ = live
+    import httpx
+
+    from finance_pipeline.platforms.tableau.client import TableauAuth
+    from finance_pipeline.platforms.tableau.live import publish_payload
+    from finance_pipeline.platforms.tableau.publish import multipart
+
+    auth = TableauAuth(runtime.connection(settings, "tableau"))
+    try:
+        auth.sign_in()
+        h = {"X-Tableau-Auth": auth.token, "Accept": "application/json"}
+        base = f"{auth.api_url}/sites/{auth.site_id}"
+        project = httpx.get(f"{base}/projects", headers=h, params={"filter": "name:eq:Finance"}).json()
+        project = project["projects"]["project"][0]["id"]
+
+        def publish(name, data, ctype="tds", creds=("finance", "x" * 8)):
+            body, content_type = multipart([("request_payload", None, "text/xml",
+                                             publish_payload(name, project, *creds)),
+                                            ("tableau_datasource", f"{name}.{ctype}", "application/octet-stream",
+                                             data)])
+            return httpx.post(f"{base}/datasources", params={"datasourceType": ctype, "overwrite": "true"},
+                              content=body, headers={**h, "Content-Type": content_type})
+
+        no_pg = publish("x", b"<datasource><connection class='hyper' dbname='x.hyper'/></datasource>")
+        assert no_pg.status_code == 400 and "no postgres connection" in no_pg.json()["error"]["detail"]
+        remote = tds.build_tds("y", server="10.1.2.3", port=5432, dbname="finance", schema="marts",
+                               table="fct_invoices", username="finance")
+        ds = publish("y", remote).json()["datasource"]
+        assert ds["hasExtracts"] == "false"
+        refresh = httpx.post(f"{base}/datasources/{ds['id']}/refresh", headers=h, content=b"<tsRequest/>")
+        assert refresh.status_code == 409  # live, no extract yet: createExtract first
+        job = httpx.post(f"{base}/datasources/{ds['id']}/createExtract", headers=h).json()["job"]
+        for _ in range(200):
+            job = httpx.get(f"{base}/jobs/{job['id']}", headers=h).json()["job"]
+            if "finishCode" in job:
+                break
+            import time
+
+            time.sleep(0.05)
+        assert job["finishCode"] == "1" and "loopback" in job["extractRefreshJob"]["notes"]
+
+        def task(body):
+            return httpx.post(f"{base}/tasks/extractRefreshes", headers={**h, "Content-Type": "text/xml"},
+                              content=body)
+
+        good = (f'<tsRequest><extractRefresh type="FullRefresh"><datasource id="{ds["id"]}"/></extractRefresh>'
+                '<schedule frequency="Daily"><frequencyDetails start="06:00:00"><intervals><interval hours="24"/>'
+                '<interval weekDay="Monday"/></intervals></frequencyDetails></schedule></tsRequest>')
+        assert task(good).status_code == 201
+        assert task(good.replace('"06:00:00"', '"6 am"')).status_code == 400
+        assert task(good.replace('weekDay="Monday"', 'weekDay="Someday"')).status_code == 400
+        assert task(good.replace(ds["id"], "00000000-0000-0000-0000-000000000000")).status_code == 404
+        listed = httpx.get(f"{base}/tasks/extractRefreshes", headers=h).json()["tasks"]["task"]
+        assert len(listed) == 1 and listed[0]["extractRefresh"]["datasource"]["id"] == ds["id"]
+    finally:
+        auth.close()
+
+
+def test_injected_faults_lose_or_double_nothing(live):
+    settings, emulator, _ = live
+    emulator.config = dataclasses.replace(emulator.config, fault_rate=0.15, fault_seed=4,
+                                          read_faults=("429", "500", "503"),
+                                          write_faults=("429", "503", "500_after_commit"))
+    for _ in range(4):
+        result = _run(settings)
+        if result.ok:
+            break
+    assert result.ok and result.mismatches == [], result.summary()
+    assert sum(emulator.faults.values()) > 0
+    assert sorted(d["name"] for d in emulator.datasources()) == sorted(MARTS)
+    assert len(emulator.tasks()) == 3 and {m: emulator.extract_rows(m) for m in MARTS} == MARTS

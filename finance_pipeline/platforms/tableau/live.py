@@ -262,9 +262,18 @@ class _LiveRun:
                                               idempotent=True).json()["job"]
                     kind = "updated"
                 else:
-                    job = self.client.request("POST", f"{self.site}/datasources/{ds_id}/createExtract",
-                                              params={"encrypt": "false"}, idempotent=True).json()["job"]
-                    kind = "created"
+                    try:
+                        job = self.client.request("POST", f"{self.site}/datasources/{ds_id}/createExtract",
+                                                  params={"encrypt": "false"}, idempotent=True).json()["job"]
+                        kind = "created"
+                    except ApiError as exc:
+                        if exc.status != 409:
+                            raise
+                        # a replayed request whose first answer was lost: the extract exists, refresh it
+                        job = self.client.request("POST", f"{self.site}/datasources/{ds_id}/refresh",
+                                                  content=b"<tsRequest/>", headers={"Content-Type": "text/xml"},
+                                                  idempotent=True).json()["job"]
+                        kind = "updated"
                 self._wait(job, mart)
                 setattr(extracts, kind, getattr(extracts, kind) + 1)
                 self.state.data[mart] = {"id": ds_id, "digest": digest}
