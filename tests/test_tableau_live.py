@@ -62,7 +62,7 @@ def live(pg_server, tmp_path, request):  # noqa: F811
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     running = serve(TableauEmulator(Sandbox(settings.sandbox_dir), EmulatorConfig(time_scale=settings.time_scale)))
     runtime.write_endpoints(settings, {"tableau": running})
-    yield settings, running.emulator, pg_server.dsn_for(database)
+    yield settings, running.emulator, pg_server.dsn_for(database), running
     running.stop()
 
 
@@ -79,7 +79,7 @@ def _sql(dsn: str, sql: str) -> None:
 
 
 def test_publish_twice_one_data_source_per_mart_and_extracts_equal_the_marts(live):
-    settings, emulator, _ = live
+    settings, emulator, *_ = live
     # through the publisher's entry point: on Postgres it takes the live path (no DuckDB file)
     first = publish_marts(settings, runtime.connection(settings, "tableau"), None)
     assert first.ok and first.mismatches == [], first.summary()
@@ -112,7 +112,7 @@ def test_publish_twice_one_data_source_per_mart_and_extracts_equal_the_marts(liv
 
 
 def test_changed_marts_reach_the_extract_on_refresh_and_the_schedule_follows_the_setting(live, monkeypatch):
-    settings, emulator, dsn = live
+    settings, emulator, dsn, running = live
     assert _run(settings).ok
     _sql(dsn, "update marts.fct_payouts set amount = amount + 1000.01 where payout_id = 90000003; "
               "insert into marts.rpt_sales_trends values (date '2025-04-01', 9, 1234.56)")
@@ -139,7 +139,7 @@ def test_changed_marts_reach_the_extract_on_refresh_and_the_schedule_follows_the
 
 
 def test_a_wrong_password_fails_that_job_with_the_servers_message_and_the_rest_publish(live):
-    settings, emulator, _ = live
+    settings, emulator, *_ = live
     assert _run(settings).ok
     emulator.set_embedded_password("fct_payouts", "not-the-password")  # edited on Tableau's side
     broken = _run(settings)
@@ -170,7 +170,7 @@ def test_a_wrong_password_fails_that_job_with_the_servers_message_and_the_rest_p
 
 
 def test_the_password_is_in_no_tds_download_state_file_or_log(live, caplog):
-    settings, emulator, _ = live
+    settings, emulator, *_ = live
     password = settings.postgres.password.value
     caplog.set_level(logging.DEBUG)
     assert _run(settings).ok
@@ -200,7 +200,7 @@ def test_the_password_is_in_no_tds_download_state_file_or_log(live, caplog):
 
 
 def test_the_server_validates_live_data_sources_jobs_and_tasks(live):
-    settings, emulator, _ = live
+    settings, emulator, *_ = live
     import httpx
 
     from finance_pipeline.platforms.tableau.client import TableauAuth
@@ -259,7 +259,7 @@ def test_the_server_validates_live_data_sources_jobs_and_tasks(live):
 
 
 def test_injected_faults_lose_or_double_nothing(live):
-    settings, emulator, _ = live
+    settings, emulator, *_ = live
     emulator.config = dataclasses.replace(emulator.config, fault_rate=0.15, fault_seed=4,
                                           read_faults=("429", "500", "503"),
                                           write_faults=("429", "503", "500_after_commit"))
@@ -271,3 +271,38 @@ def test_injected_faults_lose_or_double_nothing(live):
     assert sum(emulator.faults.values()) > 0
     assert sorted(d["name"] for d in emulator.datasources()) == sorted(MARTS)
     assert len(emulator.tasks()) == 3 and {m: emulator.extract_rows(m) for m in MARTS} == MARTS
+
+
+def test_kill_9_at_random_moments_then_rerun(live, tmp_path):
+    """Ten kill -9s of the live publisher (publishing, waiting on a job, creating a task), then a clean
+    run: one data source per mart, one refresh task per data source, extracts equal to the marts."""
+    from collections import Counter
+
+    from publish_kill import kill_trials
+
+    settings, emulator, dsn, running = live
+    pg = settings.postgres
+    env = {"FINANCE_WAREHOUSE": "postgres", "FINANCE_PG_HOST": pg.host, "FINANCE_PG_PORT": str(pg.port),
+           "FINANCE_PG_USER": pg.user, "FINANCE_PG_PASSWORD": pg.password.value, "FINANCE_PG_DATABASE": pg.database,
+           "FINANCE_PG_SSLMODE": "disable"}
+
+    def invariants(trial: int) -> None:
+        names = Counter(d["name"] for d in emulator.datasources())
+        assert all(n == 1 for n in names.values()), (trial, names)
+        per_ds = Counter(t["datasource_id"] for t in emulator.tasks())
+        assert all(n == 1 for n in per_ds.values()), (trial, per_ds)
+        _sql(dsn, f"update marts.fct_payouts set note = 'after kill {trial}' where payout_id = 90000001")
+
+    # the trials' own settings object reads no DuckDB ledger (there is none on Postgres)
+    trial_settings = dataclasses.replace(settings, warehouse="duckdb", postgres=None)
+    report = kill_trials(tmp_path, trial_settings, running, "tableau",
+                         "finance_pipeline.platforms.tableau.publish", trials=10, min_delay=0.0, max_delay=1.2,
+                         seed=3, after_kill=invariants, progress=lambda: emulator.counters["requests"],
+                         extra_env=env)
+    assert report.killed_running >= 6, report
+    final = report.final
+    assert final["ok"] and final["mismatch_count"] == 0, final
+    assert final["read_back"] == sum(MARTS.values())
+    assert sorted(d["name"] for d in emulator.datasources()) == sorted(MARTS) and len(emulator.tasks()) == 3
+    assert {m: emulator.extract_rows(m) for m in MARTS} == MARTS
+    assert pg.password.value not in report.logs()

@@ -96,7 +96,8 @@ def quarantine_rejections(settings: Settings, destination: str,
     return save_quarantine(settings, quarantine) if quarantine.rows else 0
 
 
-def run_cli(destination: str, publish: Any, argv: list[str] | None = None, description: str = "") -> int:
+def run_cli(destination: str, publish: Any, argv: list[str] | None = None, description: str = "",
+            reads_postgres: bool = False) -> int:
     """`python -m finance_pipeline.platforms.<dest>.publish --data-dir DIR [--dry-run]`: one publish run
     outside Dagster (the kill -9 tests run publishers this way); prints the summary as JSON.
 
@@ -124,6 +125,9 @@ def run_cli(destination: str, publish: Any, argv: list[str] | None = None, descr
         settings = dataclasses.replace(settings, data_dir=args.data_dir.resolve())
     dry_run = args.dry_run or settings.publish_dry_run
     connection = runtime.connection(settings, destination)
-    result = publish(settings, connection, args.warehouse or settings.warehouse_path, dry_run=dry_run)
+    # a publisher that reads the Postgres warehouse itself gets no DuckDB path there
+    warehouse = args.warehouse or (None if reads_postgres and settings.warehouse == "postgres"
+                                   else settings.warehouse_path)
+    result = publish(settings, connection, warehouse, dry_run=dry_run)
     print(json.dumps(result.summary(), default=str))
     return 0 if result.ok else 1

@@ -354,7 +354,8 @@ def _work_dir(settings: Settings) -> str:
 def main(argv: list[str] | None = None) -> int:
     from finance_pipeline.publish.destinations import run_cli
 
-    return run_cli(DESTINATION, publish_marts, argv, "Publish the marts to Tableau as .hyper data sources.")
+    return run_cli(DESTINATION, publish_marts, argv, "Publish the marts to Tableau as .hyper data sources (on a "
+                   "Postgres warehouse: data sources connected live to it, with extracts).", reads_postgres=True)
 
 
 if __name__ == "__main__":
