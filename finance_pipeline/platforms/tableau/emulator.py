@@ -10,7 +10,14 @@ Paths under `/api/{version}/` as on the real server (any 3.x version is accepted
 - `POST sites/{site}/datasources?datasourceType=hyper&overwrite=true` (multipart/mixed:
   `request_payload` + `tableau_datasource`), `POST sites/{site}/fileUploads`,
   `PUT sites/{site}/fileUploads/{id}` (multipart/mixed: `request_payload` + `tableau_file`) and the
-  commit `POST sites/{site}/datasources?uploadSessionId=…`.
+  commit `POST sites/{site}/datasources?uploadSessionId=…`;
+- data sources connected live to Postgres: a `.tds`/`.tdsx` publish (`datasourceType=tds|tdsx`) with a
+  `postgres` connection and `<connectionCredentials embed="true">` (kept server-side, never in the
+  stored file or a download); `POST …/{id}/createExtract` and `POST …/{id}/refresh` start a job that
+  really connects to that server (loopback only) with the embedded credentials, reads the table and
+  keeps it as the data source's `.hyper` extract (a refused password fails the job with the server's
+  message); `GET sites/{site}/jobs/{id}`; extract refresh tasks with a Cloud schedule
+  (`GET|POST sites/{site}/tasks/extractRefreshes`, `GET|POST|DELETE …/{task-id}`, `POST …/{task-id}/runNow`).
 
 Validation as the server does it: session token (`X-Tableau-Auth`), site LUID in the path, a
 datasource name and an existing project, `datasourceType` that matches the file (a `.hyper` must
