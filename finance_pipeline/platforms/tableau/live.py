@@ -95,7 +95,7 @@ def publish_payload(name: str, project_id: str, username: str, password: str) ->
 
 class _State:
     """What this pipeline last published per mart: data source id and a fingerprint of .tds + credentials
-    (a salted hash: the password itself is never stored)."""
+    (a SHA-256 of them, in the 0600 secrets directory: the password itself is never stored)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
