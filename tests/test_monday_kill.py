@@ -43,7 +43,7 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
 
     try:
         report = kill_trials(tmp_path, settings, running, "monday", "finance_pipeline.platforms.monday.publish",
-                             trials=10, min_delay=0.0, max_delay=1.0, seed=9,
+                             trials=10, min_delay=0.0, max_delay=0.5, seed=9,
                              progress=writes, extra_env={"MONDAY_BATCH": "10"},
                              after_kill=no_duplicates)
         assert report.killed_running >= 7, report
