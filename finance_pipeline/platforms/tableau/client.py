@@ -121,3 +121,27 @@ def make_client(connection: Connection, *, auth: TableauAuth | None = None) -> A
     return ApiClient("tableau", auth.api_url, auth=auth, retry=RetryPolicy(max_attempts=settings.http_max_attempts),
                      timeout_s=max(settings.http_timeout_s, 5.0), default_headers={"Accept": "application/json"},
                      max_connections=2)
+
+
+def project_site(client: ApiClient, auth: TableauAuth, project_name: str) -> tuple[str, str]:
+    """Sign in (once per session) and find the project: ("sites/<site id>", project id)."""
+    site = f"sites/{auth.site_id or auth.sign_in()}"
+    body = client.get_json(f"{site}/projects", params={"filter": f"name:eq:{project_name}"})
+    projects = (body.get("projects") or {}).get("project") or []
+    if not projects:
+        raise RuntimeError(f"tableau: project {project_name!r} not found on the site (TABLEAU_PROJECT)")
+    return site, projects[0]["id"]
+
+
+def project_datasources(client: ApiClient, site: str, project_id: str) -> dict[str, list[dict]]:
+    """Data sources of the project by name (a list: more than one would be a duplicate), one paged listing."""
+    out: dict[str, list[dict]] = {}
+    page = 1
+    while True:
+        body = client.get_json(f"{site}/datasources", params={"pageSize": 1000, "pageNumber": page})
+        for ds in (body.get("datasources") or {}).get("datasource") or []:
+            if (ds.get("project") or {}).get("id") == project_id:
+                out.setdefault(ds["name"], []).append(ds)
+        if page * 1000 >= int((body.get("pagination") or {}).get("totalAvailable", 0)):
+            return out
+        page += 1

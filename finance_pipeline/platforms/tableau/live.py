@@ -39,7 +39,8 @@ from finance_pipeline.http import ApiClient, ApiError
 from finance_pipeline.http.redaction import register_secret
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.tableau import hyper, tds
-from finance_pipeline.platforms.tableau.client import TableauAuth, make_client, pat_session
+from finance_pipeline.platforms.tableau.client import (TableauAuth, make_client, pat_session, project_datasources,
+                                                     project_site)
 from finance_pipeline.publish.bi import BI_MARTS
 from finance_pipeline.publish.destinations import DryRun
 from finance_pipeline.publish.mechanics import ItemError, Mismatch, PublishResult
@@ -150,24 +151,10 @@ class _LiveRun:
         self.schedule = refresh_schedule()
 
     def start(self) -> None:
-        self.site = f"sites/{self.auth.site_id or self.auth.sign_in()}"
-        body = self.client.get_json(f"{self.site}/projects", params={"filter": f"name:eq:{self.project_name}"})
-        projects = (body.get("projects") or {}).get("project") or []
-        if not projects:
-            raise RuntimeError(f"tableau: project {self.project_name!r} not found on the site (TABLEAU_PROJECT)")
-        self.project_id = projects[0]["id"]
+        self.site, self.project_id = project_site(self.client, self.auth, self.project_name)
 
     def existing(self) -> dict[str, list[dict]]:
-        out: dict[str, list[dict]] = {}
-        page = 1
-        while True:
-            body = self.client.get_json(f"{self.site}/datasources", params={"pageSize": 1000, "pageNumber": page})
-            for ds in (body.get("datasources") or {}).get("datasource") or []:
-                if (ds.get("project") or {}).get("id") == self.project_id:
-                    out.setdefault(ds["name"], []).append(ds)
-            if page * 1000 >= int((body.get("pagination") or {}).get("totalAvailable", 0)):
-                return out
-            page += 1
+        return project_datasources(self.client, self.site, self.project_id)
 
     def tds_for(self, mart: str) -> bytes:
         return tds.build_tds(mart, server=self.pg.host, port=self.pg.port, dbname=self.pg.database, schema=SCHEMA,

@@ -39,7 +39,8 @@ import duckdb
 from finance_pipeline.http import ApiClient, ApiError
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.tableau import hyper
-from finance_pipeline.platforms.tableau.client import TableauAuth, make_client, pat_session
+from finance_pipeline.platforms.tableau.client import (TableauAuth, make_client, pat_session, project_datasources,
+                                                     project_site)
 from finance_pipeline.publish.bi import MartTable, load_marts, record_row_rejections, refused_keys
 from finance_pipeline.publish.destinations import DryRun, quarantine_rejections
 from finance_pipeline.publish.ledger import PublishLedger
@@ -95,26 +96,10 @@ class _Run:
         self.project_id = ""
 
     def start(self) -> None:
-        self.site = f"sites/{self.auth.site_id or self.auth.sign_in()}"
-        body = self.client.get_json(f"{self.site}/projects", params={"filter": f"name:eq:{self.project_name}"})
-        projects = (body.get("projects") or {}).get("project") or []
-        if not projects:
-            raise RuntimeError(f"tableau: project {self.project_name!r} not found on the site (TABLEAU_PROJECT)")
-        self.project_id = projects[0]["id"]
+        self.site, self.project_id = project_site(self.client, self.auth, self.project_name)
 
     def existing(self) -> dict[str, list[dict]]:
-        """Data sources of the project by name (a list: more than one would be a duplicate)."""
-        out: dict[str, list[dict]] = {}
-        page = 1
-        while True:
-            body = self.client.get_json(f"{self.site}/datasources", params={"pageSize": 1000, "pageNumber": page})
-            for ds in (body.get("datasources") or {}).get("datasource") or []:
-                if (ds.get("project") or {}).get("id") == self.project_id:
-                    out.setdefault(ds["name"], []).append(ds)
-            total = int((body.get("pagination") or {}).get("totalAvailable", 0))
-            if page * 1000 >= total:
-                return out
-            page += 1
+        return project_datasources(self.client, self.site, self.project_id)
 
     # -- publishing -----------------------------------------------------------------------------------
     def _publish_single(self, name: str, path: Path) -> dict:
