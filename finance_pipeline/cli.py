@@ -253,15 +253,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_docs(args: argparse.Namespace) -> int:
     settings = _prepare_environment(args)
-    from finance_pipeline.defs.transform import DBT_DIR, dbt_env
+    from finance_pipeline.defs.transform import DBT_DIR, dbt_env, dbt_target
 
     dbt = Path(sys.executable).with_name("dbt")
     env = {**os.environ, **dbt_env(settings)}
     base = [str(dbt), "--quiet"]
-    common = ["--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
+    # a folder of its own: generating the docs rewrites manifest.json, which the Dagster definitions
+    # read from target/ (see transform.ensure_manifest)
+    site = DBT_DIR / "target" / "docs"
+    common = ["--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target-path", str(site),
+              *dbt_target(settings)]
     rc = subprocess.call(base + ["docs", "generate", *common], env=env, cwd=DBT_DIR)
     if rc or args.no_serve:
-        print(f"dbt docs written to {DBT_DIR / 'target' / 'index.html'}" if not rc else "dbt docs generate failed")
+        print(f"dbt docs written to {site / 'index.html'}" if not rc else "dbt docs generate failed")
         return rc
     return subprocess.call([str(dbt), "docs", "serve", "--port", str(args.port), *common], env=env, cwd=DBT_DIR)
 

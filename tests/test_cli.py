@@ -43,7 +43,7 @@ def test_main_job_runs_and_prints_the_summary(tmp_path):
     # dbt docs generate against the same warehouse (the README's docs command, without serving)
     docs = _cli("--data-dir", str(tmp_path), "docs", "--no-serve")
     assert docs.returncode == 0, docs.stdout + docs.stderr
-    catalog = (Path(__file__).parent.parent / "dbt_project" / "target" / "catalog.json").read_text()
+    catalog = (Path(__file__).parent.parent / "dbt_project" / "target" / "docs" / "catalog.json").read_text()
     assert "rpt_payout_reconciliation" in catalog and "fct_invoices" in catalog
 
 

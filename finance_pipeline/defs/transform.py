@@ -51,8 +51,14 @@ def ensure_manifest() -> Path:
 
     With every source on (the default) the manifest is `target/manifest.json`; a subset of sources
     (`FINANCE_SOURCES`, `ingest/switches.py`) parses with its channel list into a target folder of
-    its own, so processes with different settings never overwrite each other's manifest."""
+    its own, so processes with different settings never overwrite each other's manifest.
+
+    Several processes may ask at once (test workers, a run's step processes, the CLI): one parses
+    under a file lock, into a private folder, and moves the manifest into place in one rename, so a
+    reader sees the old file or the new one, never two writers' bytes interleaved."""
+    import fcntl
     import hashlib
+    import tempfile
 
     from finance_pipeline.ingest.switches import vars_json
 
@@ -62,13 +68,25 @@ def ensure_manifest() -> Path:
     args: list[str] = []
     if parsed_vars != "{}":
         manifest = DBT_DIR / "target" / f"sources-{hashlib.sha1(parsed_vars.encode()).hexdigest()[:12]}" / "manifest.json"
-        args = ["--vars", parsed_vars, "--target-path", str(manifest.parent)]
-    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime():
+        args = ["--vars", parsed_vars]
+
+    def fresh() -> bool:
+        return manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime()
+
+    if fresh():
         return manifest
-    dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, **dbt_env(settings)}
-    subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
-                    *args], check=True, env=env, cwd=DBT_DIR)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(DBT_DIR / "target" / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if fresh():  # another process parsed while this one waited
+            return manifest
+        dbt = Path(sys.executable).with_name("dbt")
+        env = {**os.environ, **dbt_env(settings)}
+        with tempfile.TemporaryDirectory(dir=DBT_DIR / "target", prefix=".parse-") as work:
+            subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir",
+                            str(DBT_DIR), "--target-path", work, "--log-path", work, *args],
+                           check=True, env=env, cwd=DBT_DIR)
+            os.replace(Path(work) / "manifest.json", manifest)
     return manifest
 
 

@@ -89,7 +89,9 @@ def invoice_payload(inv: MartInvoice) -> dict:
         memo = " — ".join(p for p in (line.sku, line.description) if p) or line.kind
         gross = line.line_amount + line.discount_amount
         qty, price = line.quantity, line.unit_amount
-        if (qty * price).quantize(CENT) != gross.quantize(CENT):  # a unit price with more decimals: one unit
+        # Intacct rounds quantity x price to cents itself (half up); unless that product is already in
+        # whole cents, send one unit at the line's gross so its rounding cannot move the total a cent
+        if qty * price != gross:
             qty, price = Decimal(1), gross
         items.append({"itemid": itemid, "quantity": qty, "price": price, "memo": memo[:1000],
                       "tax": line.tax_amount.quantize(CENT)})
