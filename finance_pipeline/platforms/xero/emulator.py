@@ -184,6 +184,8 @@ class XeroEmulator(Emulator):
             Route(f"{API}/Payments", self._payments, methods=["GET", "PUT", "POST"]),
             Route(f"{API}/CreditNotes", self._credit_notes, methods=["GET", "PUT", "POST"]),
             Route(f"{API}/CreditNotes/{{ref}}", self._credit_note, methods=["GET", "POST"]),
+            Route(f"{API}/CreditNotes/{{ref}}/Allocations", self._allocations, methods=["PUT"]),
+            Route(f"{API}/CreditNotes/{{ref}}/Allocations/{{aid}}", self._allocation, methods=["DELETE"]),
             Route(f"{API}/Payments/{{ref}}", self._payment, methods=["GET", "POST"]),
             Route(f"{API}/Contacts/{{ref}}", self._contact, methods=["GET", "POST"]),
             Route(f"{API}/Accounts", self._reference(lambda: [a.wire() for a in ref.ACCOUNTS.values()], "Accounts")),
@@ -433,6 +435,26 @@ class XeroEmulator(Emulator):
         body = await request.body()
         return await run_in_threadpool(self._write, request, body, "CreditNotes", self.store.save_credit_notes,
                                        create_only=False, forced_id=found["InvoiceID"])
+
+    async def _allocations(self, request: Request) -> Response:
+        """`PUT /CreditNotes/{id}/Allocations`: body `{"Allocations": [{"Invoice": {...}, "Amount", "Date"}]}`."""
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        found = await run_in_threadpool(self.store.get_credit_note, request.path_params["ref"])
+        if found is None:
+            return _problem(404, "The resource you're looking for cannot be found")
+        body = await request.body()
+        return await run_in_threadpool(self._write, request, body, "Allocations", self.store.save_allocations,
+                                       create_only=True, forced_id=found["InvoiceID"])
+
+    async def _allocation(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        found = await run_in_threadpool(self.store.get_credit_note, request.path_params["ref"])
+        if found is None or not await run_in_threadpool(self.store.delete_allocation, found["InvoiceID"],
+                                                        request.path_params["aid"]):
+            return _problem(404, "The resource you're looking for cannot be found")
+        return Response(status_code=204)
 
     async def _payments(self, request: Request) -> Response:
         if (denied := self._authorise(request)) is not None:

@@ -234,8 +234,11 @@ def render_credit_note(doc: dict) -> dict:
     out["RemainingCredit"] = out.pop("AmountDue")
     for key in ("DueDate", "DueDateString", "AmountCredited"):
         out.pop(key, None)
-    out["Allocations"] = []
+    out["Allocations"] = [{**a, "Date": ms_json(date.fromisoformat(a["Date"]))} for a in doc.get("Allocations", [])]
     return out
+
+
+ALLOCATION_EDIT_REFUSED = "This document cannot be edited as it has a payment or credit note allocated to it."
 
 
 class CreditNotesMixin:
@@ -261,6 +264,12 @@ class CreditNotesMixin:
                 results.append(ElementResult(False, _validation_echo(
                     element, [f"Credit note Type '{mapped['Type']}' is not supported"], "CreditNoteID")))
                 continue
+            existing = self._invoice_doc(con, "invoice_id", str(forced_id or mapped.get("InvoiceID") or ""))  # type: ignore
+            if existing is not None and mapped.get("Status") not in ("VOIDED", "DELETED") and (
+                    existing.get("AmountCredited") or existing.get("AmountPaid")):
+                # Xero: an allocated (or refunded) credit note cannot be edited; remove the allocation first
+                results.append(ElementResult(False, _validation_echo(element, [ALLOCATION_EDIT_REFUSED], "CreditNoteID")))
+                continue
             (result,) = self.save_invoices(con, [mapped], create_only=create_only, unitdp=unitdp,  # type: ignore
                                            forced_id=forced_id)
             wire = dict(result.wire)
@@ -274,6 +283,112 @@ class CreditNotesMixin:
                     wire["CreditNoteNumber"] = wire.pop("InvoiceNumber")
             results.append(ElementResult(result.ok, wire))
         return results
+
+    def save_allocations(self, con: sqlite3.Connection, elements: list[Any], *, create_only: bool,
+                         forced_id: str | None = None) -> list:
+        """`PUT /CreditNotes/{id}/Allocations`: part of a credit note's remaining credit applied to an
+        AUTHORISED sales invoice of the same contact and currency, never above the credit that remains
+        nor above what the invoice still owes; the invoice is PAID (and the credit note too) at zero."""
+        from finance_pipeline.platforms.xero.emulator_store import (
+            ElementResult, _compute_totals, _now_ms, _number, _validation_echo)
+
+        results = []
+        now_ms = _now_ms(self.now())  # type: ignore[attr-defined]
+        for element in elements:
+            errors: list[str] = []
+            note = self._invoice_doc(con, "invoice_id", str(forced_id or ""))  # type: ignore[attr-defined]
+            if not isinstance(element, dict):
+                results.append(ElementResult(False, _validation_echo(element, ["An allocation must be an object"])))
+                continue
+            target = element.get("Invoice") if isinstance(element.get("Invoice"), dict) else {}
+            invoice = None
+            if target.get("InvoiceID"):
+                invoice = self._invoice_doc(con, "invoice_id", str(target["InvoiceID"]))  # type: ignore
+            elif target.get("InvoiceNumber"):
+                invoice = self._invoice_doc(con, "invoice_number", str(target["InvoiceNumber"]))  # type: ignore
+            if note is None or "CREDIT" not in note["Type"]:
+                errors.append("Credit note could not be found")
+            if invoice is None or "CREDIT" in invoice["Type"]:
+                invoice = None
+                errors.append("Invoice could not be found")
+            amount = _number(element.get("Amount"), "Amount", errors)
+            if amount is None:
+                errors.append("Amount must be specified")
+            elif amount <= 0:
+                errors.append("Allocation amount must be greater than zero")
+            try:
+                on = parse_date(element["Date"]).isoformat() if element.get("Date") else None
+            except ValueError:
+                on, _ = None, errors.append(f"Date '{element.get('Date')}' is not a valid date")
+            if note is not None and invoice is not None and amount is not None and amount > 0:
+                if note["Status"] != "AUTHORISED":
+                    errors.append(f"Credit note is {note['Status']}: only an AUTHORISED credit note can be allocated")
+                if invoice["Status"] != "AUTHORISED":
+                    errors.append(f"Invoice is {invoice['Status']}: only an AUTHORISED invoice can take an allocation")
+                if {"ACCRECCREDIT": "ACCREC", "ACCPAYCREDIT": "ACCPAY"}.get(note["Type"]) != invoice["Type"]:
+                    errors.append("The credit note and the invoice must be of matching types")
+                if note.get("CurrencyCode") != invoice.get("CurrencyCode"):
+                    errors.append("The credit note and the invoice must be in the same currency")
+                if (note.get("Contact") or {}).get("ContactID") != (invoice.get("Contact") or {}).get("ContactID"):
+                    errors.append("The credit note and the invoice must be for the same contact")
+                if money(amount) > note["AmountDue"]:
+                    errors.append(f"The amount {money(amount)} exceeds the remaining credit on the credit note "
+                                  f"({note['AmountDue']})")
+                if money(amount) > invoice["AmountDue"]:
+                    errors.append(f"The amount {money(amount)} exceeds the amount due on the invoice "
+                                  f"({invoice['AmountDue']})")
+            if errors or note is None or invoice is None or amount is None:
+                results.append(ElementResult(False, _validation_echo(element, errors, "AllocationID")))
+                continue
+            on = on or note["Date"]
+            allocation_id = str(uuid.uuid4())
+            amt = money(amount)
+            note.setdefault("Allocations", []).append({
+                "AllocationID": allocation_id, "Amount": amt, "Date": on,
+                "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice.get("InvoiceNumber")}})
+            invoice.setdefault("CreditNotes", []).append({
+                "AllocationID": allocation_id, "CreditNoteID": note["InvoiceID"],
+                "CreditNoteNumber": note.get("InvoiceNumber"), "AppliedAmount": amt, "Date": on})
+            for doc in (note, invoice):
+                doc["AmountCredited"] = money(doc.get("AmountCredited", Decimal(0)) + amt)
+                _compute_totals(doc)
+                if doc["AmountDue"] <= 0:
+                    doc["Status"] = "PAID"
+                    doc["FullyPaidOnDate"] = on
+                doc["UpdatedDateUTC"] = now_ms
+                self._store_invoice(con, doc)  # type: ignore[attr-defined]
+            self._bump(con, "allocations_created")  # type: ignore[attr-defined]
+            results.append(ElementResult(True, {
+                "AllocationID": allocation_id, "Amount": amt, "Date": ms_json(date.fromisoformat(on)),
+                "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice.get("InvoiceNumber")},
+                "CreditNote": {"CreditNoteID": note["InvoiceID"], "CreditNoteNumber": note.get("InvoiceNumber")},
+                "StatusAttributeString": "OK"}))
+        return results
+
+    def delete_allocation(self, credit_note_id: str, allocation_id: str) -> bool:
+        """`DELETE /CreditNotes/{id}/Allocations/{AllocationID}`: the credit returns to the note and
+        the invoice owes it again.  False when there is no such allocation."""
+        from finance_pipeline.platforms.xero.emulator_store import _compute_totals, _now_ms
+
+        with self.write() as con:  # type: ignore[attr-defined]
+            note = self._invoice_doc(con, "invoice_id", credit_note_id)  # type: ignore[attr-defined]
+            found = next((a for a in (note or {}).get("Allocations", []) if a["AllocationID"] == allocation_id), None)
+            if note is None or found is None:
+                return False
+            invoice = self._invoice_doc(con, "invoice_id", found["Invoice"]["InvoiceID"])  # type: ignore
+            now_ms = _now_ms(self.now())  # type: ignore[attr-defined]
+            note["Allocations"] = [a for a in note["Allocations"] if a["AllocationID"] != allocation_id]
+            invoice["CreditNotes"] = [c for c in invoice.get("CreditNotes", []) if c["AllocationID"] != allocation_id]
+            for doc in (note, invoice):
+                doc["AmountCredited"] = money(doc["AmountCredited"] - found["Amount"])
+                if doc["Status"] == "PAID":
+                    doc["Status"] = "AUTHORISED"
+                    doc.pop("FullyPaidOnDate", None)
+                _compute_totals(doc)
+                doc["UpdatedDateUTC"] = now_ms
+                self._store_invoice(con, doc)  # type: ignore[attr-defined]
+            self._bump(con, "allocations_deleted")  # type: ignore[attr-defined]
+        return True
 
     def list_credit_notes(self, *, where: str | None, page: int | None, page_size: int) -> tuple[list[bytes], int]:
         fields = {"CreditNoteNumber": Field("invoice_number"), "Status": Field("status"), "Type": Field("type"),

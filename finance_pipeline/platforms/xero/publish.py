@@ -625,12 +625,20 @@ def publish_trade_invoices(settings: Settings, connection: Connection, warehouse
         run.publish_invoices(invoices)
         if payments:
             run.publish_payments(payments)
+        from finance_pipeline.platforms.xero.credit_notes import publish_credit_notes
+
+        refunds = publish_credit_notes(run, con, invoices)
         if payouts:
             from finance_pipeline.platforms.xero.payouts import publish_payouts
 
             publish_payouts(run, con)
         if dry is None:
             run.read_back(invoices, payments if payments else None)
+            if refunds:
+                from finance_pipeline.platforms.xero.credit_notes import compare_credit_notes
+                from finance_pipeline.platforms.xero.payouts import all_credit_notes
+
+                result.mismatches += compare_credit_notes(refunds, all_credit_notes(run))
     finally:
         if client is not None:
             result.requests = client.stats["requests"]

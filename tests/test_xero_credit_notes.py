@@ -1,0 +1,150 @@
+"""Refunds of trade invoices become Xero credit notes allocated to their invoice: one per refund,
+nothing new on a re-run, an edited refund updated in place (allocation removed first, as Xero
+requires), a bad refund quarantined while the rest are published."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import duckdb
+
+from xero_fixtures import XeroEnv, build_marts, xero_env  # noqa: F401  (xero_env is a fixture)
+from finance_pipeline.platforms.xero.publish import publish_trade_invoices
+
+REFUNDS_DDL = """
+CREATE OR REPLACE TABLE marts.fct_refunds (
+    channel VARCHAR, refund_id VARCHAR, order_id VARCHAR, refunded_at TIMESTAMPTZ, currency VARCHAR,
+    goods_amount DECIMAL(18,2), shipping_amount DECIMAL(18,2), tax_amount DECIMAL(18,2),
+    total_amount DECIMAL(18,2), payment_id VARCHAR);
+"""
+
+
+def publish(env: XeroEnv, **kw):
+    return publish_trade_invoices(env.settings, env.connection(), env.warehouse, payouts=False, **kw)
+
+
+def build_refunds(path, n: int = 6) -> dict[str, tuple[str, Decimal]]:
+    """A partial refund (a third of the goods, its tax, part of the shipping) of `n` open invoices."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(REFUNDS_DDL)
+        rows = con.execute(
+            "SELECT i.invoice_number, i.order_number, i.currency, i.issued_on, i.subtotal_amount, i.tax_amount "
+            "FROM marts.fct_invoices i WHERE status <> 'voided' AND subtotal_amount > 30 AND tax_amount > 0 "
+            "ORDER BY invoice_number LIMIT ?", [n]).fetchall()
+        out = {}
+        for k, (number, order, currency, issued, sub, tax) in enumerate(rows):
+            goods = (sub / 3).quantize(Decimal("0.01"))
+            ship = Decimal("2.50")
+            rtax = (tax * (goods + ship) / sub).quantize(Decimal("0.01"))
+            rid = f"re_{k:03d}"
+            con.execute("INSERT INTO marts.fct_refunds VALUES ('stripe', ?, ?, ?::TIMESTAMPTZ, ?, ?, ?, ?, ?, NULL)",
+                        [rid, order, f"{issued} 12:00:00+00", currency, goods, ship, rtax, goods + ship + rtax])
+            out[rid] = (number, goods + ship + rtax, rtax)
+        return out
+    finally:
+        con.close()
+
+
+def notes(env: XeroEnv) -> dict[str, dict]:
+    return {d["InvoiceNumber"]: d for d in env.emulator.credit_notes()}
+
+
+def invoices(env: XeroEnv) -> dict[str, dict]:
+    return {d["InvoiceNumber"]: d for d in env.emulator.invoices()}
+
+
+def test_refunds_become_allocated_credit_notes_once(xero_env):
+    build_marts(xero_env.warehouse, n_invoices=40, n_customers=8)
+    refunds = build_refunds(xero_env.warehouse)
+    assert len(refunds) == 6
+    before = {number: None for number, _, _ in refunds.values()}
+    first = publish(xero_env)
+    assert first.ok, first.summary()
+    assert first.mismatches == []
+    got, invs = notes(xero_env), invoices(xero_env)
+    assert set(got) == {f"CN-{r}" for r in refunds}
+    for rid, (number, total, tax) in refunds.items():
+        note, inv = got[f"CN-{rid}"], invs[number]
+        assert note["Total"] == total and note["TotalTax"] == tax  # the refund's tax to the cent
+        assert note["Type"] == "ACCRECCREDIT" and note["Reference"] == number
+        assert note["Contact"]["ContactID"] == inv["Contact"]["ContactID"]
+        assert note["CurrencyCode"] == inv["CurrencyCode"]
+        assert {l["TaxType"] for l in note["LineItems"]} <= {l["TaxType"] for l in inv["LineItems"]}
+        # allocated up to what the invoice owed: the invoice owes that much less
+        assert note["AmountCredited"] == min(total, inv["Total"] - inv["AmountPaid"])
+        assert inv["AmountCredited"] == note["AmountCredited"]
+        assert inv["AmountDue"] == inv["Total"] - inv["AmountPaid"] - inv["AmountCredited"]
+        assert [a["Amount"] for a in note.get("Allocations", [])] == [note["AmountCredited"]]
+    assert before
+
+    again = publish(xero_env)
+    assert again.ok and again.mismatches == []
+    assert again.of("credit_note").created == 0 and again.of("credit_note").updated == 0
+    assert again.of("credit_note").unchanged == 6 and again.of("credit_allocation").unchanged == 6
+    assert notes(xero_env) == got  # nothing new, nothing touched
+
+
+def test_an_edited_refund_is_updated_in_place(xero_env):
+    build_marts(xero_env.warehouse, n_invoices=40, n_customers=8)
+    refunds = build_refunds(xero_env.warehouse, n=3)
+    assert publish(xero_env).ok
+    rid = sorted(refunds)[0]
+    before = notes(xero_env)[f"CN-{rid}"]
+    con = duckdb.connect(str(xero_env.warehouse))
+    con.execute("UPDATE marts.fct_refunds SET shipping_amount = 0, total_amount = goods_amount + tax_amount "
+                "WHERE refund_id = ?", [rid])
+    con.close()
+    second = publish(xero_env)
+    assert second.ok and second.mismatches == [], second.summary()
+    assert second.of("credit_note").updated == 1
+    after = notes(xero_env)[f"CN-{rid}"]
+    assert after["InvoiceID"] == before["InvoiceID"]  # same credit note, edited
+    assert after["Total"] == before["Total"] - Decimal("2.50") and len(after["LineItems"]) == 1
+    assert len(after["Allocations"]) == 1 and after["AmountCredited"] == after["Total"]
+    inv = invoices(xero_env)[refunds[rid][0]]
+    assert inv["AmountCredited"] == after["Total"]
+    assert len(notes(xero_env)) == 3
+
+
+def test_a_bad_refund_is_quarantined_and_the_rest_published(xero_env):
+    build_marts(xero_env.warehouse, n_invoices=40, n_customers=8)
+    refunds = build_refunds(xero_env.warehouse, n=4)
+    bad = sorted(refunds)[1]
+    con = duckdb.connect(str(xero_env.warehouse))
+    con.execute("UPDATE marts.fct_refunds SET currency = 'JPY' WHERE refund_id = ?", [bad])  # not the invoice's
+    con.close()
+    result = publish(xero_env)
+    assert result.of("credit_note").failed == 1
+    assert {e.key for e in result.errors if e.object_type == "credit_note"} == {f"CN-{bad}"}
+    assert set(notes(xero_env)) == {f"CN-{r}" for r in refunds if r != bad}
+    assert result.quarantined
+
+
+def test_emulator_refuses_allocations_xero_would_refuse(xero_env):
+    build_marts(xero_env.warehouse, n_invoices=40, n_customers=8)
+    refunds = build_refunds(xero_env.warehouse, n=1)
+    assert publish(xero_env).ok
+    (rid,) = refunds
+    note = notes(xero_env)[f"CN-{rid}"]
+    inv = invoices(xero_env)[refunds[rid][0]]
+    client = xero_env.connection()
+    from finance_pipeline.platforms.xero.client import make_client
+    from finance_pipeline.http import ApiError
+
+    api = make_client(client)
+    try:
+        try:
+            api.request("PUT", f"CreditNotes/{note['InvoiceID']}/Allocations",
+                        json={"Allocations": [{"Invoice": {"InvoiceID": inv["InvoiceID"]}, "Amount": Decimal("1.00"),
+                                               "Date": "2025-01-01"}]})
+            raise AssertionError("an allocation above the remaining credit was accepted")
+        except ApiError as exc:
+            assert exc.status == 400 and b"remaining credit" in (exc.body if isinstance(exc.body, bytes)
+                                                                 else str(exc.body).encode())
+        try:  # an allocated credit note cannot be edited
+            api.request("POST", f"CreditNotes/{note['InvoiceID']}", json={"Reference": "changed"})
+            raise AssertionError("an allocated credit note was edited")
+        except ApiError as exc:
+            assert exc.status == 400
+    finally:
+        api.close()
