@@ -9,13 +9,16 @@ ACCRECCREDIT credit note:
   invoice's tax type, whose TaxAmounts add up to the refund's tax to the cent (the shipping line takes
   its share of the tax, the goods line the rest);
 - then `PUT /CreditNotes/{id}/Allocations` to the invoice for what the invoice still owes in Xero, up to
-  the credit note's total (Xero refuses more than either).  What is left stays as remaining credit on
-  the credit note (docs/decisions.md).
+  the credit note's total (Xero refuses more than either);
+- what is left after that (the customer had paid in full and got money back) is recorded as Xero
+  records a cash refund: a "refunded credit note", i.e. a payment *of the credit note* (`PUT /Payments`
+  with `CreditNote`) out of the bank account 090, for the remaining credit (docs/decisions.md).
 
-Xero forbids editing an allocated credit note, so a refund edited in the marts first has its
-allocations removed (`DELETE /CreditNotes/{id}/Allocations/{AllocationID}`), then the credit note is
-updated in place (same CreditNoteID and number) and allocated again.  Both objects go through the
-publish ledger (`credit_note`, `credit_allocation`), with an Idempotency-Key on every write.
+Xero forbids editing an allocated or refunded credit note, so a refund edited in the marts first has
+its refund payment deleted and its allocations removed (`DELETE /CreditNotes/{id}/Allocations/{id}`),
+then the credit note is updated in place (same CreditNoteID and number), allocated and refunded again.
+All three go through the publish ledger (`credit_note`, `credit_allocation`, `credit_refund`), with an
+Idempotency-Key on every write.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ log = logging.getLogger("finance_pipeline.xero.credit_notes")
 
 CREDIT_NOTE_MAPPING = "xero-refund-credit-note/1"
 ALLOCATION_MAPPING = "xero-refund-allocation/1"
+REFUND_MAPPING = "xero-refund-cash/1"
+CASH_ACCOUNT = "090"  # the bank account the money went back out of
 CENT = Decimal("0.01")
 
 
@@ -142,6 +147,14 @@ def _remove_allocations(run: Any, credit_note_id: str) -> None:
     """Xero's rule: an allocated credit note is not editable; take its allocations off first."""
     body = run.client.get_json(f"CreditNotes/{credit_note_id}")
     for note in body.get("CreditNotes", []):
+        for p in note.get("Payments") or []:  # a refunded credit note: the refund payment goes first
+            key = idempotency_key("xero-credit-refund-delete", [(credit_note_id, p["PaymentID"])])
+            try:
+                run.client.request("POST", f"Payments/{p['PaymentID']}", json={"Status": "DELETED"},
+                                   headers={"Idempotency-Key": key})
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
         for a in note.get("Allocations") or []:
             key = idempotency_key("xero-allocation-delete", [(credit_note_id, a["AllocationID"])])
             try:
@@ -252,7 +265,41 @@ def publish_credit_notes(run: Any, con: duckdb.DuckDBPyConnection, invoices: lis
         Write("create", e.business_key, alloc[e.business_key].content_hash, None, alloc[e.business_key].record)
         for e in a_plan.changed]
     run._write("credit_allocation", a_writes, lambda batch: send_allocation(run, batch), batch_size=1)
+
+    # the cash refund of what the allocation could not use (a refunded credit note)
+    allocated = {k: e for k, e in ledger.entries("credit_allocation").items() if e.status == "done"}
+    cash: dict[str, Desired[dict]] = {}
+    for key, d in alloc.items():
+        if key in allocated and allocated[key].content_hash == d.content_hash:
+            body = {"CreditNote": {"CreditNoteID": d.record["CreditNoteID"]}, "Account": {"Code": CASH_ACCOUNT},
+                    "Date": d.record["Date"], "Reference": key}
+            cash[key] = Desired(key, content_hash({"v": REFUND_MAPPING, "allocation": d.content_hash, **body}), body)
+    c_counts = result.of("credit_refund")
+    resolve_unknown(ledger, "credit_refund", cash, run.find_payments, remote_id_of=lambda p: p["PaymentID"],
+                    is_current=lambda rm, w: True, counts=c_counts, batch_size=40)
+    c_plan = ledger.plan("credit_refund", [(k, d.content_hash) for k, d in cash.items()])
+    c_counts.unchanged += len(c_plan.unchanged)
+    run._unresolved("credit_refund", c_plan.unresolved)
+    c_writes = [Write("create", k, cash[k].content_hash, None, cash[k].record)
+                for k in [*c_plan.new, *(e.business_key for e in c_plan.changed)]]
+    run._write("credit_refund", c_writes, lambda batch: send_cash_refund(run, batch), batch_size=1)
     return refunds
+
+
+def send_cash_refund(run: Any, batch: list[Write]) -> list[Outcome]:
+    """Pay out the credit still left on the note (none left: nothing to send)."""
+    from finance_pipeline.platforms.xero.publish import _element_outcome
+
+    (w,) = batch
+    note_id = w.body["CreditNote"]["CreditNoteID"]
+    note = run.client.get_json(f"CreditNotes/{note_id}").get("CreditNotes", [{}])[0]
+    left = money(note.get("RemainingCredit", 0))
+    if left <= 0 or note.get("Status") != "AUTHORISED":
+        return [Outcome(True, None)]
+    key = idempotency_key("xero-credit-refund", [(w.key, w.content_hash, str(left))])
+    answer = _call(run, "PUT", "Payments", key, {"Payments": [{**w.body, "Amount": left}]},
+                   {"summarizeErrors": "false"})
+    return [_element_outcome((answer.get("Payments") or [{}])[0], "PaymentID")]
 
 
 def compare_credit_notes(refunds: list[MartRefund], remote_notes: dict[str, dict]) -> list[Mismatch]:
