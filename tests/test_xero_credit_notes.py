@@ -173,3 +173,73 @@ def test_a_refund_of_a_paid_invoice_is_a_refunded_credit_note(xero_env):
     again = publish(xero_env)
     assert again.of("credit_refund").unchanged == 1 and len(xero_env.emulator.payments()) == n_payments
     assert notes(xero_env)["CN-re_cash"] == note
+
+
+def test_ten_kills_while_credit_notes_are_posted(tmp_path):
+    """kill -9 at ten random points of runs that post credit notes, their allocations and a cash refund
+    (the invoices are already in Xero), then a clean run: one credit note per refund, each allocated
+    once, one cash refund, read-back clean."""
+    import json
+
+    from conftest import make_settings
+    from publish_kill import run_to_end, run_trials
+    from finance_pipeline.sandbox import runtime
+    from xero_fixtures import build_payments, start_xero
+
+    settings = make_settings(tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    build_marts(settings.warehouse_path, n_invoices=80, n_customers=10)
+    build_payments(settings.warehouse_path)
+    running = start_xero(settings)
+    emulator = running.emulator
+    runtime.write_endpoints(settings, {"xero": running})
+    try:
+        assert json.loads(run_to_end("xero", settings, tmp_path))["mismatch_count"] == 0  # invoices first
+        refunds = build_refunds(settings.warehouse_path, n=25)
+        con = duckdb.connect(str(settings.warehouse_path))
+        order, currency, issued = con.execute(
+            "SELECT order_number, currency, issued_on FROM marts.fct_invoices WHERE status <> 'voided' "
+            "AND open_amount = 0 AND tax_amount > 0 ORDER BY invoice_number LIMIT 1").fetchone()
+        con.execute("INSERT INTO marts.fct_refunds VALUES ('stripe', 're_cash', ?, ?::TIMESTAMPTZ, ?, 10.00, 0, "
+                    "2.00, 12.00, NULL)", [order, f"{issued} 12:00:00+00", currency])
+        con.close()
+        emulator.write_delay_s = 0.3
+
+        def writes() -> int:
+            stats = emulator.stats()
+            return sum(stats.get(k, 0) for k in ("credit_notes_created", "credit_notes_updated", "allocations_created",
+                                                 "allocations_deleted", "payments_created", "payments_deleted"))
+
+        kills = run_trials("xero", settings, tmp_path, trials=10, writes=writes, max_wait_s=1.5, seed=3)
+        print("kills (delay s, writes):", kills)
+        assert sum(1 for _, w in kills if w > 0) >= 8, kills  # the kills land among the writes
+        emulator.write_delay_s = 0.0
+        summary = json.loads(run_to_end("xero", settings, tmp_path))
+        assert summary["mismatch_count"] == 0, summary
+        got = notes_of(emulator)
+        assert sorted(got) == sorted([f"CN-{r}" for r in refunds] + ["CN-re_cash"])
+        assert emulator.stats()["credit_notes_created"] == len(got)  # never a second create
+        for rid, (number, total, _) in refunds.items():
+            note = got[f"CN-{rid}"]
+            assert note["Total"] == total and len(note.get("Allocations", [])) <= 1
+            assert note["AmountCredited"] + note["AmountPaid"] == total and note["Status"] == "PAID"
+        cash = [(p["CreditNote"]["CreditNoteNumber"], p["Amount"]) for p in emulator.payments()
+                if p.get("CreditNote") and p["Status"] == "AUTHORISED" and p["Reference"].startswith("CN-")]
+        assert len(cash) == len({n for n, _ in cash})  # at most one cash refund per credit note
+        assert sorted(cash) == sorted((n, d["AmountPaid"]) for n, d in got.items() if d["AmountPaid"])
+        assert ("CN-re_cash", Decimal("12.00")) in cash
+        assert got["CN-re_cash"]["Status"] == "PAID"
+        docs = {d["InvoiceNumber"]: d for d in emulator.invoices()}
+        for number, inv in docs.items():
+            assert inv["AmountDue"] == inv["Total"] - inv["AmountPaid"] - inv["AmountCredited"] >= 0
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        try:
+            assert con.execute("SELECT COUNT(*) FROM ops.publish_ledger WHERE status = 'pending'").fetchone()[0] == 0
+        finally:
+            con.close()
+    finally:
+        running.stop()
+
+
+def notes_of(emulator) -> dict[str, dict]:
+    return {d["InvoiceNumber"]: d for d in emulator.credit_notes()}

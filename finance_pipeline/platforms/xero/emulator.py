@@ -167,7 +167,7 @@ class XeroEmulator(Emulator):
         out["contacts"] = con.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
         out["payments"] = con.execute("SELECT COUNT(*) FROM payments WHERE status <> 'DELETED'").fetchone()[0]
         for name in ("invoices_created", "invoices_updated", "invoices_voided", "contacts_created", "payments_created",
-                     "credit_notes_created",
+                     "credit_notes_created", "credit_notes_updated", "allocations_created", "allocations_deleted",
                      "payments_deleted",
                      "contacts_updated", "token_refreshes", "refresh_forks", "idempotent_replays"):
             out[name] = persisted.get(name, 0)
