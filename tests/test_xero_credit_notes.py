@@ -243,3 +243,22 @@ def test_ten_kills_while_credit_notes_are_posted(tmp_path):
 
 def notes_of(emulator) -> dict[str, dict]:
     return {d["InvoiceNumber"]: d for d in emulator.credit_notes()}
+
+
+def test_read_back_sees_an_allocation_removed_in_xero(xero_env):
+    build_marts(xero_env.warehouse, n_invoices=40, n_customers=8)
+    refunds = build_refunds(xero_env.warehouse, n=2)
+    assert publish(xero_env).mismatches == []
+    rid = sorted(refunds)[0]
+    note = notes(xero_env)[f"CN-{rid}"]
+    assert xero_env.emulator.store.delete_allocation(note["InvoiceID"], note["Allocations"][0]["AllocationID"])
+    found = {(m.key, m.field) for m in publish(xero_env).mismatches}
+    assert found == {(f"CN-{rid}", "RemainingCredit"), (refunds[rid][0], "AmountDue")}
+
+
+def test_dry_run_posts_no_credit_note(xero_env):
+    build_marts(xero_env.warehouse, n_invoices=40, n_customers=8)
+    build_refunds(xero_env.warehouse, n=2)
+    result = publish(xero_env, dry_run=True)
+    assert xero_env.emulator.credit_notes() == [] and xero_env.emulator.invoices() == []
+    assert "credit_note" in str(result.dry_run)

@@ -302,14 +302,32 @@ def send_cash_refund(run: Any, batch: list[Write]) -> list[Outcome]:
     return [_element_outcome((answer.get("Payments") or [{}])[0], "PaymentID")]
 
 
-def compare_credit_notes(refunds: list[MartRefund], remote_notes: dict[str, dict]) -> list[Mismatch]:
-    """Per invoice: the credit notes Xero holds for it add up to the marts' refunds of it."""
+def compare_credit_notes(refunds: list[MartRefund], remote_notes: dict[str, dict], invoices: list[MartInvoice] = (),
+                         payments: list = (), remote_invoices: Any = ()) -> list[Mismatch]:
+    """Per invoice: the credit notes Xero holds for it add up to the marts' refunds of it; each credit
+    note is used up (allocated or refunded in cash); and the invoice's AmountDue is what the marts
+    leave open once the refunds are credited: total − applied payments − refunds, never below zero."""
     want: dict[str, Decimal] = defaultdict(Decimal)
     for r in refunds:
         want[r.invoice_number] += r.total
     got: dict[str, Decimal] = defaultdict(Decimal)
     numbers = {r.number for r in refunds}
+    out = []
     for number, note in remote_notes.items():
         if number in numbers:
             got[note.get("Reference") or ""] += money(note.get("Total", 0))
-    return [Mismatch(n, "credit notes", money(want[n]), money(got[n])) for n in want if money(want[n]) != money(got[n])]
+            if money(note.get("RemainingCredit", 0)) != 0:
+                out.append(Mismatch(number, "RemainingCredit", Decimal("0.00"), note.get("RemainingCredit")))
+    out += [Mismatch(n, "credit notes", money(want[n]), money(got[n])) for n in want if money(want[n]) != money(got[n])]
+    applied: dict[str, Decimal] = defaultdict(Decimal)
+    for p in payments:
+        applied[p.invoice_number] += p.amount
+    by_number = {r.get("InvoiceNumber"): r for r in remote_invoices if r.get("Status") in ("AUTHORISED", "PAID")}
+    for inv in invoices:
+        r = by_number.get(inv.invoice_number)
+        if inv.voided or r is None or inv.invoice_number not in want:
+            continue
+        expected = money(max(Decimal(0), inv.total_amount - applied[inv.invoice_number] - want[inv.invoice_number]))
+        if money(r.get("AmountDue", 0)) != expected:
+            out.append(Mismatch(inv.invoice_number, "AmountDue", expected, r.get("AmountDue")))
+    return out

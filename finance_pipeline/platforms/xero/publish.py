@@ -275,6 +275,7 @@ class _XeroRun:
         self.invoice_ids: dict[str, str] = {}
         self.payouts_expected: dict[str, Decimal] = {}  # summary invoice number -> payout amount
         self.rejected: list[tuple[str, str, Any, str]] = []  # (object type, key, body, Xero's message)
+        self.last_read: dict[str, dict] = {}  # the invoices the read-back saw, by InvoiceID
 
     def _write(self, object_type: str, writes: list[Write], send: Callable[[list[Write]], list[Outcome]],
                batch_size: int | None = None) -> None:
@@ -573,6 +574,7 @@ class _XeroRun:
     def read_back(self, invoices: list[MartInvoice], payments: list[MartPayment] | None = None) -> None:
         # keyed by id: a record repeated at a page boundary is counted once
         remote = {inv["InvoiceID"]: inv for inv in self.each_invoice()}
+        self.last_read = remote
         managed = {e.remote_id for e in self.ledger.entries("invoice").values() if e.remote_id}
         self.result.read_back = len(remote)
         self.result.mismatches = compare_with_marts(invoices, remote.values(), managed)
@@ -638,7 +640,8 @@ def publish_trade_invoices(settings: Settings, connection: Connection, warehouse
                 from finance_pipeline.platforms.xero.credit_notes import compare_credit_notes
                 from finance_pipeline.platforms.xero.payouts import all_credit_notes
 
-                result.mismatches += compare_credit_notes(refunds, all_credit_notes(run))
+                result.mismatches += compare_credit_notes(refunds, all_credit_notes(run), invoices, payments,
+                                                          run.last_read.values())
     finally:
         if client is not None:
             result.requests = client.stats["requests"]
