@@ -174,6 +174,21 @@ def test_a_refund_of_a_paid_invoice_is_a_refunded_credit_note(xero_env):
     assert again.of("credit_refund").unchanged == 1 and len(xero_env.emulator.payments()) == n_payments
     assert notes(xero_env)["CN-re_cash"] == note
 
+    # edited: Xero refuses to edit a refunded credit note, so the refund payment goes, the note is
+    # edited in place and refunded again for the new amount
+    con = duckdb.connect(str(xero_env.warehouse))
+    con.execute("UPDATE marts.fct_refunds SET goods_amount = 20.00, tax_amount = 4.00, total_amount = 24.00 "
+                "WHERE refund_id = 're_cash'")
+    con.close()
+    third = publish(xero_env)
+    assert third.ok and third.mismatches == [], third.summary()
+    edited = notes(xero_env)["CN-re_cash"]
+    assert edited["InvoiceID"] == note["InvoiceID"] and edited["Total"] == Decimal("24.00")
+    assert edited["TotalTax"] == Decimal("4.00") and edited["AmountPaid"] == Decimal("24.00")
+    mine = [(p["Amount"], p["Status"]) for p in xero_env.emulator.payments()
+            if p.get("CreditNote", {}).get("CreditNoteID") == note["InvoiceID"]]
+    assert sorted(mine) == [(Decimal("12.00"), "DELETED"), (Decimal("24.00"), "AUTHORISED")]
+
 
 def test_ten_kills_while_credit_notes_are_posted(tmp_path):
     """kill -9 at ten random points of runs that post credit notes, their allocations and a cash refund
