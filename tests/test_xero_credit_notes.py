@@ -67,7 +67,7 @@ def test_refunds_become_allocated_credit_notes_once(xero_env):
         assert note["Total"] == total and note["TotalTax"] == tax  # the refund's tax to the cent
         assert note["Type"] == "ACCRECCREDIT" and note["Reference"] == number
         assert note["Contact"]["ContactID"] == inv["Contact"]["ContactID"]
-        assert note["CurrencyCode"] == inv["CurrencyCode"]
+        assert note["CurrencyCode"] == inv["CurrencyCode"] and note["CurrencyRate"] == inv["CurrencyRate"]
         assert {l["TaxType"] for l in note["LineItems"]} <= {l["TaxType"] for l in inv["LineItems"]}
         # allocated up to what the invoice owed: the invoice owes that much less
         assert note["AmountCredited"] == min(total, inv["Total"] - inv["AmountPaid"])

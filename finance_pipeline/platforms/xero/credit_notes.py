@@ -5,7 +5,7 @@ invoice (`marts.fct_payments.invoice_number`) or its `order_id` is the invoice's
 ACCRECCREDIT credit note:
 
 - CreditNoteNumber `CN-<refund id>` (stable: the look-up key after a crash), Reference = the invoice number;
-- the invoice's contact and currency; `Exclusive` lines for goods (200) and shipping (260) with the
+- the invoice's contact, currency and CurrencyRate (read from Xero); `Exclusive` lines for goods (200) and shipping (260) with the
   invoice's tax type, whose TaxAmounts add up to the refund's tax to the cent (the shipping line takes
   its share of the tax, the goods line the rest);
 - then `PUT /CreditNotes/{id}/Allocations` to the invoice for what the invoice still owes in Xero, up to
@@ -236,6 +236,15 @@ def publish_credit_notes(run: Any, con: duckdb.DuckDBPyConnection, invoices: lis
         body = {"Contact": {"ContactID": contact}, **payload, **({"CreditNoteID": remote_id} if remote_id else {})}
         writes.append(Write("create" if remote_id is None else "update", key, desired[key].content_hash, remote_id,
                             body))
+    if writes and run.dry is None:  # the invoice's own exchange rate, so the credit reverses it exactly
+        numbers = sorted({desired[w.key].record[0].invoice_number for w in writes})
+        rates: dict[str, Any] = {}
+        for i in range(0, len(numbers), 40):
+            rates.update({n: inv.get("CurrencyRate") for n, inv in run.find_invoices(numbers[i:i + 40]).items()})
+        for w in writes:
+            rate = rates.get(desired[w.key].record[0].invoice_number)
+            if rate is not None:
+                w.body["CurrencyRate"] = rate
     run._write("credit_note", writes, lambda batch: send_credit_notes(run, batch))
     if waiting:
         log.info("xero: %d credit notes wait for their invoice or contact", waiting)
