@@ -28,7 +28,7 @@ def build_refunds(path, n: int = 6) -> dict[str, tuple[str, Decimal]]:
     try:
         con.execute(REFUNDS_DDL)
         rows = con.execute(
-            "SELECT i.invoice_number, i.order_number, i.currency, i.issued_on, i.subtotal_amount, i.tax_amount "
+            "SELECT i.invoice_number, i.order_id, i.currency, i.issued_on, i.subtotal_amount, i.tax_amount "
             "FROM marts.fct_invoices i WHERE status <> 'voided' AND subtotal_amount > 30 AND tax_amount > 0 "
             "ORDER BY invoice_number LIMIT ?", [n]).fetchall()
         out = {}
@@ -37,7 +37,7 @@ def build_refunds(path, n: int = 6) -> dict[str, tuple[str, Decimal]]:
             ship = Decimal("2.50")
             rtax = (tax * (goods + ship) / sub).quantize(Decimal("0.01"))
             rid = f"re_{k:03d}"
-            con.execute("INSERT INTO marts.fct_refunds VALUES ('stripe', ?, ?, ?::TIMESTAMPTZ, ?, ?, ?, ?, ?, NULL)",
+            con.execute("INSERT INTO marts.fct_refunds VALUES ('shopify', ?, ?, ?::TIMESTAMPTZ, ?, ?, ?, ?, ?, NULL)",
                         [rid, order, f"{issued} 12:00:00+00", currency, goods, ship, rtax, goods + ship + rtax])
             out[rid] = (number, goods + ship + rtax, rtax)
         return out
@@ -57,6 +57,10 @@ def test_refunds_become_allocated_credit_notes_once(xero_env):
     build_marts(xero_env.warehouse, n_invoices=40, n_customers=8)
     refunds = build_refunds(xero_env.warehouse)
     assert len(refunds) == 6
+    con = duckdb.connect(str(xero_env.warehouse))  # same order id in another channel: not a trade invoice's
+    con.execute("INSERT INTO marts.fct_refunds SELECT 'amazon', 'amz-1', order_id, refunded_at, currency, "
+                "goods_amount, shipping_amount, tax_amount, total_amount, NULL FROM marts.fct_refunds LIMIT 1")
+    con.close()
     first = publish(xero_env)
     assert first.ok, first.summary()
     assert first.mismatches == []
@@ -156,9 +160,9 @@ def test_a_refund_of_a_paid_invoice_is_a_refunded_credit_note(xero_env):
     con = duckdb.connect(str(xero_env.warehouse))
     con.execute(REFUNDS_DDL)
     number, order, currency, issued, total = con.execute(
-        "SELECT invoice_number, order_number, currency, issued_on, total_amount FROM marts.fct_invoices "
+        "SELECT invoice_number, order_id, currency, issued_on, total_amount FROM marts.fct_invoices "
         "WHERE status <> 'voided' AND open_amount = 0 AND tax_amount > 0 ORDER BY invoice_number LIMIT 1").fetchone()
-    con.execute("INSERT INTO marts.fct_refunds VALUES ('stripe', 're_cash', ?, ?::TIMESTAMPTZ, ?, 10.00, 0, 2.00, "
+    con.execute("INSERT INTO marts.fct_refunds VALUES ('shopify', 're_cash', ?, ?::TIMESTAMPTZ, ?, 10.00, 0, 2.00, "
                 "12.00, NULL)", [order, f"{issued} 12:00:00+00", currency])
     con.close()
     first = publish(xero_env)
@@ -213,9 +217,9 @@ def test_ten_kills_while_credit_notes_are_posted(tmp_path):
         refunds = build_refunds(settings.warehouse_path, n=25)
         con = duckdb.connect(str(settings.warehouse_path))
         order, currency, issued = con.execute(
-            "SELECT order_number, currency, issued_on FROM marts.fct_invoices WHERE status <> 'voided' "
+            "SELECT order_id, currency, issued_on FROM marts.fct_invoices WHERE status <> 'voided' "
             "AND open_amount = 0 AND tax_amount > 0 ORDER BY invoice_number LIMIT 1").fetchone()
-        con.execute("INSERT INTO marts.fct_refunds VALUES ('stripe', 're_cash', ?, ?::TIMESTAMPTZ, ?, 10.00, 0, "
+        con.execute("INSERT INTO marts.fct_refunds VALUES ('shopify', 're_cash', ?, ?::TIMESTAMPTZ, ?, 10.00, 0, "
                     "2.00, 12.00, NULL)", [order, f"{issued} 12:00:00+00", currency])
         con.close()
         emulator.write_delay_s = 0.3

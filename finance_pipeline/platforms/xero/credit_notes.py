@@ -1,7 +1,8 @@
 """Refunds of trade invoices as Xero credit notes, allocated to the invoice they refund.
 
 A row of `marts.fct_refunds` belongs to a trade invoice when its `payment_id` is a payment of that
-invoice (`marts.fct_payments.invoice_number`) or its `order_id` is the invoice's order.  Each becomes one
+invoice (`marts.fct_payments.invoice_number`) or its (channel, order_id) is the invoice's order
+(`marts.fct_invoices`).  Each becomes one
 ACCRECCREDIT credit note:
 
 - CreditNoteNumber `CN-<refund id>` (stable: the look-up key after a crash), Reference = the invoice number;
@@ -73,23 +74,23 @@ def load_trade_refunds(con: duckdb.DuckDBPyConnection, invoices: list[MartInvoic
         return []
     cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                       "WHERE table_schema = 'marts' AND table_name = 'fct_refunds'").fetchall()}
-    by_order: dict[str, MartInvoice] = {}
     live = {inv.invoice_number: inv for inv in invoices if not inv.voided}
-    for inv in live.values():
-        if inv.order_number:
-            by_order[inv.order_number] = inv
-            by_order[inv.order_number.lstrip("#")] = inv
+    by_order: dict[tuple[str, str], MartInvoice] = {}  # (channel, order id) of the order invoiced
+    for number, channel, order_id in con.execute(
+            "SELECT invoice_number, channel, order_id FROM marts.fct_invoices WHERE order_id IS NOT NULL").fetchall():
+        if number in live:
+            by_order[(str(channel), str(order_id))] = live[number]
     by_payment: dict[str, str] = {}
     if "payment_id" in cols and _has_table(con, "marts", "fct_payments"):
         by_payment = {str(r[0]): r[1] for r in con.execute(
             "SELECT payment_id, invoice_number FROM marts.fct_payments WHERE invoice_number IS NOT NULL").fetchall()}
     payment_col = "payment_id" if "payment_id" in cols else "NULL"
     out = []
-    for refund_id, order_id, refunded_at, currency, goods, shipping, tax, payment_id in con.execute(
-            f"SELECT refund_id, order_id, refunded_at, currency, goods_amount, shipping_amount, tax_amount, "
+    for channel, refund_id, order_id, refunded_at, currency, goods, shipping, tax, payment_id in con.execute(
+            f"SELECT channel, refund_id, order_id, refunded_at, currency, goods_amount, shipping_amount, tax_amount, "
             f"{payment_col} FROM marts.fct_refunds ORDER BY refunded_at, refund_id").fetchall():
         number = by_payment.get(str(payment_id)) if payment_id is not None else None
-        inv = live.get(number) if number else by_order.get(str(order_id)) if order_id is not None else None
+        inv = live.get(number) if number else by_order.get((str(channel), str(order_id)))
         if inv is None:
             continue
         when = refunded_at.date() if isinstance(refunded_at, datetime) else refunded_at
