@@ -281,3 +281,25 @@ def test_dry_run_posts_no_credit_note(xero_env):
     result = publish(xero_env, dry_run=True)
     assert xero_env.emulator.credit_notes() == [] and xero_env.emulator.invoices() == []
     assert "credit_note" in str(result.dry_run)
+
+
+def test_a_credit_note_xero_refuses_is_quarantined_with_xeros_message(xero_env):
+    from finance_pipeline.platforms.xero.client import make_client
+
+    build_marts(xero_env.warehouse, n_invoices=40, n_customers=8)
+    assert publish(xero_env).ok  # the invoices first
+    refunds = build_refunds(xero_env.warehouse, n=4)
+    victim_number = refunds[sorted(refunds)[0]][0]
+    victim = invoices(xero_env)[victim_number]["Contact"]["ContactID"]
+    hit = {r for r, (n, _, _) in refunds.items() if invoices(xero_env)[n]["Contact"]["ContactID"] == victim}
+    api = make_client(xero_env.connection())
+    try:  # someone archives the customer in Xero: Xero refuses new documents for it
+        api.request("POST", f"Contacts/{victim}", json={"ContactID": victim, "ContactStatus": "ARCHIVED"})
+    finally:
+        api.close()
+    result = publish(xero_env)
+    errors = {e.key: e.message for e in result.errors if e.object_type == "credit_note"}
+    assert set(errors) == {f"CN-{r}" for r in hit}
+    assert all("archived" in m for m in errors.values()), errors
+    assert set(notes(xero_env)) == {f"CN-{r}" for r in refunds if r not in hit}
+    assert result.quarantined
