@@ -171,8 +171,9 @@ def test_a_refund_of_a_paid_invoice_is_a_refunded_credit_note(xero_env):
     inv = invoices(xero_env)[number]
     assert inv["AmountPaid"] == total and inv["AmountCredited"] == 0  # nothing owed: no allocation
     assert note["Status"] == "PAID" and note["AmountPaid"] == Decimal("12.00") and not note.get("Allocations")
-    refunds = [p for p in xero_env.emulator.payments() if p.get("CreditNote", {}).get("CreditNoteID") == note["InvoiceID"]]
-    assert [(p["Amount"], p["Account"]["Code"], p["Status"]) for p in refunds] == [(Decimal("12.00"), "090", "AUTHORISED")]
+    refunds = [(p["Amount"], p["Account"]["Code"], p["Status"]) for p in xero_env.emulator.payments()
+               if p.get("CreditNote", {}).get("CreditNoteID") == note["InvoiceID"]]
+    assert refunds == [(Decimal("12.00"), "090", "AUTHORISED")]
     n_payments = len(xero_env.emulator.payments())
     again = publish(xero_env)
     assert again.of("credit_refund").unchanged == 1 and len(xero_env.emulator.payments()) == n_payments

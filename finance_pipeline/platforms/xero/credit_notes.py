@@ -6,9 +6,9 @@ invoice (`marts.fct_payments.invoice_number`) or its (channel, order_id) is the 
 ACCRECCREDIT credit note:
 
 - CreditNoteNumber `CN-<refund id>` (stable: the look-up key after a crash), Reference = the invoice number;
-- the invoice's contact, currency and CurrencyRate (read from Xero); `Exclusive` lines for goods (200) and shipping (260) with the
-  invoice's tax type, whose TaxAmounts add up to the refund's tax to the cent (the shipping line takes
-  its share of the tax, the goods line the rest);
+- the invoice's contact, currency and CurrencyRate (read from Xero); `Exclusive` lines for goods (200)
+  and shipping (260) with the invoice's tax type, whose TaxAmounts add up to the refund's tax to the
+  cent (the shipping line takes its share of the tax, the goods line the rest);
 - then `PUT /CreditNotes/{id}/Allocations` to the invoice for what the invoice still owes in Xero, up to
   the credit note's total (Xero refuses more than either);
 - what is left after that (the customer had paid in full and got money back) is recorded as Xero

@@ -264,11 +264,13 @@ class CreditNotesMixin:
                 results.append(ElementResult(False, _validation_echo(
                     element, [f"Credit note Type '{mapped['Type']}' is not supported"], "CreditNoteID")))
                 continue
-            existing = self._invoice_doc(con, "invoice_id", str(forced_id or mapped.get("InvoiceID") or ""))  # type: ignore
+            existing_id = str(forced_id or mapped.get("InvoiceID") or "")
+            existing = self._invoice_doc(con, "invoice_id", existing_id)  # type: ignore[attr-defined]
             if existing is not None and mapped.get("Status") not in ("VOIDED", "DELETED") and (
                     existing.get("AmountCredited") or existing.get("AmountPaid")):
                 # Xero: an allocated (or refunded) credit note cannot be edited; remove the allocation first
-                results.append(ElementResult(False, _validation_echo(element, [ALLOCATION_EDIT_REFUSED], "CreditNoteID")))
+                results.append(ElementResult(False, _validation_echo(element, [ALLOCATION_EDIT_REFUSED],
+                                                                     "CreditNoteID")))
                 continue
             (result,) = self.save_invoices(con, [mapped], create_only=create_only, unitdp=unitdp,  # type: ignore
                                            forced_id=forced_id)
