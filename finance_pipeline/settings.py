@@ -216,6 +216,15 @@ class Settings:
         return self.duckdb_file
 
     @property
+    def warehouse_target(self) -> "Path | PostgresSettings":
+        """What `finance_pipeline.warehouse.open_warehouse` opens: the DuckDB file, or the server."""
+        if self.warehouse == "postgres":
+            if self.postgres is None:
+                raise SettingsError("FINANCE_WAREHOUSE=postgres but no FINANCE_PG_* settings were read")
+            return self.postgres
+        return self.duckdb_file
+
+    @property
     def duckdb_file(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
 
