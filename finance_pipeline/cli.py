@@ -21,6 +21,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from finance_pipeline.settings import PROJECT_ROOT, Settings, SettingsError, get_settings
 
@@ -91,6 +92,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     print(f"\nrun {result.run_id} succeeded in {elapsed:.1f}s\n")
     print(summary(settings))
+    published = publish_summary(result)
+    if published:
+        print(published)
     if settings.mode == "sandbox":
         from finance_pipeline.sandbox import runtime
 
@@ -189,6 +193,27 @@ def summary(settings: Settings) -> str:
     out.append(f"\nWarehouse: {settings.warehouse_path}  (schemas raw_*, staging, intermediate, marts, ops)")
     out.append("Dagster UI: finance-pipeline ui   ·   dbt docs: finance-pipeline docs")
     return "\n".join(out)
+
+
+def publish_summary(result: Any) -> str:
+    """One line per destination the run published to: what was written, and its read-back check."""
+    checks = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()
+              if e.asset_key.path[0] == "publish"}
+    lines = []
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key.path[0] != "publish":
+            continue
+        name = mat.asset_key.path[-1]
+        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        if "skipped" in meta:
+            continue
+        counts = ", ".join(f"{meta[k]} {k}" for k in ("created", "updated", "voided", "failed") if meta.get(k))
+        check = checks.get(name)
+        verdict = ("read-back clean" if check is not None and check.passed else
+                   f"read-back: {meta.get('mismatches', '?')} mismatch(es) — see the asset check in the Dagster UI")
+        lines.append(f"  {name:<28} {counts or 'nothing to write'}; {verdict}")
+    return ("Published (each destination read back against the marts):\n" + "\n".join(lines)) if lines else ""
 
 
 # ------------------------------------------------------------------------------------------ sandbox

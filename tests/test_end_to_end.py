@@ -33,8 +33,19 @@ def clean_run(world_20k, tmp_path_factory):
     # marts of a 2,000-order world in its own tests (with kill -9 trials). The one-record-per-request
     # ledgers at 20,000 orders (QuickBooks alone takes about 6 minutes) would push this fixture past the
     # per-test timeout for no more coverage.
-    run_job(data, size=WORLD, FINANCE_DESTINATIONS="xero,powerbi,tableau")
+    result = run_job(data, size=WORLD, FINANCE_DESTINATIONS="xero,powerbi,tableau")
+    READ_BACK.update({e.asset_key.path[-1]: (e.passed, e.metadata.get("mismatches"))
+                      for e in result.get_asset_check_evaluations() if e.asset_key.path[0] == "publish"})
     return data
+
+
+READ_BACK: dict[str, tuple] = {}  # publish asset -> (read-back check passed, its mismatch count)
+
+
+def test_every_destination_reads_back_equal_to_the_marts(clean_run):
+    published = {"xero_trade_invoices", "powerbi_marts", "tableau_marts"}
+    assert published <= set(READ_BACK), READ_BACK
+    assert all(passed for passed, _ in READ_BACK.values()), READ_BACK
 
 
 def _counts(warehouse, tables):

@@ -97,6 +97,19 @@ def contact_payload(inv: MartInvoice) -> dict:
     return payload
 
 
+def disambiguate_names(payloads: dict[str, dict]) -> None:
+    """Xero refuses a second active contact with the same name (case-insensitively), and two channels'
+    customers can share a trading name: where the marts give one name to several customer ids, each
+    of those contacts is named "Name (customer id)". A name that becomes shared later renames the
+    contact that had it alone (an update in place), so the rule never depends on publishing order."""
+    owners: dict[str, set[str]] = defaultdict(set)
+    for customer_id, payload in payloads.items():
+        owners[payload["Name"].casefold()].add(customer_id)
+    for customer_id, payload in payloads.items():
+        if len(owners[payload["Name"].casefold()]) > 1:
+            payload["Name"] = f"{payload['Name']} ({customer_id})"[:255]
+
+
 def line_payload(line: MartLine, inv: MartInvoice) -> dict:
     payload: dict[str, Any] = {
         "Description": line.description or line.sku or line.kind,
@@ -322,12 +335,12 @@ class _XeroRun:
         return [_element_outcome(e, "ContactID") for e in answer.get("Contacts", [])]
 
     def publish_contacts(self, invoices: list[MartInvoice]) -> None:
-        desired: dict[str, Desired[dict]] = {}
+        payloads: dict[str, dict] = {}
         for inv in invoices:  # issued_on order: the latest invoice's name/email wins
             if not inv.voided and inv.customer_id:
-                payload = contact_payload(inv)
-                desired[inv.customer_id] = Desired(inv.customer_id, content_hash({"v": CONTACT_MAPPING, **payload}),
-                                                   payload)
+                payloads[inv.customer_id] = contact_payload(inv)
+        disambiguate_names(payloads)
+        desired = {k: Desired(k, content_hash({"v": CONTACT_MAPPING, **p}), p) for k, p in payloads.items()}
         counts = self.result.of("contact")
 
         def is_current(remote: dict, want: Desired[dict]) -> bool:
