@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,6 +19,7 @@ from finance_pipeline.devtools.postgres import LocalPostgres, PostgresUnavailabl
 from pipeline_helpers import run_job
 
 WAREHOUSE_SCHEMAS = ("staging", "intermediate", "marts", "reference")
+POSTGRES_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "deploy" / "postgres" / "dagster.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +33,19 @@ def pg_server(tmp_path_factory) -> Iterator[LocalPostgres]:
 
 def pg_env(pg: LocalPostgres, database: str) -> dict[str, str]:
     return {"FINANCE_WAREHOUSE": "postgres", **pg.env(database=database), "FINANCE_PG_SSLMODE": "disable"}
+
+
+def dagster_pg_env(pg: LocalPostgres, database: str) -> dict[str, str]:
+    """The DAGSTER_PG_* variables deploy/postgres/dagster.yaml reads, for `database` on `pg`."""
+    return {"DAGSTER_PG_HOST": pg.host, "DAGSTER_PG_PORT": str(pg.port), "DAGSTER_PG_USER": pg.user,
+            "DAGSTER_PG_PASSWORD": pg.password, "DAGSTER_PG_DB": database}
+
+
+def postgres_dagster_home(home: Path) -> Path:
+    """A DAGSTER_HOME holding deploy/postgres/dagster.yaml as shipped (connection from DAGSTER_PG_*)."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(POSTGRES_DAGSTER_YAML, home / "dagster.yaml")
+    return home
 
 
 def warehouse_only(key_path: tuple[str, ...]) -> bool:

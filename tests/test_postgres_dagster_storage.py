@@ -5,24 +5,9 @@ package manager when missing and possible); the test is skipped, saying why, onl
 can be had at all."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import pytest
 from dagster import DagsterInstance, asset, define_asset_job, Definitions
 
-from finance_pipeline.devtools.postgres import PostgresUnavailable, local_postgres
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    try:
-        with local_postgres(tmp_path_factory.mktemp("pg"), install=True) as pg:
-            yield pg
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server on this machine: {exc}")
+from pg_helpers import dagster_pg_env, pg_server, postgres_dagster_home  # noqa: F401
 
 
 @asset
@@ -30,16 +15,13 @@ def probe() -> int:
     return 42
 
 
-def test_runs_events_and_schedule_state_live_in_postgres(postgres, tmp_path, monkeypatch):
+def test_runs_events_and_schedule_state_live_in_postgres(pg_server, tmp_path, monkeypatch):  # noqa: F811
     import psycopg2
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
+    database = pg_server.create_database("dagster_storage")
+    home = postgres_dagster_home(tmp_path / "dagster_home")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    for key, value in {"DAGSTER_PG_HOST": postgres.host, "DAGSTER_PG_PORT": str(postgres.port),
-                       "DAGSTER_PG_USER": postgres.user, "DAGSTER_PG_PASSWORD": postgres.password,
-                       "DAGSTER_PG_DB": postgres.database}.items():
+    for key, value in dagster_pg_env(pg_server, database).items():
         monkeypatch.setenv(key, value)
 
     job = Definitions(assets=[probe], jobs=[define_asset_job("probe_job")]).resolve_job_def("probe_job")
@@ -59,7 +41,7 @@ def test_runs_events_and_schedule_state_live_in_postgres(postgres, tmp_path, mon
         assert instance.get_run_by_id(run_id).is_success
         assert instance.get_latest_materialization_event(probe.key) is not None
 
-    con = psycopg2.connect(postgres.dsn)
+    con = psycopg2.connect(pg_server.dsn_for(database))
     try:
         cur = con.cursor()
         cur.execute("select count(*) from runs where run_id = %s", (run_id,))
