@@ -206,13 +206,13 @@ def publish_summary(result: Any) -> str:
             continue
         name = mat.asset_key.path[-1]
         meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-        if "skipped" in meta:
+        if meta.get("skipped") == "destination switched off":
             continue
         counts = ", ".join(f"{meta[k]} {k}" for k in ("created", "updated", "voided", "failed") if meta.get(k))
         check = checks.get(name)
         verdict = ("read-back clean" if check is not None and check.passed else
                    f"read-back: {meta.get('mismatches', '?')} mismatch(es) — see the asset check in the Dagster UI")
-        lines.append(f"  {name:<28} {counts or 'nothing to write'}; {verdict}")
+        lines.append(f"  {name:<30} {counts or 'nothing to write'}; {verdict}")
     return ("Published (each destination read back against the marts):\n" + "\n".join(lines)) if lines else ""
 
 
