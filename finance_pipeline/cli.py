@@ -41,7 +41,7 @@ def _prepare_environment(args: argparse.Namespace) -> Settings:
     if not (home / "dagster.yaml").exists():
         shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["FINANCE_WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    os.environ["FINANCE_WAREHOUSE_PATH"] = str(settings.duckdb_file)  # dbt's duckdb profile (as defs/transform.py)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     return settings
 
@@ -332,11 +332,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = _prepare_environment(args)
     from finance_pipeline.report import build_report, money
 
-    if not settings.warehouse_path.exists():
-        print(f"no warehouse at {settings.warehouse_path}: run `finance-pipeline run` first", file=sys.stderr)
+    from finance_pipeline.warehouse import missing_table_errors
+
+    if settings.warehouse == "duckdb" and not settings.duckdb_file.exists():
+        print(f"no warehouse at {settings.duckdb_file}: run `finance-pipeline run` first", file=sys.stderr)
         return 1
     out = Path(args.out).resolve() if args.out else settings.data_dir / "reports"
-    result = build_report(settings.warehouse_path, out)
+    try:
+        result = build_report(settings.warehouse_target, out)
+    except missing_table_errors() as exc:
+        print(f"the marts are not built yet ({str(exc).splitlines()[0]}): run `finance-pipeline run` first",
+              file=sys.stderr)
+        return 1
     d = result.data
     print(f"finance report as of {d.as_of}: {result.path}")
     print(f"  (also {result.latest}; open it in a browser, no server needed)")

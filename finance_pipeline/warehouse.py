@@ -69,6 +69,16 @@ def is_postgres(con: Any) -> bool:
     return isinstance(con, PgConnection)
 
 
+def missing_table_errors() -> tuple[type[BaseException], ...]:
+    """What either engine raises when a query names a table (or its schema) that does not exist:
+    DuckDB's CatalogException, PostgreSQL's undefined_table / invalid_schema_name."""
+    try:
+        from psycopg2 import errors
+    except ImportError:  # a DuckDB-only install
+        return (duckdb.CatalogException,)
+    return (duckdb.CatalogException, errors.UndefinedTable, errors.InvalidSchemaName)
+
+
 def _placeholders(sql: str) -> str:
     """DuckDB's `?` parameters as psycopg2's `%s`, outside quoted text; a literal `%` doubled."""
     out, quote = [], None
@@ -100,6 +110,8 @@ def _pg_type(arrow_type: Any) -> str:
         return "timestamptz" if arrow_type.tz else "timestamp"
     if pa.types.is_decimal(arrow_type):
         return f"numeric({arrow_type.precision},{arrow_type.scale})"
+    if pa.types.is_date32(arrow_type):  # spelled "date32[day]", so not found by name below
+        return "date"
     for name, pg in _ARROW_TO_PG:
         if str(arrow_type) == name:
             return pg

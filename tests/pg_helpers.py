@@ -10,7 +10,7 @@ import re
 import shutil
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import duckdb
 import pytest
@@ -54,10 +54,12 @@ def warehouse_only(key_path: tuple[str, ...]) -> bool:
 
 
 def run_on(data_dir: Path, sources: set[str], pg: LocalPostgres | None = None, database: str | None = None,
-           job: str = "daily_close", **settings: Any):
-    """The daily job's ingest + dbt for `sources`, on DuckDB (pg None) or on `database` of `pg`."""
+           job: str = "daily_close", keep: Callable[[tuple[str, ...]], bool] | None = warehouse_only,
+           **settings: Any):
+    """The daily job's ingest + dbt for `sources` (or the assets of `job` that `keep` selects), on
+    DuckDB (pg None) or on `database` of `pg`."""
     extra = pg_env(pg, database) if pg is not None else {}
-    return run_job(data_dir, job, sources=sources, keep=warehouse_only, **extra, **settings)
+    return run_job(data_dir, job, sources=sources, keep=keep, **extra, **settings)
 
 
 def _pg_rows(pg: LocalPostgres, database: str, schema: str, table: str) -> tuple[list[str], list[tuple]]:

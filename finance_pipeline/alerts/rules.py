@@ -21,7 +21,9 @@ import duckdb
 
 from finance_pipeline.alerts.store import Alert
 from finance_pipeline.settings import Settings
+from finance_pipeline.warehouse import missing_table_errors
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MAD_SCALE = 1.4826  # MAD of a normal distribution → its standard deviation
 
 
@@ -47,16 +49,20 @@ def order_volume(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date
     weeks = settings.alert_volume_baseline_weeks
     start = as_of - timedelta(hours=hours)
     earliest = start - timedelta(weeks=weeks)
+    # whole seconds from each order to as_of, as whole epoch seconds apart (DuckDB's
+    # date_diff('second', ...), spelled so that PostgreSQL reads it too)
+    as_of_s = (as_of - EPOCH) // timedelta(seconds=1)
     rows = con.execute(
-        """select channel,
-                  cast(floor(date_diff('second', ordered_at, ?::timestamptz) / 604800.0) as integer) as week_back,
-                  count(*)
-           from marts.fct_orders
-           where ordered_at > ?::timestamptz and ordered_at <= ?::timestamptz
-             -- only the same hours of the week as the current window
-             and date_diff('second', ordered_at, ?::timestamptz) % 604800 < ?
-           group by all""",
-        [as_of, earliest, as_of, as_of, hours * 3600]).fetchall()
+        """with o as (
+               select channel, ? - cast(floor(extract(epoch from ordered_at)) as bigint) as seconds_back
+               from marts.fct_orders
+               where ordered_at > ?::timestamptz and ordered_at <= ?::timestamptz)
+           select channel, cast(floor(seconds_back / 604800.0) as integer) as week_back, count(*)
+           from o
+           -- only the same hours of the week as the current window
+           where seconds_back % 604800 < ?
+           group by 1, 2""",
+        [as_of_s, earliest, as_of, hours * 3600]).fetchall()
     first_seen = dict(con.execute("select channel, min(ordered_at) from marts.fct_orders group by channel").fetchall())
     counts: dict[str, dict[int, int]] = {}
     for channel, week_back, n in rows:
@@ -101,13 +107,15 @@ def payment_failures(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: 
         """select processor,
                   count(*) filter (where attempted_at > ?) as attempts,
                   count(*) filter (where attempted_at > ? and status = 'failed') as failures,
-                  list(payment_id order by attempted_at) filter (where attempted_at > ? and status = 'failed'),
+                  array_agg(payment_id order by attempted_at, payment_id)
+                      filter (where attempted_at > ? and status = 'failed'),
                   count(distinct customer_id) filter (where attempted_at > ? and status = 'failed') as customers,
                   count(*) filter (where attempted_at <= ?) as base_attempts,
                   count(*) filter (where attempted_at <= ? and status = 'failed') as base_failures
            from marts.fct_payments
            where attempted_at > ? and attempted_at <= ?
-           group by processor""",
+           group by processor
+           order by processor""",
         [window_start] * 4 + [window_start] * 2 + [baseline_start, as_of]).fetchall()
     alerts = []
     threshold = Decimal(str(settings.payment_failure_threshold))
@@ -156,7 +164,8 @@ def overdue_invoices(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: 
                          as decimal(18, 2)) end as open_home
            from marts.fct_invoices i left join later l using (invoice_number)
            where i.status <> 'voided' and i.issued_on <= ?::date and i.due_on < ?::date
-             and i.open_amount + coalesce(l.paid_later, 0) > 0""", [as_of, as_of_date, as_of_date - timedelta(days=thresholds[0])]).fetchall()
+             and i.open_amount + coalesce(l.paid_later, 0) > 0
+           order by i.customer_id, i.due_on, i.invoice_number""", [as_of, as_of_date, as_of_date - timedelta(days=thresholds[0])]).fetchall()
     by_customer: dict[str, dict] = {}
     for customer_id, name, invoice, due_on, currency, open_amount, open_home in rows:
         days = (as_of_date - due_on).days
@@ -195,21 +204,23 @@ def payout_missing(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: da
     rows = con.execute(
         """with paid as (
                select b.channel,
-                      quantile_cont(date_diff('day', cast(b.occurred_at as date), p.payout_date), 0.99) as lag_days
+                      percentile_cont(0.99) within group (
+                          order by p.payout_date - cast(b.occurred_at as date)) as lag_days
                from intermediate.int_balance_transactions b
                join marts.fct_payouts p on p.channel = b.channel and p.payout_id = b.payout_id
                where b.type <> 'payout' and p.payout_date <= ?::date
-                 and b.occurred_at > ?::timestamptz - interval 120 day
+                 and b.occurred_at > ?::timestamptz - interval '120 days'
                group by b.channel),
            limits as (
                select channel, greatest(?, cast(ceil(lag_days) as integer) + 2) as limit_days from paid)
-           select b.channel, l.limit_days, count(*), sum(b.net), min(b.occurred_at), any_value(b.currency)
+           select b.channel, l.limit_days, count(*), sum(b.net), min(b.occurred_at), min(b.currency)
            from intermediate.int_balance_transactions b
            join limits l using (channel)
            left join marts.fct_payouts p on p.channel = b.channel and p.payout_id = b.payout_id
-           where b.type <> 'payout' and b.occurred_at <= ?::timestamptz - to_days(l.limit_days)
+           where b.type <> 'payout' and b.occurred_at <= ?::timestamptz - l.limit_days * interval '1 day'
              and (b.payout_id is null or p.payout_id is null or p.payout_date > ?::date)
-           group by b.channel, l.limit_days""",
+           group by b.channel, l.limit_days
+           order by b.channel""",
         [as_of.date(), as_of, settings.alert_payout_missing_days, as_of, as_of.date()]).fetchall()
     alerts = []
     for channel, limit_days, n, net, oldest, currency in rows:
@@ -230,7 +241,7 @@ def _breaks(con: duckdb.DuckDBPyConnection, as_of: datetime, short: bool) -> lis
             from marts.rpt_payout_reconciliation
             where reconciliation_status <> 'matched' and payout_date <= ?::date
               and {'variance < 0 and transaction_count > 0' if short else 'not (variance < 0 and transaction_count > 0)'}
-            order by payout_date""", [as_of.date()]).fetchall()
+            order by payout_date, channel, payout_id""", [as_of.date()]).fetchall()
 
 
 def payout_short(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: datetime) -> list[Alert]:
@@ -298,7 +309,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: datetim
     for rule in rules:
         try:
             out[rule.__name__] = rule(con, settings, as_of)
-        except duckdb.CatalogException as exc:
+        except missing_table_errors() as exc:
             out[rule.__name__] = None
             if log:
                 log(f"alert rule {rule.__name__} skipped: {str(exc).splitlines()[0]}")

@@ -16,6 +16,7 @@ REPORT_MARTS = ["rpt_profit_and_loss", "rpt_outstanding_balances", "rpt_ar_invoi
     deps=[AssetKey(["marts", m]) for m in REPORT_MARTS],
     group_name="report",
     # it only reads, but a read-only DuckDB connection still conflicts with another process writing
+    # (on the Postgres warehouse the pool is not needed, but one pool for both keeps runs alike)
     pool=WAREHOUSE_POOL,
     kinds={"html", "plotly"},
     description=(
@@ -28,7 +29,7 @@ def finance_report(context: AssetExecutionContext) -> MaterializeResult:
     from finance_pipeline.report import build_report, money
 
     settings = get_settings()
-    result = build_report(settings.warehouse_path, settings.data_dir / "reports")
+    result = build_report(settings.warehouse_target, settings.data_dir / "reports")
     d = result.data
     context.log.info(f"finance report written to {result.path}")
     return MaterializeResult(metadata={

@@ -2,7 +2,9 @@
 channel, receivables aging, tax owed per jurisdiction, sales trends and payout exceptions.
 
     from finance_pipeline.report import build_report
-    result = build_report(warehouse_path, reports_dir)
+    result = build_report(settings.warehouse_target, reports_dir)
+
+The marts are read from the DuckDB file or, under FINANCE_WAREHOUSE=postgres, from the server.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from finance_pipeline.report.data import ReportData, load
 from finance_pipeline.report.render import money, render
+from finance_pipeline.warehouse import WarehouseTarget
 
 LATEST = "finance-report.html"
 
@@ -23,7 +26,7 @@ class ReportResult:
     data: ReportData
 
 
-def build_report(warehouse: Path, reports_dir: Path) -> ReportResult:
+def build_report(warehouse: WarehouseTarget, reports_dir: Path) -> ReportResult:
     """Read the marts and write finance-report-<as of>.html (and finance-report.html) atomically."""
     data = load(warehouse)
     page = render(data)

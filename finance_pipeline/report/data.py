@@ -8,16 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import duckdb
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 ZERO = Decimal("0.00")
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+def _rows(con: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     cur = con.execute(sql, params or [])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
@@ -47,15 +46,17 @@ class ReportData:
     trial_balance: list[dict] = field(default_factory=list)
 
 
-def load(warehouse: Path) -> ReportData:
-    con = duckdb.connect(str(warehouse), read_only=True)
+def load(warehouse: WarehouseTarget) -> ReportData:
+    """The report's figures from the warehouse `warehouse` names: the DuckDB file or the
+    PostgreSQL server (`PostgresSettings`).  The queries are written in what both engines share."""
+    con = open_warehouse(warehouse, read_only=True)
     try:
         return _load(con)
     finally:
         con.close()
 
 
-def _load(con: duckdb.DuckDBPyConnection) -> ReportData:
+def _load(con: Any) -> ReportData:
     as_of = con.execute("select max(as_of_date) from marts.rpt_ar_invoice_detail").fetchone()[0]
     if as_of is None:
         as_of = con.execute("select cast(max(posted_on) as date) from marts.fct_gl_entries").fetchone()[0]
@@ -66,7 +67,8 @@ def _load(con: duckdb.DuckDBPyConnection) -> ReportData:
         from marts.rpt_profit_and_loss order by month, channel""")
     d.pnl_months = _rows(con, """
         select month, sum(net_sales) as net_sales, sum(gross_margin) as gross_margin, sum(fees) as fees,
-               sum(fx_gain_loss) as fx_gain_loss, sum(net_contribution) as net_contribution, sum(orders) as orders
+               sum(fx_gain_loss) as fx_gain_loss, sum(net_contribution) as net_contribution,
+               cast(sum(orders) as bigint) as orders
         from marts.rpt_profit_and_loss group by month order by month""")
     complete = [m for m in d.pnl_months if m["month"] < as_of.replace(day=1)]
     d.last_month = complete[-1] if complete else (d.pnl_months[-1] if d.pnl_months else None)
@@ -76,7 +78,7 @@ def _load(con: duckdb.DuckDBPyConnection) -> ReportData:
                days_31_60_home, days_61_90_home, days_over_90_home, unapplied_credit_home, max_days_past_due,
                dso_days, last_payment_date
         from marts.rpt_outstanding_balances where open_amount_home <> 0
-        order by days_over_90_home + days_61_90_home desc, open_amount_home desc""")
+        order by days_over_90_home + days_61_90_home desc, open_amount_home desc, customer_id""")
     totals = _rows(con, """
         select coalesce(sum(current_home), 0) as "current", coalesce(sum(days_1_30_home), 0) as "1-30",
                coalesce(sum(days_31_60_home), 0) as "31-60", coalesce(sum(days_61_90_home), 0) as "61-90",
@@ -97,9 +99,10 @@ def _load(con: duckdb.DuckDBPyConnection) -> ReportData:
     d.tax_owed_home = sum((r["net_owed_home"] for r in d.tax), ZERO)
 
     d.trends = _rows(con, """
-        select period_start, category, sum(net_sales_home) as net_sales_home, sum(orders) as orders,
-               sum(units) as units, sum(metres) as metres
-        from marts.rpt_sales_trends where grain = 'week' group by all order by period_start, category""")
+        select period_start, category, sum(net_sales_home) as net_sales_home, cast(sum(orders) as bigint) as orders,
+               cast(sum(units) as bigint) as units, sum(metres) as metres
+        from marts.rpt_sales_trends where grain = 'week' group by period_start, category
+        order by period_start, category""")
     d.daily = _rows(con, """
         select period_start, sum(net_sales_home) as net_sales_home, sum(moving_avg_7d_home) as ma7,
                sum(moving_avg_28d_home) as ma28
@@ -112,11 +115,12 @@ def _load(con: duckdb.DuckDBPyConnection) -> ReportData:
         order by payout_date desc, channel, payout_id""")
     d.payment_status = _rows(con, """
         select payment_status, document_type, count(*) as documents, sum(total_amount_home) as total_home
-        from marts.rpt_payment_status group by all order by document_type, documents desc""")
+        from marts.rpt_payment_status group by payment_status, document_type
+        order by document_type, documents desc, payment_status""")
     d.gl_entries, d.gl_unbalanced_entries = con.execute("""
         select count(*), count(*) filter (where debits <> credits) from (
             select entry_id, sum(debit_home) as debits, sum(credit_home) as credits
-            from marts.fct_gl_entries group by entry_id)""").fetchone()
+            from marts.fct_gl_entries group by entry_id) as entries""").fetchone()
     d.trial_balance = _rows(con, """
         select account_code, max(account_name) as account_name, max(account_type) as account_type,
                sum(debit_home) as debits, sum(credit_home) as credits, sum(amount_home) as balance
