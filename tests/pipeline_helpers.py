@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -82,6 +83,52 @@ def run_job(data_dir: Path, job: str = "daily_close", sources: set[str] | None =
                                                                   asset_selection=selection)
     assert result.success
     return result
+
+
+def channel_run(tmp_path_factory, small_world_dir: Path, channels: set[str], job: str = "hourly_sync",
+                **settings: Any) -> Path:
+    """A data dir holding a copy of the small world after one run of `job` for `channels` only
+    (hourly_sync = ingest + dbt + alerts: all the marts need, without publishing)."""
+    data = tmp_path_factory.mktemp("-".join(sorted(channels)) + "-run")
+    shutil.copytree(Path(small_world_dir) / "sandbox", data / "sandbox")
+    run_job(data, job=job, sources=set(channels), **settings)
+    return data
+
+
+def advanced_copy(run_dir: Path, dest: Path, hours: float) -> tuple[Sandbox, Any]:
+    """A copy of a run's data dir at dest, its world advanced by `hours`: (its sandbox, the clock before)."""
+    shutil.copytree(run_dir, dest)
+    sandbox = Sandbox(dest / "sandbox")
+    old = sandbox.clock
+    sandbox.advance(hours=hours)
+    return sandbox, old
+
+
+def channel_emulator(run_dir: Path, channel: str, **settings: Any):
+    """The emulator the pipeline ran against for run_dir (it stays up per data dir): its counters say
+    what the runs asked of the platform."""
+    from finance_pipeline.sandbox import runtime
+    from finance_pipeline.settings import Settings
+
+    with pipeline_env(run_dir, **settings):
+        return runtime.start_emulators(Settings.from_env(), names=[channel])[channel].emulator
+
+
+def summary_text(run_dir: Path, **settings: Any) -> str:
+    """`finance-pipeline summary` for run_dir."""
+    from finance_pipeline.cli import summary
+    from finance_pipeline.settings import Settings
+
+    with pipeline_env(run_dir, **settings):
+        return summary(Settings.from_env())
+
+
+def warehouse_rows(warehouse: Path, sql: str, params: Any = ()) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
 
 
 def mart_rows(warehouse: Path, mart: str) -> dict[Any, dict[str, Any]]:

@@ -4,32 +4,22 @@ apart, no request went over Amazon's per-operation limits, and a sync after `san
 brings new orders, late refunds and newly closed settlements."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from finance_pipeline.sandbox.store import Sandbox
-from tests.pipeline_helpers import compare_with_oracle, pipeline_env, run_job
+from tests.pipeline_helpers import (advanced_copy, channel_emulator, channel_run, compare_with_oracle, run_job,
+                                    summary_text)
+from tests.pipeline_helpers import warehouse_rows as _q
 
 WORLD = 2_000
 
 
 @pytest.fixture(scope="module")
 def amazon_run(tmp_path_factory, small_world_dir) -> Path:
-    data = tmp_path_factory.mktemp("amazon-run")
-    shutil.copytree(small_world_dir / "sandbox", data / "sandbox")
-    run_job(data, job="daily_close", sources={"amazon"}, size=WORLD, FINANCE_DESTINATIONS="none")
-    return data
-
-
-def _q(warehouse: Path, sql: str, params=()):
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
+    return channel_run(tmp_path_factory, small_world_dir, {"amazon"}, job="daily_close", size=WORLD,
+                       FINANCE_DESTINATIONS="none")
 
 
 def amazon_problems(warehouse: Path, sandbox: Sandbox) -> dict[str, list[str]]:
@@ -84,25 +74,15 @@ def test_marketplace_facilitator_tax_is_separate(amazon_run):
 
 
 def test_limits_honoured_and_summary_lists_amazon(amazon_run):
-    from finance_pipeline.cli import summary
-    from finance_pipeline.sandbox import runtime
-    from finance_pipeline.settings import Settings
-
-    with pipeline_env(amazon_run, size=WORLD):
-        settings = Settings.from_env()
-        text = summary(settings)
-        running = runtime.start_emulators(settings, names=["amazon"])
-    assert "amazon" in text.lower()
-    assert running["amazon"].emulator.counters["requests"] > 0
-    assert running["amazon"].emulator.counters["over_limit"] == 0
+    assert "amazon" in summary_text(amazon_run, size=WORLD).lower()
+    emulator = channel_emulator(amazon_run, "amazon", size=WORLD)
+    assert emulator.counters["requests"] > 0
+    assert emulator.counters["over_limit"] == 0
 
 
 def test_incremental_sync_after_advance(amazon_run, tmp_path):
     data = tmp_path / "incremental"
-    shutil.copytree(amazon_run, data)
-    sandbox = Sandbox(data / "sandbox")
-    old = sandbox.clock
-    sandbox.advance(hours=24 * 21)
+    sandbox, old = advanced_copy(amazon_run, data, hours=24 * 21)
     with sandbox.connect() as con:
         new_orders, late_refunds, closed = con.execute("""
             select (select count(*) from amazon_orders where purchase_at > $o and purchase_at <= $n),

@@ -5,28 +5,20 @@ from the X-Rate-Limit headers."""
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.bigcommerce import client as bc_client
 from finance_pipeline.platforms.bigcommerce.emulator import QUOTA, BigCommerceEmulator
 from finance_pipeline.platforms.bigcommerce.source import v2_pages, v3_pages
-from finance_pipeline.settings import SettingsError
+from source_helpers import live_connection_after_each_missing, statuses_from_eight_threads
 
 
 def test_live_connection_names_missing_variables(monkeypatch, settings):
-    for name in ("BIGCOMMERCE_STORE_HASH", "BIGCOMMERCE_ACCESS_TOKEN", "BIGCOMMERCE_API_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(settings.data_dir)  # no .env here
-    with pytest.raises(SettingsError, match="BIGCOMMERCE_STORE_HASH"):
-        bc_client.live_connection(settings)
-    monkeypatch.setenv("BIGCOMMERCE_STORE_HASH", "abc123")
-    with pytest.raises(SettingsError, match="BIGCOMMERCE_ACCESS_TOKEN"):
-        bc_client.live_connection(settings)
-    monkeypatch.setenv("BIGCOMMERCE_ACCESS_TOKEN", "tok_live_456")
-    conn = bc_client.live_connection(settings)
+    conn = live_connection_after_each_missing(
+        monkeypatch, settings, bc_client.live_connection,
+        [("BIGCOMMERCE_STORE_HASH", "BIGCOMMERCE_STORE_HASH", "abc123"),
+         ("BIGCOMMERCE_ACCESS_TOKEN", "BIGCOMMERCE_ACCESS_TOKEN", "tok_live_456")],
+        unset=("BIGCOMMERCE_API_URL",))
     assert conn.base_url == "https://api.bigcommerce.com" and conn.secret("access_token") == "tok_live_456"
     assert bc_client.make_client(conn).url("v2/orders") == "https://api.bigcommerce.com/stores/abc123/v2/orders"
 
@@ -64,14 +56,7 @@ def test_eight_threads_never_exceed_the_quota(sandbox, settings, start_emulator)
     running = start_emulator(BigCommerceEmulator, sandbox, time_scale=30)
     client = _client(running, settings)
     n = QUOTA + 60  # more than one (compressed) window's allowance
-
-    def call(_):
-        return client.get("v2/orders", params={"limit": 1}).status
-
-    with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(call, range(n)))
-    client.close()
-    assert statuses == [200] * n
+    assert statuses_from_eight_threads(client, "v2/orders", {"limit": 1}, n) == [200] * n
     assert running.emulator.counters["over_limit"] == 0
 
 

@@ -5,84 +5,52 @@ with few requests; 10 % injected faults change nothing; a bad record is quaranti
 and the run goes on."""
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
-import duckdb
-import pytest
-
-from finance_pipeline.ingest.pipeline import run_platform
 from finance_pipeline.ingest.quarantine import Quarantine
-from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.bigcommerce.emulator import BigCommerceEmulator
 from finance_pipeline.platforms.bigcommerce.source import bigcommerce_source
 from finance_pipeline.sandbox.store import Sandbox
-from tests.conftest import make_settings
+from source_helpers import (counts_as_of, edit_and_refund_after_clock, fresh, load_clean_and_faulty, load_source,
+                            loaded_counts, no_duplicate_ids, query, raw_snapshot)
 
 TABLES = ("orders", "order_products", "transactions", "refunds")
 
 
 def load(settings, running, quarantine: Quarantine | None = None):
-    quarantine = quarantine if quarantine is not None else Quarantine("bigcommerce")
-    connection = Connection("bigcommerce", running.url, running.emulator.credentials(), settings)
-    return run_platform(settings, "bigcommerce", bigcommerce_source(connection, quarantine), quarantine)
-
-
-def query(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return load_source(settings, "bigcommerce", bigcommerce_source, running, quarantine)
 
 
 def truth(sandbox: Sandbox) -> dict:
-    con = sandbox.connect()
-    try:
-        c = {"c": sandbox.clock}
-        one = lambda sql: con.execute(sql, c).fetchone()[0]  # noqa: E731
-        return {
-            "orders": one("select count(*) from bigcommerce_orders where created_at <= $c"),
-            "products": one("select count(*) from bigcommerce_order_products p join bigcommerce_orders o "
-                            "using (order_id) where o.created_at <= $c"),
-            "transactions": one("select count(*) from bigcommerce_transactions where created_at <= $c"),
-            "refunds": one("select count(*) from bigcommerce_refunds where created_at <= $c"),
-            "paid": one("select count(*) from bigcommerce_orders where paid_at <= $c"),
-            "edited": one("select count(*) from bigcommerce_orders where edited_at <= $c"),
-        }
-    finally:
-        con.close()
+    return counts_as_of(sandbox, {
+        "orders": "select count(*) from bigcommerce_orders where created_at <= $c",
+        "products": "select count(*) from bigcommerce_order_products p join bigcommerce_orders o "
+                    "using (order_id) where o.created_at <= $c",
+        "transactions": "select count(*) from bigcommerce_transactions where created_at <= $c",
+        "refunds": "select count(*) from bigcommerce_refunds where created_at <= $c",
+        "paid": "select count(*) from bigcommerce_orders where paid_at <= $c",
+        "edited": "select count(*) from bigcommerce_orders where edited_at <= $c",
+    })
 
 
 def loaded(settings) -> dict:
-    (row,) = query(settings, """select (select count(*) from raw_bigcommerce.orders),
-                                       (select count(*) from raw_bigcommerce.order_products),
-                                       (select count(*) from raw_bigcommerce.transactions),
-                                       (select count(*) from raw_bigcommerce.refunds),
-                                       (select count(*) from raw_bigcommerce.orders where payment_status in
-                                           ('captured', 'partially refunded', 'refunded')),
-                                       (select count(*) from raw_bigcommerce.orders where staff_notes <> '')""")
-    return dict(zip(("orders", "products", "transactions", "refunds", "paid", "edited"), row))
+    return loaded_counts(settings, {
+        "orders": "select count(*) from raw_bigcommerce.orders",
+        "products": "select count(*) from raw_bigcommerce.order_products",
+        "transactions": "select count(*) from raw_bigcommerce.transactions",
+        "refunds": "select count(*) from raw_bigcommerce.refunds",
+        "paid": "select count(*) from raw_bigcommerce.orders where payment_status in "
+                "('captured', 'partially refunded', 'refunded')",
+        "edited": "select count(*) from raw_bigcommerce.orders where staff_notes <> ''",
+    })
 
 
 def snapshot(settings) -> dict:
-    return {t: sorted(query(settings, f"select * from raw_bigcommerce.{t}"), key=str)
-            for t in TABLES}
+    return raw_snapshot(settings, "raw_bigcommerce", TABLES)
 
 
-@pytest.fixture(scope="module")
-def world_dir(small_world_dir):
-    return small_world_dir / "sandbox"
-
-
-def fresh(tmp_path, world_dir):
-    shutil.copytree(world_dir, tmp_path / "sandbox")
-    settings = make_settings(tmp_path)
-    return settings, Sandbox(settings.sandbox_dir)
-
-
-def test_full_load_rerun_and_incremental_after_advance(tmp_path, world_dir, start_emulator):
-    settings, sandbox = fresh(tmp_path, world_dir)
+def test_full_load_rerun_and_incremental_after_advance(tmp_path, small_world_dir, start_emulator):
+    settings, sandbox = fresh(tmp_path, small_world_dir)
     running = start_emulator(BigCommerceEmulator, sandbox, time_scale=30)
     load(settings, running)
     assert loaded(settings) == truth(sandbox)
@@ -90,17 +58,15 @@ def test_full_load_rerun_and_incremental_after_advance(tmp_path, world_dir, star
     load(settings, running)  # nothing changed: the merge adds and changes nothing
     assert snapshot(settings) == first
     # orders placed after the clock, loaded, then edited / refunded later: each change picked up incrementally
-    con = sandbox.connect()
     clock = sandbox.clock
-    edits = con.execute("select created_at, edited_at, order_id from bigcommerce_orders where created_at > ? "
-                        "and edited_at is not null order by created_at", [clock]).fetchall()
-    refunds = con.execute("""select o.created_at, r.created_at, r.order_id, r.refund_id from bigcommerce_refunds r
-                             join bigcommerce_orders o using (order_id) where o.created_at > ?
-                             and r.created_at > o.shipped_at order by o.created_at""", [clock]).fetchall()
-    con.close()
-    (t1, edit_at, edit_id, refund_at, order_id, refund_id) = next(
-        (max(e[0], r[0]), e[1], e[2], r[1], r[2], r[3]) for e in edits for r in refunds
-        if min(e[1], r[1]) > max(e[0], r[0]) + timedelta(hours=100))
+    (t1, edit_at, edit_id, refund_at, order_id, refund_id) = edit_and_refund_after_clock(
+        sandbox,
+        "select created_at, edited_at, order_id from bigcommerce_orders where created_at > ? "
+        "and edited_at is not null order by created_at",
+        """select o.created_at, r.created_at, r.order_id, r.refund_id from bigcommerce_refunds r
+           join bigcommerce_orders o using (order_id) where o.created_at > ?
+           and r.created_at > o.shipped_at order by o.created_at""",
+        timedelta(hours=100))
     sandbox.advance((t1 - clock).total_seconds() / 3600 + 99)
     load(settings, running)
     assert loaded(settings) == truth(sandbox)
@@ -119,24 +85,20 @@ def test_full_load_rerun_and_incremental_after_advance(tmp_path, world_dir, star
                            "and event = 'refund'") >= [(1,)]
     # incremental: a handful of requests (orders and refunds pages + products and transactions per changed order)
     assert running.emulator.counters["requests"] - requests_before <= 30
-    for t in TABLES:
-        assert query(settings, f"select count(*) - count(distinct id) from raw_bigcommerce.{t}") == [(0,)]
+    no_duplicate_ids(settings, "raw_bigcommerce", TABLES)
     assert running.emulator.counters["over_limit"] == 0
 
 
-def test_faults_change_nothing(tmp_path, world_dir, start_emulator):
-    clean_settings, clean_sandbox = fresh(tmp_path / "clean", world_dir)
-    load(clean_settings, start_emulator(BigCommerceEmulator, clean_sandbox, time_scale=30))
-    settings, sandbox = fresh(tmp_path / "faulty", world_dir)
-    running = start_emulator(BigCommerceEmulator, sandbox, time_scale=30, fault_rate=0.10, timeout_delay_s=1.5)
-    load(settings, running)
+def test_faults_change_nothing(tmp_path, small_world_dir, start_emulator):
+    clean_settings, settings, running = load_clean_and_faulty(tmp_path, small_world_dir, start_emulator,
+                                                              BigCommerceEmulator, load, fault_rate=0.10)
     assert sum(running.emulator.faults.values()) > 0
     assert snapshot(settings) == snapshot(clean_settings)
     assert running.emulator.counters["over_limit"] == 0
 
 
-def test_bad_record_is_quarantined_and_the_run_goes_on(tmp_path, world_dir, start_emulator, monkeypatch):
-    settings, sandbox = fresh(tmp_path, world_dir)
+def test_bad_record_is_quarantined_and_the_run_goes_on(tmp_path, small_world_dir, start_emulator, monkeypatch):
+    settings, sandbox = fresh(tmp_path, small_world_dir)
     running = start_emulator(BigCommerceEmulator, sandbox, time_scale=30)
     original = running.emulator.render_orders
     victim = {}

@@ -4,64 +4,38 @@ new invoices, payments and a cancellation; 10 % injected faults change nothing; 
 quarantined with its reason and the run goes on."""
 from __future__ import annotations
 
-import shutil
-
-import duckdb
-
-from finance_pipeline.ingest.pipeline import run_platform
 from finance_pipeline.ingest.quarantine import Quarantine
-from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.dynamics365.emulator import DynamicsEmulator
 from finance_pipeline.platforms.dynamics365.source import dynamics365_source
 from finance_pipeline.sandbox.store import Sandbox
-from tests.conftest import make_settings
+from source_helpers import (counts_as_of, fresh, load_clean_and_faulty, load_source, loaded_counts, no_duplicate_ids,
+                            query, raw_snapshot)
 
 TABLES = ("sales_invoices", "customer_payments", "customers", "currency_exchange_rates")
 
 
 def load(settings, running, quarantine: Quarantine | None = None):
-    quarantine = quarantine if quarantine is not None else Quarantine("dynamics365")
-    connection = Connection("dynamics365", running.url, running.emulator.credentials(), settings)
-    return run_platform(settings, "dynamics365", dynamics365_source(connection, quarantine), quarantine)
-
-
-def query(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return load_source(settings, "dynamics365", dynamics365_source, running, quarantine)
 
 
 def truth(sandbox: Sandbox) -> dict:
-    con = sandbox.connect()
-    try:
-        c = {"c": sandbox.clock}
-        return {
-            "invoices": con.execute("select count(*) from dynamics365_invoices where created_at <= $c", c).fetchone()[0],
-            "payments": con.execute("select count(*) from dynamics365_payments where created_at <= $c", c).fetchone()[0],
-            "cancelled": con.execute("select count(*) from dynamics365_invoices where canceled_at <= $c", c).fetchone()[0],
-        }
-    finally:
-        con.close()
+    return counts_as_of(sandbox, {
+        "invoices": "select count(*) from dynamics365_invoices where created_at <= $c",
+        "payments": "select count(*) from dynamics365_payments where created_at <= $c",
+        "cancelled": "select count(*) from dynamics365_invoices where canceled_at <= $c",
+    })
 
 
 def loaded(settings) -> dict:
-    (row,) = query(settings, """select (select count(*) from raw_dynamics365.sales_invoices),
-                                       (select count(*) from raw_dynamics365.customer_payments),
-                                       (select count(*) from raw_dynamics365.sales_invoices where status = 'Canceled')""")
-    return dict(zip(("invoices", "payments", "cancelled"), row))
+    return loaded_counts(settings, {
+        "invoices": "select count(*) from raw_dynamics365.sales_invoices",
+        "payments": "select count(*) from raw_dynamics365.customer_payments",
+        "cancelled": "select count(*) from raw_dynamics365.sales_invoices where status = 'Canceled'",
+    })
 
 
 def snapshot(settings) -> dict:
-    return {t: sorted(query(settings, f"select * from raw_dynamics365.{t}"), key=str)
-            for t in TABLES}
-
-
-def fresh(tmp_path, small_world_dir):
-    shutil.copytree(small_world_dir / "sandbox", tmp_path / "sandbox")
-    settings = make_settings(tmp_path)
-    return settings, Sandbox(settings.sandbox_dir)
+    return raw_snapshot(settings, "raw_dynamics365", TABLES)
 
 
 def test_full_load_rerun_and_incremental_after_advance(tmp_path, small_world_dir, start_emulator):
@@ -81,17 +55,13 @@ def test_full_load_rerun_and_incremental_after_advance(tmp_path, small_world_dir
     load(settings, running)
     assert loaded(settings) == after
     assert running.emulator.counters["requests"] - requests <= 12  # incremental: a page or so per entity
-    for t, key in (("sales_invoices", "id"), ("customer_payments", "id")):
-        assert query(settings, f"select count(*) - count(distinct {key}) from raw_dynamics365.{t}") == [(0,)]
+    no_duplicate_ids(settings, "raw_dynamics365", ("sales_invoices", "customer_payments"))
     assert running.emulator.counters["over_limit"] == 0
 
 
 def test_faults_change_nothing(tmp_path, small_world_dir, start_emulator):
-    clean_settings, clean_sandbox = fresh(tmp_path / "clean", small_world_dir)
-    load(clean_settings, start_emulator(DynamicsEmulator, clean_sandbox, time_scale=30))
-    settings, sandbox = fresh(tmp_path / "faulty", small_world_dir)
-    running = start_emulator(DynamicsEmulator, sandbox, time_scale=30, fault_rate=0.15, timeout_delay_s=1.5)
-    load(settings, running)
+    clean_settings, settings, running = load_clean_and_faulty(tmp_path, small_world_dir, start_emulator,
+                                                              DynamicsEmulator, load, fault_rate=0.15)
     assert sum(running.emulator.faults.values()) > 0
     assert snapshot(settings) == snapshot(clean_settings)
     assert running.emulator.counters["over_limit"] == 0

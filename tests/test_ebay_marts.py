@@ -4,35 +4,23 @@ from tax the business owes, and a sync after `sandbox advance` brings new orders
 payouts."""
 from __future__ import annotations
 
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from finance_pipeline.platforms.ebay import oracle as ebay_oracle
-from finance_pipeline.sandbox import runtime
 from finance_pipeline.sandbox.store import Sandbox
-from tests.pipeline_helpers import compare_with_oracle, pipeline_env, run_job
+from tests.pipeline_helpers import (advanced_copy, channel_emulator, channel_run, compare_with_oracle, run_job,
+                                    summary_text)
+from tests.pipeline_helpers import warehouse_rows as _q
 
 WORLD = 2_000
 
 
 @pytest.fixture(scope="module")
 def ebay_run(tmp_path_factory, small_world_dir) -> Path:
-    data = tmp_path_factory.mktemp("ebay-run")
-    shutil.copytree(small_world_dir / "sandbox", data / "sandbox")
-    run_job(data, job="hourly_sync", sources={"ebay"}, size=WORLD)
-    return data
-
-
-def _q(warehouse: Path, sql: str, params=()):
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
+    return channel_run(tmp_path_factory, small_world_dir, {"ebay"}, size=WORLD)
 
 
 def test_ebay_marts_equal_the_oracle(ebay_run):
@@ -75,23 +63,13 @@ def test_marketplace_tax_is_kept_apart(ebay_run):
 
 
 def test_limits_honoured_and_summary_lists_ebay(ebay_run):
-    from finance_pipeline.cli import summary
-    from finance_pipeline.settings import Settings
-
-    with pipeline_env(ebay_run, size=WORLD):
-        settings = Settings.from_env()
-        text = summary(settings)
-        running = runtime.start_emulators(settings, names=["ebay"])
-    assert "ebay" in text.lower()
-    assert running["ebay"].emulator.counters["over_limit"] == 0
+    assert "ebay" in summary_text(ebay_run, size=WORLD).lower()
+    assert channel_emulator(ebay_run, "ebay", size=WORLD).counters["over_limit"] == 0
 
 
 def test_incremental_sync_after_advance(ebay_run, tmp_path):
     data = tmp_path / "incremental"
-    shutil.copytree(ebay_run, data)
-    sandbox = Sandbox(data / "sandbox")
-    old = sandbox.clock
-    sandbox.advance(hours=24 * 30)
+    sandbox, old = advanced_copy(ebay_run, data, hours=24 * 30)
     with sandbox.connect() as con:
         new_orders, late_refunds, new_payouts = con.execute("""
             select (select count(*) from ebay_orders where created_at > $o and created_at <= $n),

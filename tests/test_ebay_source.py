@@ -4,35 +4,20 @@ world's visible truth; a re-run adds nothing; `sandbox advance` brings new order
 payout ids and settled payouts; 10 % faults change nothing; a bad record is quarantined."""
 from __future__ import annotations
 
-import shutil
-
-import duckdb
 import pytest
 
-from finance_pipeline.ingest.pipeline import run_platform
 from finance_pipeline.ingest.quarantine import Quarantine
-from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.ebay.emulator import EbayEmulator
 from finance_pipeline.platforms.ebay.source import ebay_source
 from finance_pipeline.sandbox.server import EmulatorConfig, serve
 from finance_pipeline.sandbox.store import Sandbox
-from tests.conftest import make_settings
+from source_helpers import fresh, load_clean_and_faulty, load_source, query
 
 KEYS = {"orders": "order_id", "transactions": "transaction_id, transaction_type", "payouts": "payout_id"}
 
 
 def load(settings, running, quarantine: Quarantine | None = None):
-    quarantine = quarantine if quarantine is not None else Quarantine("ebay")
-    connection = Connection("ebay", running.url, running.emulator.credentials(), settings)
-    return run_platform(settings, "ebay", ebay_source(connection, quarantine), quarantine)
-
-
-def query(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return load_source(settings, "ebay", ebay_source, running, quarantine)
 
 
 def truth(sandbox: Sandbox) -> dict:
@@ -72,8 +57,7 @@ def snapshot(settings) -> dict:
 
 @pytest.fixture
 def world(small_world_dir, tmp_path):
-    shutil.copytree(small_world_dir / "sandbox", tmp_path / "sandbox")
-    return make_settings(tmp_path), Sandbox(tmp_path / "sandbox")
+    return fresh(tmp_path, small_world_dir)
 
 
 def test_source_builds_without_a_connection():
@@ -104,21 +88,10 @@ def test_load_rerun_and_advance(world):
         running.stop()
 
 
-def test_faults_change_nothing(world, tmp_path):
-    settings, sandbox = world
-    clean = serve(EbayEmulator(sandbox, EmulatorConfig(time_scale=30)))
-    try:
-        load(settings, clean)
-    finally:
-        clean.stop()
-    faulty_settings = make_settings(tmp_path / "faulty", http_max_attempts=12)
-    shutil.copytree(tmp_path / "sandbox", tmp_path / "faulty" / "sandbox")
-    faulty = serve(EbayEmulator(Sandbox(tmp_path / "faulty" / "sandbox"),
-                                EmulatorConfig(time_scale=30, fault_rate=0.10, fault_seed=11, timeout_delay_s=1.5)))
-    try:
-        load(faulty_settings, faulty)
-    finally:
-        faulty.stop()
+def test_faults_change_nothing(tmp_path, small_world_dir, start_emulator):
+    settings, faulty_settings, faulty = load_clean_and_faulty(
+        tmp_path, small_world_dir, start_emulator, EbayEmulator, load, fault_rate=0.10, fault_seed=11,
+        faulty_settings={"http_max_attempts": 12})
     assert sum(faulty.emulator.faults.values()) > 0
     assert snapshot(faulty_settings) == snapshot(settings)
 

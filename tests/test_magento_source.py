@@ -4,68 +4,44 @@ new orders, payments, credit memos and edits; 10 % injected faults change nothin
 quarantined with its reason and the run goes on."""
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
-import duckdb
-
-from finance_pipeline.ingest.pipeline import run_platform
 from finance_pipeline.ingest.quarantine import Quarantine
-from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.magento.emulator import MagentoEmulator
 from finance_pipeline.platforms.magento.source import magento_source
 from finance_pipeline.sandbox.store import Sandbox
-from tests.conftest import make_settings
+from source_helpers import (counts_as_of, edit_and_refund_after_clock, fresh, load_clean_and_faulty, load_source,
+                            loaded_counts, no_duplicate_ids, query, raw_snapshot)
+
+TABLES = ("orders", "creditmemos")
 
 
 def load(settings, running, quarantine: Quarantine | None = None):
-    quarantine = quarantine if quarantine is not None else Quarantine("magento")
-    connection = Connection("magento", running.url, running.emulator.credentials(), settings)
-    return run_platform(settings, "magento", magento_source(connection, quarantine), quarantine)
-
-
-def query(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return load_source(settings, "magento", magento_source, running, quarantine)
 
 
 def truth(sandbox: Sandbox) -> dict:
-    con = sandbox.connect()
-    try:
-        c = {"c": sandbox.clock}
-        return {
-            "orders": con.execute("select count(*) from magento_orders where created_at <= $c", c).fetchone()[0],
-            "memos": con.execute("select count(*) from magento_creditmemos where created_at <= $c", c).fetchone()[0],
-            "paid": con.execute("select count(*) from magento_orders where paid_at <= $c", c).fetchone()[0],
-        }
-    finally:
-        con.close()
+    return counts_as_of(sandbox, {
+        "orders": "select count(*) from magento_orders where created_at <= $c",
+        "memos": "select count(*) from magento_creditmemos where created_at <= $c",
+        "paid": "select count(*) from magento_orders where paid_at <= $c",
+    })
 
 
 def loaded(settings) -> dict:
-    (row,) = query(settings, """select (select count(*) from raw_magento.orders),
-                                       (select count(*) from raw_magento.creditmemos),
-                                       (select count(*) from raw_magento.orders where cast(total_paid as decimal(18,2)) > 0)""")
-    return dict(zip(("orders", "memos", "paid"), row))
+    return loaded_counts(settings, {
+        "orders": "select count(*) from raw_magento.orders",
+        "memos": "select count(*) from raw_magento.creditmemos",
+        "paid": "select count(*) from raw_magento.orders where cast(total_paid as decimal(18,2)) > 0",
+    })
 
 
 def snapshot(settings) -> dict:
-    return {t: sorted(query(settings, f"select * from raw_magento.{t}"), key=str)
-            for t in ("orders", "creditmemos")}
-
-
-def fresh(tmp_path, small_world_dir):
-    shutil.copytree(small_world_dir / "sandbox", tmp_path / "sandbox")
-    settings = make_settings(tmp_path)
-    return settings, Sandbox(settings.sandbox_dir)
+    return raw_snapshot(settings, "raw_magento", TABLES)
 
 
 def no_duplicates(settings) -> None:
-    for t in ("orders", "creditmemos"):
-        assert query(settings, f"select count(*) - count(distinct entity_id) from raw_magento.{t}") == [(0,)]
+    no_duplicate_ids(settings, "raw_magento", TABLES, key="entity_id")
 
 
 def test_full_load_rerun_and_incremental_after_advance(tmp_path, small_world_dir, start_emulator):
@@ -76,17 +52,15 @@ def test_full_load_rerun_and_incremental_after_advance(tmp_path, small_world_dir
     first = snapshot(settings)
     load(settings, running)
     assert snapshot(settings) == first
-    con = sandbox.connect()
     clock = sandbox.clock
-    edits = con.execute("select created_at, edited_at, entity_id from magento_orders where created_at > ? "
-                        "and edited_at is not null order by created_at", [clock]).fetchall()
-    memos = con.execute("""select o.created_at, c.created_at, c.order_id, c.entity_id from magento_creditmemos c
-                           join magento_orders o on o.entity_id = c.order_id where o.created_at > ?
-                           order by o.created_at""", [clock]).fetchall()
-    con.close()
-    t1, edit_at, edit_id, memo_at, order_id, memo_id = next(
-        (max(e[0], m[0]), e[1], e[2], m[1], m[2], m[3]) for e in edits for m in memos
-        if min(e[1], m[1]) > max(e[0], m[0]) + timedelta(hours=1))
+    t1, edit_at, edit_id, memo_at, order_id, memo_id = edit_and_refund_after_clock(
+        sandbox,
+        "select created_at, edited_at, entity_id from magento_orders where created_at > ? "
+        "and edited_at is not null order by created_at",
+        """select o.created_at, c.created_at, c.order_id, c.entity_id from magento_creditmemos c
+           join magento_orders o on o.entity_id = c.order_id where o.created_at > ?
+           order by o.created_at""",
+        timedelta(hours=1))
     sandbox.advance((t1 - clock).total_seconds() / 3600 + 0.5)
     load(settings, running)
     assert loaded(settings) == truth(sandbox)
@@ -109,12 +83,10 @@ def test_full_load_rerun_and_incremental_after_advance(tmp_path, small_world_dir
 def test_faults_change_nothing(tmp_path, small_world_dir, start_emulator, monkeypatch):
     from finance_pipeline.platforms.magento import source as source_module
 
-    clean_settings, clean_sandbox = fresh(tmp_path / "clean", small_world_dir)
-    load(clean_settings, start_emulator(MagentoEmulator, clean_sandbox, time_scale=30))
-    monkeypatch.setattr(source_module, "PAGE_SIZE", 10)  # many pages, so the faults hit many requests
-    settings, sandbox = fresh(tmp_path / "faulty", small_world_dir)
-    running = start_emulator(MagentoEmulator, sandbox, time_scale=30, fault_rate=0.10, timeout_delay_s=1.5)
-    load(settings, running)
+    clean_settings, settings, running = load_clean_and_faulty(
+        tmp_path, small_world_dir, start_emulator, MagentoEmulator, load, fault_rate=0.10,
+        # many pages for the faulty run, so the faults hit many requests
+        before_faulty=lambda: monkeypatch.setattr(source_module, "PAGE_SIZE", 10))
     assert sum(running.emulator.faults.values()) > 0
     assert snapshot(settings) == snapshot(clean_settings)
     no_duplicates(settings)

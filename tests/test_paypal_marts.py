@@ -3,33 +3,21 @@ channel, every withdrawal to the bank reconciles to the captures, refunds and fe
 sync after `sandbox advance` brings new captures, refunds and withdrawals."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from finance_pipeline.sandbox import runtime
 from finance_pipeline.sandbox.store import Sandbox
-from tests.pipeline_helpers import compare_with_oracle, pipeline_env, run_job
+from tests.pipeline_helpers import (advanced_copy, channel_emulator, channel_run, compare_with_oracle, run_job,
+                                    summary_text)
+from tests.pipeline_helpers import warehouse_rows as _q
 
 WORLD = 2_000
 
 
 @pytest.fixture(scope="module")
 def paypal_run(tmp_path_factory, small_world_dir) -> Path:
-    data = tmp_path_factory.mktemp("paypal-run")
-    shutil.copytree(small_world_dir / "sandbox", data / "sandbox")
-    run_job(data, job="hourly_sync", sources={"paypal"}, size=WORLD)
-    return data
-
-
-def _q(warehouse: Path, sql: str):
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return channel_run(tmp_path_factory, small_world_dir, {"paypal"}, size=WORLD)
 
 
 def test_paypal_marts_equal_the_oracle(paypal_run):
@@ -51,23 +39,13 @@ def test_every_withdrawal_reconciles(paypal_run):
 
 
 def test_limits_honoured_and_summary_lists_paypal(paypal_run):
-    from finance_pipeline.cli import summary
-    from finance_pipeline.settings import Settings
-
-    with pipeline_env(paypal_run, size=WORLD):
-        settings = Settings.from_env()
-        text = summary(settings)
-        running = runtime.start_emulators(settings, names=["paypal"])
-    assert "paypal" in text.lower()
-    assert running["paypal"].emulator.counters["over_limit"] == 0
+    assert "paypal" in summary_text(paypal_run, size=WORLD).lower()
+    assert channel_emulator(paypal_run, "paypal", size=WORLD).counters["over_limit"] == 0
 
 
 def test_incremental_sync_after_advance(paypal_run, tmp_path):
     data = tmp_path / "incremental"
-    shutil.copytree(paypal_run, data)
-    sandbox = Sandbox(data / "sandbox")
-    old = sandbox.clock
-    sandbox.advance(hours=24 * 21)
+    sandbox, old = advanced_copy(paypal_run, data, hours=24 * 21)
     with sandbox.connect() as con:
         new = con.execute("""select count(*) filter (where event_code = 'T0006'), count(*) filter (where event_code = 'T1107'),
                                     count(*) filter (where event_code = 'T0400')

@@ -5,35 +5,21 @@ faults change nothing; a bad row is quarantined."""
 from __future__ import annotations
 
 import re
-import shutil
 
-import duckdb
 import pytest
 
-from finance_pipeline.ingest.pipeline import run_platform
 from finance_pipeline.ingest.quarantine import Quarantine
-from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.paypal.emulator import PayPalEmulator
 from finance_pipeline.platforms.paypal.source import paypal_source
 from finance_pipeline.sandbox.server import EmulatorConfig, serve
 from finance_pipeline.sandbox.store import Sandbox
-from tests.conftest import make_settings
+from source_helpers import fresh, load_clean_and_faulty, load_source, query
 
 KEYS = {"transactions": "transaction_id, transaction_event_code", "orders": "id"}
 
 
 def load(settings, running, quarantine: Quarantine | None = None):
-    quarantine = quarantine if quarantine is not None else Quarantine("paypal")
-    connection = Connection("paypal", running.url, running.emulator.credentials(), settings)
-    return run_platform(settings, "paypal", paypal_source(connection, quarantine), quarantine)
-
-
-def query(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return load_source(settings, "paypal", paypal_source, running, quarantine)
 
 
 def truth(sandbox: Sandbox) -> dict:
@@ -66,8 +52,7 @@ def snapshot(settings) -> dict:
 
 @pytest.fixture
 def world(small_world_dir, tmp_path):
-    shutil.copytree(small_world_dir / "sandbox", tmp_path / "sandbox")
-    return make_settings(tmp_path), Sandbox(tmp_path / "sandbox")
+    return fresh(tmp_path, small_world_dir)
 
 
 def test_source_builds_without_a_connection():
@@ -99,21 +84,10 @@ def test_load_rerun_and_advance(world):
         running.stop()
 
 
-def test_faults_change_nothing(world, tmp_path):
-    settings, sandbox = world
-    clean = serve(PayPalEmulator(sandbox, EmulatorConfig(time_scale=30)))
-    try:
-        load(settings, clean)
-    finally:
-        clean.stop()
-    faulty_settings = make_settings(tmp_path / "faulty", http_max_attempts=12)
-    shutil.copytree(tmp_path / "sandbox", tmp_path / "faulty" / "sandbox")
-    faulty = serve(PayPalEmulator(Sandbox(tmp_path / "faulty" / "sandbox"),
-                                  EmulatorConfig(time_scale=30, fault_rate=0.10, fault_seed=5, timeout_delay_s=1.5)))
-    try:
-        load(faulty_settings, faulty)
-    finally:
-        faulty.stop()
+def test_faults_change_nothing(tmp_path, small_world_dir, start_emulator):
+    settings, faulty_settings, faulty = load_clean_and_faulty(
+        tmp_path, small_world_dir, start_emulator, PayPalEmulator, load, fault_rate=0.10, fault_seed=5,
+        faulty_settings={"http_max_attempts": 12})
     assert sum(faulty.emulator.faults.values()) > 0
     assert snapshot(faulty_settings) == snapshot(settings)
 

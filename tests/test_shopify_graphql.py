@@ -15,13 +15,14 @@ import orjson
 import pytest
 
 from finance_pipeline.http.client import json_default
+from finance_pipeline.ingest.arrow import arrow_page
 from finance_pipeline.ingest.pipeline import run_platform
 from finance_pipeline.ingest.quarantine import Quarantine
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.shopify import graphql_client
 from finance_pipeline.platforms.shopify.emulator import ShopifyEmulator
 from finance_pipeline.platforms.shopify.graphql_emulator import CostBucket
-from finance_pipeline.platforms.shopify.source import ORDER_SCHEMA, _table, graphql_order_pages, shopify_source
+from finance_pipeline.platforms.shopify.source import ORDER_SCHEMA, graphql_order_pages, shopify_source
 from finance_pipeline.sandbox.store import Sandbox
 from finance_pipeline.settings import Settings, SettingsError
 from tests.conftest import make_settings
@@ -184,7 +185,7 @@ def test_cost_throttling_is_honoured(settings, sandbox, tmp_path, start_emulator
     assert sum(waits) >= 3
     # the same orders, as the REST path would load them
     wire = orjson.loads(orjson.dumps(running.emulator.render_orders(sorted(got)), default=json_default))
-    want = {r["id"]: r for r in _table(wire, ORDER_SCHEMA).to_pylist()}
+    want = {r["id"]: r for r in arrow_page(wire, ORDER_SCHEMA).to_pylist()}
     assert want.keys() == got.keys()
     assert {k: used(v) for k, v in want.items()} == {k: used(v) for k, v in got.items()}
     assert min(r["updated_at"] for r in got.values()) >= since

@@ -4,34 +4,21 @@ credentials named when missing, secrets kept out of logs, and pacing under the h
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.woocommerce import client as wc_client
 from finance_pipeline.platforms.woocommerce.emulator import HOST_LIMIT, WooCommerceEmulator
 from finance_pipeline.platforms.woocommerce.source import wp_pages
-from finance_pipeline.settings import SettingsError
+from source_helpers import live_connection_after_each_missing, statuses_from_eight_threads
 
 
 def test_live_connection_names_missing_variables(monkeypatch, settings):
-    for name in ("WOOCOMMERCE_STORE_URL", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(settings.data_dir)  # no .env here
-    with pytest.raises(SettingsError, match="WOOCOMMERCE_STORE_URL"):
-        wc_client.live_connection(settings)
-    monkeypatch.setenv("WOOCOMMERCE_STORE_URL", "http://shop.example.com")
-    with pytest.raises(SettingsError, match="https://"):
-        wc_client.live_connection(settings)
-    monkeypatch.setenv("WOOCOMMERCE_STORE_URL", "https://shop.example.com")
-    with pytest.raises(SettingsError, match="WOOCOMMERCE_CONSUMER_KEY"):
-        wc_client.live_connection(settings)
-    monkeypatch.setenv("WOOCOMMERCE_CONSUMER_KEY", "ck_live_123")
-    with pytest.raises(SettingsError, match="WOOCOMMERCE_CONSUMER_SECRET"):
-        wc_client.live_connection(settings)
-    monkeypatch.setenv("WOOCOMMERCE_CONSUMER_SECRET", "cs_live_456")
-    conn = wc_client.live_connection(settings)
+    conn = live_connection_after_each_missing(
+        monkeypatch, settings, wc_client.live_connection,
+        [("WOOCOMMERCE_STORE_URL", "WOOCOMMERCE_STORE_URL", "http://shop.example.com"),
+         ("https://", "WOOCOMMERCE_STORE_URL", "https://shop.example.com"),  # a store's keys go over TLS only
+         ("WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_KEY", "ck_live_123"),
+         ("WOOCOMMERCE_CONSUMER_SECRET", "WOOCOMMERCE_CONSUMER_SECRET", "cs_live_456")])
     assert conn.base_url == "https://shop.example.com" and conn.secret("consumer_secret") == "cs_live_456"
 
 
@@ -57,13 +44,6 @@ def test_eight_threads_never_exceed_the_host_limit(sandbox, settings, start_emul
     running = start_emulator(WooCommerceEmulator, sandbox, time_scale=30)
     client = wc_client.make_client(Connection("woocommerce", running.url, running.emulator.credentials(), settings))
     n = HOST_LIMIT + 60  # more than one (compressed) minute's allowance
-
-    def call(_):
-        return client.get("orders", params={"per_page": 1}).status
-
-    with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(call, range(n)))
-    client.close()
-    assert statuses == [200] * n
+    assert statuses_from_eight_threads(client, "orders", {"per_page": 1}, n) == [200] * n
     assert running.emulator.counters["over_limit"] == 0
     assert running.emulator.counters["requests"] >= n  # (a slow answer may be retried on a loaded machine)

@@ -4,34 +4,25 @@ orders, payments, edits and refunds and the marts still match; the store's emula
 refused a call."""
 from __future__ import annotations
 
-import shutil
-
-import duckdb
 import pytest
 
 from finance_pipeline.sandbox import runtime
 from finance_pipeline.sandbox.store import Sandbox
-from tests.pipeline_helpers import compare_with_oracle, run_job
+from tests.pipeline_helpers import channel_emulator, channel_run, compare_with_oracle, run_job, warehouse_rows
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(small_world_dir, tmp_path_factory):
-    data = tmp_path_factory.mktemp("wc-marts")
-    shutil.copytree(small_world_dir / "sandbox", data / "sandbox")
-    run_job(data, job="hourly_sync", sources={"woocommerce"})  # ingest + dbt + alerts: what the marts need, without publishing
-    yield data
+    yield channel_run(tmp_path_factory, small_world_dir, {"woocommerce"})
     runtime.stop_emulators()
 
 
 def _woocommerce_counts(warehouse):
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute("""select (select count(*) from marts.fct_orders where channel = 'woocommerce'),
-                                     (select count(*) from marts.fct_refunds where channel = 'woocommerce'),
-                                     (select count(*) from marts.fct_payments where channel = 'woocommerce'
-                                        and status = 'failed')""").fetchone()
-    finally:
-        con.close()
+    (counts,) = warehouse_rows(warehouse, """
+        select (select count(*) from marts.fct_orders where channel = 'woocommerce'),
+               (select count(*) from marts.fct_refunds where channel = 'woocommerce'),
+               (select count(*) from marts.fct_payments where channel = 'woocommerce' and status = 'failed')""")
+    return counts
 
 
 def test_marts_equal_the_oracle_then_incremental_after_advance(pipeline_run):
@@ -45,7 +36,6 @@ def test_marts_equal_the_oracle_then_incremental_after_advance(pipeline_run):
     assert compare_with_oracle(warehouse, sandbox, channels={"woocommerce"}) == {}
     after = _woocommerce_counts(warehouse)
     assert after[0] > orders and after[1] >= refunds
-    emulator = next(r.emulator for (d, name), r in runtime._running.items()
-                    if name == "woocommerce" and d == str(pipeline_run))
+    emulator = channel_emulator(pipeline_run, "woocommerce")
     assert emulator.counters["requests"] > 0 and emulator.counters["over_limit"] == 0
 

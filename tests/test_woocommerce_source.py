@@ -4,75 +4,46 @@ up new orders, payments, edits and late refunds; 10 % injected faults change not
 record is quarantined with its reason and the run goes on."""
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
-import duckdb
-import pytest
-
-from finance_pipeline.ingest.pipeline import run_platform
 from finance_pipeline.ingest.quarantine import Quarantine
-from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.woocommerce.emulator import WooCommerceEmulator
 from finance_pipeline.platforms.woocommerce.source import woocommerce_source
 from finance_pipeline.sandbox.store import Sandbox
-from tests.conftest import make_settings
+from source_helpers import (counts_as_of, edit_and_refund_after_clock, fresh, load_clean_and_faulty, load_source,
+                            loaded_counts, no_duplicate_ids, query, raw_snapshot)
+
+TABLES = ("orders", "refunds")
 
 
 def load(settings, running, quarantine: Quarantine | None = None):
-    quarantine = quarantine if quarantine is not None else Quarantine("woocommerce")
-    connection = Connection("woocommerce", running.url, running.emulator.credentials(), settings)
-    return run_platform(settings, "woocommerce", woocommerce_source(connection, quarantine), quarantine)
-
-
-def query(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return load_source(settings, "woocommerce", woocommerce_source, running, quarantine)
 
 
 def truth(sandbox: Sandbox) -> dict:
-    con = sandbox.connect()
-    try:
-        c = {"c": sandbox.clock}
-        return {
-            "orders": con.execute("select count(*) from woocommerce_orders where created_at <= $c", c).fetchone()[0],
-            "refunds": con.execute("select count(*) from woocommerce_refunds where created_at <= $c", c).fetchone()[0],
-            "paid": con.execute("select count(*) from woocommerce_orders where paid_at <= $c", c).fetchone()[0],
-            "edited": con.execute("select count(*) from woocommerce_orders where edited_at <= $c", c).fetchone()[0],
-        }
-    finally:
-        con.close()
+    return counts_as_of(sandbox, {
+        "orders": "select count(*) from woocommerce_orders where created_at <= $c",
+        "refunds": "select count(*) from woocommerce_refunds where created_at <= $c",
+        "paid": "select count(*) from woocommerce_orders where paid_at <= $c",
+        "edited": "select count(*) from woocommerce_orders where edited_at <= $c",
+    })
 
 
 def loaded(settings) -> dict:
-    (row,) = query(settings, """select (select count(*) from raw_woocommerce.orders),
-                                       (select count(*) from raw_woocommerce.refunds),
-                                       (select count(*) from raw_woocommerce.orders where date_paid_gmt is not null),
-                                       (select count(*) from raw_woocommerce.orders where customer_note <> '')""")
-    return dict(zip(("orders", "refunds", "paid", "edited"), row))
+    return loaded_counts(settings, {
+        "orders": "select count(*) from raw_woocommerce.orders",
+        "refunds": "select count(*) from raw_woocommerce.refunds",
+        "paid": "select count(*) from raw_woocommerce.orders where date_paid_gmt is not null",
+        "edited": "select count(*) from raw_woocommerce.orders where customer_note <> ''",
+    })
 
 
 def snapshot(settings) -> dict:
-    return {t: sorted(query(settings, f"select * from raw_woocommerce.{t}"), key=str)
-            for t in ("orders", "refunds")}
+    return raw_snapshot(settings, "raw_woocommerce", TABLES)
 
 
-@pytest.fixture(scope="module")
-def world_dir(tmp_path_factory, small_world_dir):
-    return small_world_dir / "sandbox"
-
-
-def fresh(tmp_path, world_dir):
-    shutil.copytree(world_dir, tmp_path / "sandbox")
-    settings = make_settings(tmp_path)
-    return settings, Sandbox(settings.sandbox_dir)
-
-
-def test_full_load_rerun_and_incremental_after_advance(tmp_path, world_dir, start_emulator):
-    settings, sandbox = fresh(tmp_path, world_dir)
+def test_full_load_rerun_and_incremental_after_advance(tmp_path, small_world_dir, start_emulator):
+    settings, sandbox = fresh(tmp_path, small_world_dir)
     running = start_emulator(WooCommerceEmulator, sandbox, time_scale=30)
     load(settings, running)
     assert loaded(settings) == truth(sandbox)
@@ -80,17 +51,15 @@ def test_full_load_rerun_and_incremental_after_advance(tmp_path, world_dir, star
     load(settings, running)  # nothing changed: the merge adds and changes nothing
     assert snapshot(settings) == first
     # orders placed after the clock, loaded, then edited / refunded later: each change picked up incrementally
-    con = sandbox.connect()
     clock = sandbox.clock
-    edits = con.execute("select created_at, edited_at, order_id from woocommerce_orders where created_at > ? "
-                        "and edited_at is not null order by created_at", [clock]).fetchall()
-    refunds = con.execute("""select o.created_at, r.created_at, r.order_id, r.refund_id from woocommerce_refunds r
-                             join woocommerce_orders o using (order_id) where o.created_at > ?
-                             order by o.created_at""", [clock]).fetchall()
-    con.close()
-    (t1, edit_at, edit_id, refund_at, order_id, refund_id) = next(
-        (max(e[0], r[0]), e[1], e[2], r[1], r[2], r[3]) for e in edits for r in refunds
-        if min(e[1], r[1]) > max(e[0], r[0]) + timedelta(hours=1))
+    (t1, edit_at, edit_id, refund_at, order_id, refund_id) = edit_and_refund_after_clock(
+        sandbox,
+        "select created_at, edited_at, order_id from woocommerce_orders where created_at > ? "
+        "and edited_at is not null order by created_at",
+        """select o.created_at, r.created_at, r.order_id, r.refund_id from woocommerce_refunds r
+           join woocommerce_orders o using (order_id) where o.created_at > ?
+           order by o.created_at""",
+        timedelta(hours=1))
     sandbox.advance((t1 - clock).total_seconds() / 3600 + 0.5)
     load(settings, running)
     assert loaded(settings) == truth(sandbox)
@@ -107,36 +76,31 @@ def test_full_load_rerun_and_incremental_after_advance(tmp_path, world_dir, star
     assert query(settings, f"select customer_note <> '' from raw_woocommerce.orders where id = {edit_id}") == [(True,)]
     # incremental: far fewer requests than a full reload
     assert running.emulator.counters["requests"] - requests_before <= 6
-    for t in ("orders", "refunds"):
-        assert query(settings, f"select count(*) - count(distinct id) from raw_woocommerce.{t}") == [(0,)]
+    no_duplicate_ids(settings, "raw_woocommerce", TABLES)
     assert running.emulator.counters["over_limit"] == 0
 
 
-def test_faults_change_nothing(tmp_path, world_dir, start_emulator):
-    clean_settings, clean_sandbox = fresh(tmp_path / "clean", world_dir)
-    load(clean_settings, start_emulator(WooCommerceEmulator, clean_sandbox, time_scale=30))
-    settings, sandbox = fresh(tmp_path / "faulty", world_dir)
-    running = start_emulator(WooCommerceEmulator, sandbox, time_scale=30, fault_rate=0.10, timeout_delay_s=1.5)
-    load(settings, running)
+def test_faults_change_nothing(tmp_path, small_world_dir, start_emulator):
+    clean_settings, settings, running = load_clean_and_faulty(tmp_path, small_world_dir, start_emulator,
+                                                              WooCommerceEmulator, load, fault_rate=0.10)
     assert snapshot(settings) == snapshot(clean_settings)
     assert running.emulator.counters["over_limit"] == 0
 
 
-def test_faults_on_many_small_pages(tmp_path, world_dir, start_emulator, monkeypatch):
+def test_faults_on_many_small_pages(tmp_path, small_world_dir, start_emulator, monkeypatch):
     from finance_pipeline.platforms.woocommerce import source as source_module
 
     monkeypatch.setattr(source_module, "PER_PAGE", 10)
-    settings, sandbox = fresh(tmp_path, world_dir)
+    settings, sandbox = fresh(tmp_path, small_world_dir)
     running = start_emulator(WooCommerceEmulator, sandbox, time_scale=30, fault_rate=0.10, timeout_delay_s=1.5)
     load(settings, running)
     assert sum(running.emulator.faults.values()) > 0
     assert loaded(settings) == truth(sandbox)
-    for t in ("orders", "refunds"):
-        assert query(settings, f"select count(*) - count(distinct id) from raw_woocommerce.{t}") == [(0,)]
+    no_duplicate_ids(settings, "raw_woocommerce", TABLES)
 
 
-def test_bad_record_is_quarantined_and_the_run_goes_on(tmp_path, world_dir, start_emulator, monkeypatch):
-    settings, sandbox = fresh(tmp_path, world_dir)
+def test_bad_record_is_quarantined_and_the_run_goes_on(tmp_path, small_world_dir, start_emulator, monkeypatch):
+    settings, sandbox = fresh(tmp_path, small_world_dir)
     running = start_emulator(WooCommerceEmulator, sandbox, time_scale=30)
     original = running.emulator.render_orders
     victim = {}

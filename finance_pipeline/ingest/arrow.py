@@ -67,3 +67,14 @@ def rows_to_arrow(rows: Iterable[Mapping[str, Any]], schema: Mapping[str, pa.Dat
             values = [v if isinstance(v, str) or v is None else _json(v) for v in values]
         arrays.append(pa.array(values, type=typ))
     return pa.Table.from_arrays(arrays, schema=pa.schema(list(schema.items())))
+
+
+def arrow_page(rows: Iterable[Mapping[str, Any]], schema: Mapping[str, pa.DataType],
+               keys: Iterable[str] = ("id",)) -> pa.Table:
+    """`rows_to_arrow`, with the primary-key columns marked non-nullable to match dlt's primary-key
+    hint (otherwise dlt warns about the differing hint on every page)."""
+    table = rows_to_arrow(rows, schema)
+    for key in keys:
+        index = table.schema.get_field_index(key)
+        table = table.cast(table.schema.set(index, table.schema.field(index).with_nullable(False)))
+    return table

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import orjson
 
 from finance_pipeline.http.redaction import redact
+from finance_pipeline.ingest.arrow import parse_timestamp
 
 KNOWN_CURRENCIES = frozenset({"GBP", "EUR", "USD", "AUD", "CAD", "NZD", "JPY", "CHF", "SEK", "DKK", "NOK", "PLN"})
 
@@ -51,8 +52,9 @@ class Quarantine:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def keep(self, entity: str, records: Any, check: Callable[[dict], None]) -> list[dict]:
-        """The records `check` accepts; the others (and non-objects) set aside with its reason."""
+    def keep(self, entity: str, records: Any, check: Callable[[dict], None], key: str | None = None) -> list[dict]:
+        """The records `check` accepts; the others (and non-objects) set aside with its reason, named
+        by their `key` field when the platform's id is not called id (see `add`)."""
         good = []
         for record in records:
             try:
@@ -60,7 +62,8 @@ class Quarantine:
                     raise BadRecord("not a JSON object")
                 check(record)
             except BadRecord as exc:
-                self.add(entity, record, str(exc))
+                record_id = record.get(key) if key is not None and isinstance(record, dict) else None
+                self.add(entity, record, str(exc), record_id=record_id)
                 continue
             good.append(record)
         return good
@@ -87,3 +90,21 @@ def require(record: dict, *fields: str) -> None:
     missing = [f for f in fields if record.get(f) in (None, "")]
     if missing:
         raise BadRecord(f"missing {', '.join(missing)}")
+
+
+def check_int_id(record: dict, *names: str) -> None:
+    """Ids that must be JSON integers (not text, not booleans)."""
+    for name in names:
+        value = record.get(name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise BadRecord(f"{name}={value!r} is not an integer id")
+
+
+def check_timestamps(record: dict, *names: str, kind: str = "an ISO 8601 date") -> None:
+    """Fields that must read as a moment (`parse_timestamp`; an absent one passes: `require` is for
+    that). `kind` names the expected form in the reason, as the platform's documentation calls it."""
+    for name in names:
+        try:
+            parse_timestamp(record.get(name))
+        except (TypeError, ValueError):
+            raise BadRecord(f"{name}={record.get(name)!r} is not {kind}") from None

@@ -165,6 +165,20 @@ class Emulator:
         self.counters["over_limit"] += 1
         return response
 
+    def refuse_over(self, window: Any, too_many: Callable[[float], Response]) -> Response | None:
+        """`rate_limit` for a platform with one sliding window of calls (`http.ratelimit.SlidingWindow`):
+        a call over its allowance is answered by `too_many(seconds until a slot frees)` and counted,
+        unless the config says limits are not enforced."""
+        wait = window.try_acquire()
+        if wait <= 0 or not self.config.enforce_rate_limits:
+            return None
+        return self.refuse(too_many(wait))
+
+    def seed_digest(self, label: str, size: int) -> str:
+        """A hex digest of `label` and the world's seed: credentials that stay the same for one world
+        and differ for another."""
+        return hashlib.blake2b(f"{label}:{self.sandbox.state().seed}".encode(), digest_size=size).hexdigest()
+
     @staticmethod
     def duplicate_page(request: Request) -> bool:
         return bool(request.scope.get("state", {}).get("duplicate_page"))

@@ -28,10 +28,10 @@ the API host swapped.  What it reproduces:
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import time
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from typing import Any, Sequence
 
 import orjson
@@ -142,17 +142,13 @@ class BigCommerceEmulator(Emulator):
     def __init__(self, sandbox: Sandbox, config: EmulatorConfig | None = None) -> None:
         super().__init__(sandbox, config)
         self.window = SlidingWindow(QUOTA, WINDOW_S, self.config.time_scale)
-        self._keys: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ base class hooks
-    @property
+    @cached_property
     def keys(self) -> dict[str, str]:
-        if self._keys is None:
-            seed = self.sandbox.state().seed
-            digest = hashlib.blake2b(f"bigcommerce-keys:{seed}".encode(), digest_size=40).hexdigest()
-            self._keys = {"store_hash": STORE_HASH, "access_token": digest[:31], "client_id": digest[31:62],
-                          "client_secret": digest[40:80]}
-        return self._keys
+        digest = self.seed_digest("bigcommerce-keys", 40)
+        return {"store_hash": STORE_HASH, "access_token": digest[:31], "client_id": digest[31:62],
+                "client_secret": digest[40:80]}
 
     def credentials(self) -> dict[str, str]:
         return dict(self.keys)
@@ -166,10 +162,7 @@ class BigCommerceEmulator(Emulator):
                 "X-Rate-Limit-Requests-Quota": str(QUOTA), "X-Rate-Limit-Requests-Left": str(left)}
 
     def rate_limit(self, request: Request) -> Response | None:
-        wait = self.window.try_acquire()
-        if wait <= 0 or not self.config.enforce_rate_limits:
-            return None
-        return self.refuse(self._too_many(wait))
+        return self.refuse_over(self.window, self._too_many)
 
     def _too_many(self, wait: float) -> Response:
         headers = self._limit_headers()

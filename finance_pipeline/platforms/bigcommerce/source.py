@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from finance_pipeline.http.client import ApiClient
 from finance_pipeline.http.pagination import page_number_pages
-from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
+from finance_pipeline.ingest.arrow import JSON, TS, arrow_page, parse_timestamp
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
 from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
@@ -178,12 +178,6 @@ def _valid(records: Iterable[Any], entity: str, check: Callable[[dict], None], q
     return [_plain(r) for r in quarantine.keep(entity, records, check)]
 
 
-def _table(rows: list[dict], schema: dict[str, pa.DataType]) -> pa.Table:
-    table = rows_to_arrow(rows, schema)
-    index = table.schema.get_field_index("id")
-    return table.cast(table.schema.set(index, table.schema.field(index).with_nullable(False)))
-
-
 def v2_pages(client: ApiClient, path: str, params: dict[str, Any]) -> Iterator[list]:
     """V2 paging: `page` 1, 2, … with `limit`, until a short page or the 204 (empty body) past the end."""
     for body in page_number_pages(client, path, {**params, "limit": LIMIT}, page_size=LIMIT,
@@ -223,7 +217,7 @@ def bigcommerce_source(connection: Connection | None = None, quarantine: Quarant
             for body in v2_pages(client, "v2/orders", params):
                 rows = _valid(body, "orders", validate_order, quarantine)
                 if rows:
-                    yield _table(rows, ORDER_SCHEMA)
+                    yield arrow_page(rows, ORDER_SCHEMA)
 
     def _per_order(page: pa.Table, path: str, pages, entity: str, check, schema) -> Iterator[pa.Table]:
         with shared as client:
@@ -232,7 +226,7 @@ def bigcommerce_source(connection: Connection | None = None, quarantine: Quarant
                 for body in pages(client, path.format(order_id=order_id), {}):
                     rows.extend(_valid(body, entity, check, quarantine))
             if rows:
-                yield _table(rows, schema)
+                yield arrow_page(rows, schema)
 
     @dlt.transformer(data_from=orders, name="order_products", primary_key="id", write_disposition="merge")
     def order_products(page: pa.Table) -> Iterator[pa.Table]:
@@ -255,7 +249,7 @@ def bigcommerce_source(connection: Connection | None = None, quarantine: Quarant
             for body in v3_pages(client, "v3/orders/payment_actions/refunds", params):
                 rows = _valid(body, "refunds", validate_refund, quarantine)
                 if rows:
-                    yield _table(rows, REFUND_SCHEMA)
+                    yield arrow_page(rows, REFUND_SCHEMA)
 
     @dlt.source(name="bigcommerce", max_table_nesting=0)
     def bigcommerce() -> Any:

@@ -17,24 +17,17 @@ Live mode reads `EBAY_CLIENT_ID`, `EBAY_CLIENT_SECRET`, `EBAY_REFRESH_TOKEN`, op
 """
 from __future__ import annotations
 
-import base64
 import logging
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Mapping
-from urllib.parse import urlencode
 
-import httpx
-import orjson
-
-from finance_pipeline.http.client import ApiClient, ApiError, Response, RetryPolicy
+from finance_pipeline.http.client import ApiClient, Response, RetryPolicy
+from finance_pipeline.http.oauth import BasicTokenAuth
 from finance_pipeline.http.ratelimit import SlidingWindow
-from finance_pipeline.http.redaction import redact
 from finance_pipeline.platforms.base import Connection
-from finance_pipeline.settings import Secret, Settings, SettingsError, env, require_secret
+from finance_pipeline.settings import Settings, SettingsError, env, require_secret
 
 log = logging.getLogger("finance_pipeline.ebay")
 
@@ -67,64 +60,15 @@ def live_connection(settings: Settings) -> Connection:
     }, settings)
 
 
-class EbayUserAuth:
+class EbayUserAuth(BasicTokenAuth):
     """A user access token from the refresh token, shared by every client of one connection."""
 
     def __init__(self, connection: Connection, timeout_s: float = 30.0) -> None:
-        self.token_url = connection.base_url.rstrip("/") + TOKEN_PATH
-        basic = base64.b64encode(f"{connection.secret('client_id')}:{connection.secret('client_secret')}".encode())
-        self._basic = Secret(f"Basic {basic.decode()}", "ebay.basic_auth")
-        self._refresh_token = connection.secret("refresh_token")
-        self._token: Secret | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=timeout_s)
-        self.minted = 0
-
-    def _mint(self) -> None:
-        body = urlencode({"grant_type": "refresh_token", "refresh_token": self._refresh_token,
-                          "scope": " ".join(SCOPES)})
-        last = ""
-        for attempt in range(6):
-            try:
-                resp = self._http.post(self.token_url, content=body, headers={
-                    "Authorization": self._basic.value, "Content-Type": "application/x-www-form-urlencoded"})
-            except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}"
-            else:
-                if resp.status_code == 200:
-                    try:
-                        data = orjson.loads(resp.content)
-                        token, expires_in = data["access_token"], float(data["expires_in"])
-                    except (ValueError, KeyError, TypeError):
-                        last = "unreadable token answer"
-                    else:
-                        self._token = Secret(token, "ebay.access_token")
-                        self._expires_at = time.monotonic() + expires_in - RENEW_BEFORE_S
-                        self.minted += 1
-                        return
-                elif resp.status_code < 500 and resp.status_code != 429:
-                    raise ApiError("ebay", "POST", self.token_url, resp.status_code,
-                                   redact(resp.content.decode("utf-8", "replace")))
-                else:
-                    last = f"HTTP {resp.status_code}"
-            time.sleep(min(2.0, 0.1 * 2 ** attempt))
-        raise ApiError("ebay", "POST", self.token_url, None, "", f"token exchange failed: {last}")
-
-    def headers(self) -> Mapping[str, str]:
-        with self._lock:
-            if self._token is None or time.monotonic() >= self._expires_at:
-                self._mint()
-            return {"Authorization": f"Bearer {self._token.value}"}  # type: ignore[union-attr]
-
-    def refresh(self) -> bool:
-        """A 401: the access token expired early or was revoked; mint a new one once."""
-        with self._lock:
-            self._mint()
-        return True
-
-    def close(self) -> None:
-        self._http.close()
+        super().__init__("ebay", connection.base_url.rstrip("/") + TOKEN_PATH, connection.secret("client_id"),
+                         connection.secret("client_secret"),
+                         {"grant_type": "refresh_token", "refresh_token": connection.secret("refresh_token"),
+                          "scope": " ".join(SCOPES)},
+                         renew_before_s=RENEW_BEFORE_S, timeout_s=timeout_s)
 
 
 @dataclass

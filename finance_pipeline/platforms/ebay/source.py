@@ -27,14 +27,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterator
 
 import dlt
 import pyarrow as pa
 
 from finance_pipeline.http.client import ApiClient
 from finance_pipeline.http.pagination import next_url_pages
-from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
+from finance_pipeline.ingest.arrow import JSON, TS, arrow_page, parse_timestamp
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, require
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.ebay.client import EbayClients, make_clients, server_now
@@ -142,21 +142,6 @@ def validate_payout(p: dict) -> None:
 KEY_OF = {"orders": "orderId", "transactions": "transactionId", "payouts": "payoutId"}
 
 
-def _valid(records: Iterable[Any], entity: str, check: Callable[[dict], None], quarantine: Quarantine) -> list[dict]:
-    good = []
-    for record in records:
-        try:
-            if not isinstance(record, dict):
-                raise BadRecord("not a JSON object")
-            check(record)
-        except BadRecord as exc:
-            key = record.get(KEY_OF[entity]) if isinstance(record, dict) else None
-            quarantine.add(entity, record, str(exc), record_id=key)
-            continue
-        good.append(record)
-    return good
-
-
 def _order_row(o: dict) -> dict:
     lines = o.get("lineItems") or []
     cancel = o.get("cancelStatus") or {}
@@ -192,15 +177,6 @@ def _payout_row(p: dict) -> dict:
         "transaction_count": p.get("transactionCount"), "payout_instrument": p.get("payoutInstrument"),
         "bank_reference": p.get("bankReference"),
     }
-
-
-def _table(rows: list[dict], schema: dict[str, pa.DataType], keys: tuple[str, ...]) -> pa.Table:
-    """One Arrow page; key columns non-nullable to match dlt's primary-key hint."""
-    table = rows_to_arrow(rows, schema)
-    for key in keys:
-        i = table.schema.get_field_index(key)
-        table = table.cast(table.schema.set(i, table.schema.field(i).with_nullable(False)))
-    return table
 
 
 # ------------------------------------------------------------------------------------ plumbing
@@ -283,15 +259,15 @@ def ebay_source(connection: Connection | None = None, quarantine: Quarantine | N
                 for i in range(0, len(ids), ORDER_IDS_PER_CALL):
                     body = clients.fulfillment.get_json(ORDERS_PATH, params={
                         "orderIds": ",".join(ids[i:i + ORDER_IDS_PER_CALL])})
-                    rows = _valid(body.get("orders") or [], "orders", validate_order, quarantine)
+                    rows = quarantine.keep("orders", body.get("orders") or [], validate_order, key=KEY_OF["orders"])
                     if rows:
-                        yield _table([_order_row(o) for o in rows], ORDER_SCHEMA, ("order_id",))
+                        yield arrow_page([_order_row(o) for o in rows], ORDER_SCHEMA, ("order_id",))
                 since = reach
             flt = f"lastmodifieddate:[{ebay_time(since)}..]"
             for body in next_url_pages(clients.fulfillment, ORDERS_PATH, {"filter": flt, "limit": ORDER_PAGE}):
-                rows = _valid(body.get("orders") or [], "orders", validate_order, quarantine)
+                rows = quarantine.keep("orders", body.get("orders") or [], validate_order, key=KEY_OF["orders"])
                 if rows:
-                    yield _table([_order_row(o) for o in rows], ORDER_SCHEMA, ("order_id",))
+                    yield arrow_page([_order_row(o) for o in rows], ORDER_SCHEMA, ("order_id",))
 
     @dlt.resource(name="transactions", primary_key=("transaction_id", "transaction_type"), write_disposition="merge")
     def transactions() -> Iterator[pa.Table]:
@@ -303,14 +279,15 @@ def ebay_source(connection: Connection | None = None, quarantine: Quarantine | N
             newest: datetime | None = None
             oldest_unpaid: datetime | None = None
             for body in _transaction_pages(clients.finances, since, now):
-                rows = _valid(body.get("transactions") or [], "transactions", validate_transaction, quarantine)
+                rows = quarantine.keep("transactions", body.get("transactions") or [], validate_transaction,
+                                       key=KEY_OF["transactions"])
                 for t in rows:
                     at = parse_timestamp(t["transactionDate"])
                     newest = at if newest is None or at > newest else newest
                     if not t.get("payoutId"):
                         oldest_unpaid = at if oldest_unpaid is None or at < oldest_unpaid else oldest_unpaid
                 if rows:
-                    yield _table([_txn_row(t) for t in rows], TXN_SCHEMA, ("transaction_id", "transaction_type"))
+                    yield arrow_page([_txn_row(t) for t in rows], TXN_SCHEMA, ("transaction_id", "transaction_type"))
         mark = oldest_unpaid or newest
         if mark is not None:
             state["resume_at"] = mark.isoformat()
@@ -328,9 +305,9 @@ def ebay_source(connection: Connection | None = None, quarantine: Quarantine | N
                 flt = f"payoutDate:[{ebay_time(lo)}..{ebay_time(hi)}]"
                 for body in next_url_pages(clients.finances, PAYOUTS_PATH, {"filter": flt, "limit": PAYOUT_PAGE,
                                                                              "sort": "payoutDate"}):
-                    rows = _valid(body.get("payouts") or [], "payouts", validate_payout, quarantine)
+                    rows = quarantine.keep("payouts", body.get("payouts") or [], validate_payout, key=KEY_OF["payouts"])
                     if rows:
-                        yield _table([_payout_row(p) for p in rows], PAYOUT_SCHEMA, ("payout_id",))
+                        yield arrow_page([_payout_row(p) for p in rows], PAYOUT_SCHEMA, ("payout_id",))
 
     @dlt.source(name="ebay", max_table_nesting=0)
     def ebay() -> Any:

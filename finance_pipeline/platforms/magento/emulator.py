@@ -21,11 +21,11 @@ reproduces:
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import defaultdict
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from typing import Any, Sequence
 
 import orjson
@@ -215,23 +215,16 @@ class MagentoEmulator(Emulator):
     def __init__(self, sandbox: Sandbox, config: EmulatorConfig | None = None) -> None:
         super().__init__(sandbox, config)
         self.window = SlidingWindow(HOST_LIMIT, HOST_WINDOW_S, self.config.time_scale)
-        self._token: str | None = None
 
-    @property
+    @cached_property
     def access_token(self) -> str:
-        if self._token is None:
-            seed = self.sandbox.state().seed
-            self._token = hashlib.blake2b(f"magento-integration:{seed}".encode(), digest_size=16).hexdigest()
-        return self._token
+        return self.seed_digest("magento-integration", 16)
 
     def credentials(self) -> dict[str, str]:
         return {"store_code": "default", "access_token": self.access_token}
 
     def rate_limit(self, request: Request) -> Response | None:
-        wait = self.window.try_acquire()
-        if wait <= 0 or not self.config.enforce_rate_limits:
-            return None
-        return self.refuse(self._too_many(wait))
+        return self.refuse_over(self.window, self._too_many)
 
     @staticmethod
     def _too_many(wait: float) -> Response:

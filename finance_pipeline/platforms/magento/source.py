@@ -24,8 +24,9 @@ import orjson
 import pyarrow as pa
 
 from finance_pipeline.http.client import ApiClient, json_default
-from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
-from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
+from finance_pipeline.ingest.arrow import JSON, TS, arrow_page, parse_timestamp
+from finance_pipeline.ingest.quarantine import (BadRecord, Quarantine, check_currency, check_decimal, check_int_id,
+                                                check_timestamps, require)
 from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.magento.client import make_client
@@ -65,12 +66,6 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _require_int(record: dict, name: str) -> None:
-    value = record.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRecord(f"{name}={value!r} is not an integer id")
-
-
 def _check_money(record: dict, *names: str) -> None:
     for name in names:
         value = record.get(name)
@@ -79,21 +74,13 @@ def _check_money(record: dict, *names: str) -> None:
     check_decimal(record, *names)
 
 
-def _check_times(record: dict, *names: str) -> None:
-    for name in names:
-        try:
-            parse_timestamp(record.get(name))
-        except (TypeError, ValueError):
-            raise BadRecord(f"{name}={record.get(name)!r} is not a date") from None
-
-
 def validate_order(order: dict) -> None:
     require(order, "entity_id", "created_at", "updated_at", "order_currency_code", "grand_total")
-    _require_int(order, "entity_id")
+    check_int_id(order, "entity_id")
     check_currency(order["order_currency_code"], "order_currency_code")
     check_currency(order.get("base_currency_code"), "base_currency_code")
     _check_money(order, *ORDER_MONEY)
-    _check_times(order, "created_at", "updated_at")
+    check_timestamps(order, "created_at", "updated_at", kind="a date")
     for item in order.get("items") or ():
         require(item, "item_id", "qty_ordered")
         _check_money(item, "row_total_incl_tax", "discount_amount", "tax_amount", "tax_percent")
@@ -101,37 +88,18 @@ def validate_order(order: dict) -> None:
 
 def validate_memo(memo: dict) -> None:
     require(memo, "entity_id", "order_id", "created_at", "grand_total")
-    _require_int(memo, "entity_id")
-    _require_int(memo, "order_id")
+    check_int_id(memo, "entity_id")
+    check_int_id(memo, "order_id")
     _check_money(memo, *MEMO_MONEY)
-    _check_times(memo, "created_at", "updated_at")
+    check_timestamps(memo, "created_at", "updated_at", kind="a date")
     for item in memo.get("items") or ():
         require(item, "order_item_id", "qty")
         _check_money(item, "row_total_incl_tax", "discount_amount", "tax_amount")
 
 
 def _valid(records: Iterable[Any], entity: str, check: Callable[[dict], None], quarantine: Quarantine) -> list[dict]:
-    good = []
-    for record in records:
-        try:
-            if not isinstance(record, dict):
-                raise BadRecord("not a JSON object")
-            check(record)
-        except BadRecord as exc:
-            if isinstance(record, dict):
-                quarantine.add(entity, {k: _text(v) for k, v in record.items()}, str(exc),
-                               record_id=record.get("entity_id"))
-            else:
-                quarantine.add(entity, record, str(exc))
-            continue
-        good.append({k: _text(v) for k, v in record.items()})
-    return good
-
-
-def _table(rows: list[dict], schema: dict[str, pa.DataType]) -> pa.Table:
-    table = rows_to_arrow(rows, schema)
-    index = table.schema.get_field_index("entity_id")
-    return table.cast(table.schema.set(index, table.schema.field(index).with_nullable(False)))
+    """The records `check` accepts, their cells as text (`_text`); the others set aside, named by entity_id."""
+    return [{k: _text(v) for k, v in r.items()} for r in quarantine.keep(entity, records, check, key="entity_id")]
 
 
 def search_pages(client: ApiClient, path: str, updated_from: datetime | None) -> Iterator[list]:
@@ -171,7 +139,7 @@ def magento_source(connection: Connection | None = None, quarantine: Quarantine 
             for items in search_pages(client, "orders", updated.start_value):
                 rows = _valid(items, "orders", validate_order, quarantine)
                 if rows:
-                    yield _table(rows, ORDER_SCHEMA)
+                    yield arrow_page(rows, ORDER_SCHEMA, keys=("entity_id",))
 
     @dlt.resource(name="creditmemos", primary_key="entity_id", write_disposition="merge")
     def creditmemos(
@@ -181,7 +149,7 @@ def magento_source(connection: Connection | None = None, quarantine: Quarantine 
             for items in search_pages(client, "creditmemos", updated.start_value):
                 rows = _valid(items, "creditmemos", validate_memo, quarantine)
                 if rows:
-                    yield _table(rows, MEMO_SCHEMA)
+                    yield arrow_page(rows, MEMO_SCHEMA, keys=("entity_id",))
 
     @dlt.source(name="magento", max_table_nesting=0)
     def magento() -> Any:

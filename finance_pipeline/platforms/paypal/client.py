@@ -14,19 +14,14 @@ webhook subscription id, for signature checks) and `PAYPAL_ENVIRONMENT` (`live` 
 """
 from __future__ import annotations
 
-import base64
-import threading
-import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Mapping
 
 import httpx
-import orjson
 
-from finance_pipeline.http.client import ApiClient, ApiError, RetryPolicy
+from finance_pipeline.http.client import ApiClient, RetryPolicy
+from finance_pipeline.http.oauth import BasicTokenAuth
 from finance_pipeline.http.ratelimit import TokenBucket
-from finance_pipeline.http.redaction import redact
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.paypal.emulator import BURST, RATE_PER_S
 from finance_pipeline.settings import Secret, Settings, SettingsError, env, require_secret
@@ -51,71 +46,26 @@ def live_connection(settings: Settings) -> Connection:
     return Connection("paypal", HOSTS[environment], creds, settings)
 
 
-class PayPalAuth:
-    """A client-credentials bearer token, cached and renewed."""
+class PayPalAuth(BasicTokenAuth):
+    """A client-credentials bearer token, cached and renewed; `now()` is PayPal's time."""
 
     def __init__(self, connection: Connection, timeout_s: float = 30.0) -> None:
-        self.url = connection.base_url.rstrip("/") + "/v1/oauth2/token"
-        basic = base64.b64encode(f"{connection.secret('client_id')}:{connection.secret('client_secret')}".encode())
-        self._basic = Secret(f"Basic {basic.decode()}", "paypal.basic_auth")
-        self._token: Secret | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
-        self._timeout_s = timeout_s
-        self.minted = 0
+        super().__init__("paypal", connection.base_url.rstrip("/") + "/v1/oauth2/token",
+                         connection.secret("client_id"), connection.secret("client_secret"),
+                         {"grant_type": "client_credentials"}, renew_before_s=RENEW_BEFORE_S, timeout_s=timeout_s,
+                         accept_json=True)
         self.server_now: datetime | None = None
 
-    def _mint(self) -> None:
-        last = ""
-        for attempt in range(6):
-            try:  # a connection per mint: tokens last hours, so nothing is kept open between them
-                with httpx.Client(timeout=self._timeout_s) as http:
-                    resp = http.post(self.url, content=b"grant_type=client_credentials", headers={
-                        "Authorization": self._basic.value, "Content-Type": "application/x-www-form-urlencoded",
-                        "Accept": "application/json"})
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            else:
-                if resp.status_code == 200:
-                    try:
-                        data = orjson.loads(resp.content)
-                        token, expires = data["access_token"], float(data["expires_in"])
-                    except (ValueError, KeyError, TypeError):
-                        last = "unreadable token answer"
-                    else:
-                        self._token = Secret(token, "paypal.access_token")
-                        self._expires_at = time.monotonic() + expires - RENEW_BEFORE_S
-                        self.minted += 1
-                        date = resp.headers.get("date")
-                        if date:
-                            self.server_now = parsedate_to_datetime(date).astimezone(timezone.utc)
-                        return
-                elif resp.status_code < 500 and resp.status_code != 429:
-                    raise ApiError("paypal", "POST", self.url, resp.status_code, redact(resp.content.decode("utf-8", "replace")))
-                else:
-                    last = f"HTTP {resp.status_code}"
-            time.sleep(min(2.0, 0.1 * 2 ** attempt))
-        raise ApiError("paypal", "POST", self.url, None, "", f"token request failed: {last}")
-
-    def headers(self) -> Mapping[str, str]:
-        with self._lock:
-            if self._token is None or time.monotonic() >= self._expires_at:
-                self._mint()
-            return {"Authorization": f"Bearer {self._token.value}"}  # type: ignore[union-attr]
-
-    def refresh(self) -> bool:
-        with self._lock:
-            self._mint()
-        return True
+    def on_token(self, response: httpx.Response) -> None:
+        date = response.headers.get("date")
+        if date:
+            self.server_now = parsedate_to_datetime(date).astimezone(timezone.utc)
 
     def now(self) -> datetime:
         """PayPal's current time (from the token answer's Date header)."""
         if self.server_now is None:
             self.headers()
         return self.server_now or datetime.now(timezone.utc)
-
-    def close(self) -> None:
-        return None
 
 
 def make_client(connection: Connection, auth: PayPalAuth | None = None) -> ApiClient:

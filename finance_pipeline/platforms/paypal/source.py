@@ -21,7 +21,7 @@ import dlt
 import pyarrow as pa
 
 from finance_pipeline.http.client import ApiClient, ApiError
-from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
+from finance_pipeline.ingest.arrow import JSON, TS, arrow_page, parse_timestamp
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, require
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.paypal.client import PayPalAuth, make_client
@@ -107,14 +107,6 @@ def _txn_row(d: dict) -> dict:
     }
 
 
-def _table(rows: list[dict], schema: dict[str, pa.DataType], keys: tuple[str, ...]) -> pa.Table:
-    table = rows_to_arrow(rows, schema)
-    for key in keys:
-        i = table.schema.get_field_index(key)
-        table = table.cast(table.schema.set(i, table.schema.field(i).with_nullable(False)))
-    return table
-
-
 class _Run:
     """One client for the resources of a source instance; one token for the whole run."""
 
@@ -189,7 +181,8 @@ def paypal_source(connection: Connection | None = None, quarantine: Quarantine |
             for rows, mark in search(client, since, until, quarantine):
                 refreshed = mark or refreshed
                 if rows:
-                    yield _table([_txn_row(d) for d in rows], TXN_SCHEMA, ("transaction_id", "transaction_event_code"))
+                    yield arrow_page([_txn_row(d) for d in rows], TXN_SCHEMA,
+                                     ("transaction_id", "transaction_event_code"))
         if refreshed is not None:
             state["refreshed_through"] = refreshed.isoformat()
 
@@ -228,10 +221,10 @@ def paypal_source(connection: Connection | None = None, quarantine: Quarantine |
                     continue
                 batch.append({k: order.get(k) for k in ORDER_SCHEMA})
                 if len(batch) == 100:
-                    yield _table(batch, ORDER_SCHEMA, ("id",))
+                    yield arrow_page(batch, ORDER_SCHEMA, ("id",))
                     batch = []
             if batch:
-                yield _table(batch, ORDER_SCHEMA, ("id",))
+                yield arrow_page(batch, ORDER_SCHEMA, ("id",))
         if refreshed is not None:
             state["refreshed_through"] = refreshed.isoformat()
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from finance_pipeline.sandbox.ledger_channel import ZERO, add_bank_payment, add_invoice, add_line
 from finance_pipeline.sandbox.oracle import Canonical, _fetch
-from finance_pipeline.sandbox.world import q as _q
-
-ZERO = Decimal("0.00")
 
 
 def _documents(con, clock: datetime) -> list[dict]:
@@ -56,32 +54,15 @@ def expected(con, clock: datetime) -> Canonical:
     documents = _documents(con, clock)
     fx = {d["qbo_id"]: d["exchange_rate"] for d in documents}
     for d in documents:
-        rate = d["exchange_rate"]
-        void = d["voided_at"] is not None and d["voided_at"] <= clock
-        c.orders.append({
-            "order_id": str(d["qbo_id"]), "customer_type": "trade", "currency": d["currency"],
-            "ordered_at": d["created_at"], "is_void": void, "shipping_amount": d["shipping"],
-            "shipping_tax": d["shipping_tax"], "shipping_amount_home": _q(d["shipping"] * rate),
-            "shipping_tax_home": _q(d["shipping_tax"] * rate),
-        })
-        c.invoices.append({"order_id": str(d["qbo_id"]), "invoice_number": f"INV-{d['doc_number']}",
-                           "customer_id": d["customer_id"], "customer_name": d["customer_name"],
-                           "issued_on": d["txn_date"], "due_on": d["due_date"]})
+        add_invoice(c, clock, order_id=d["qbo_id"], currency=d["currency"], created_at=d["created_at"],
+                    voided_at=d["voided_at"], shipping=d["shipping"], shipping_tax=d["shipping_tax"],
+                    rate=d["exchange_rate"], number=d["doc_number"], customer_id=d["customer_id"],
+                    customer_name=d["customer_name"], issued_on=d["txn_date"], due_on=d["due_date"])
     for line in _lines(con, clock):
-        rate = fx[line["qbo_id"]]
-        gross = line["unit_price"] * line["qty"]
-        gross_h = _q(gross * rate)
-        c.lines.append({
-            "order_id": str(line["qbo_id"]), "line_id": f"{line['qbo_id']}-{line['line_num']}",
-            "quantity": line["qty"], "gross_amount": gross, "net_amount": line["amount"],
-            "tax_amount": line["tax_amount"], "gross_amount_home": gross_h,
-            "net_amount_home": gross_h - _q((gross - line["amount"]) * rate),
-            "tax_amount_home": _q(line["tax_amount"] * rate), "cogs_home": _q(line["unit_cost_gbp"] * line["qty"]),
-        })
+        add_line(c, order_id=line["qbo_id"], line_id=f"{line['qbo_id']}-{line['line_num']}", quantity=line["qty"],
+                 unit_price=line["unit_price"], net=line["amount"], tax=line["tax_amount"], rate=fx[line["qbo_id"]],
+                 unit_cost_gbp=line["unit_cost_gbp"])
     for p in _payments(con, clock):
-        c.payments.append({
-            "payment_id": p["payment_id"], "status": "succeeded", "amount": p["amount"], "currency": p["currency"],
-            "amount_home": _q(p["amount"] * p["exchange_rate"]), "fee_home": ZERO,
-            "invoice_number": f"INV-{p['doc_number']}", "attempted_at": p["created_at"],
-        })
+        add_bank_payment(c, payment_id=p["payment_id"], amount=p["amount"], currency=p["currency"],
+                         rate=p["exchange_rate"], number=p["doc_number"], attempted_at=p["created_at"])
     return c

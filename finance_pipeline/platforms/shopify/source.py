@@ -34,14 +34,15 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import dlt
 import pyarrow as pa
 
 from finance_pipeline.http.pagination import link_header_pages
-from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
-from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
+from finance_pipeline.ingest.arrow import JSON, TS, arrow_page, parse_timestamp
+from finance_pipeline.ingest.quarantine import (BadRecord, Quarantine, check_currency, check_decimal, check_int_id,
+                                                check_timestamps, require)
 from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.shopify.client import make_client
@@ -85,26 +86,13 @@ BALANCE_SCHEMA: dict[str, pa.DataType] = {
 
 
 # ------------------------------------------------------------------------------------ validation
-def _require_int(record: dict, name: str) -> None:
-    if not isinstance(record.get(name), int) or isinstance(record.get(name), bool):
-        raise BadRecord(f"{name}={record.get(name)!r} is not an integer id")
-
-
-def _check_times(record: dict, *names: str) -> None:
-    for name in names:
-        try:
-            parse_timestamp(record.get(name))
-        except (TypeError, ValueError):
-            raise BadRecord(f"{name}={record.get(name)!r} is not an ISO 8601 timestamp") from None
-
-
 def validate_order(order: dict) -> None:
     require(order, "id", "created_at", "updated_at", "currency", "presentment_currency")
-    _require_int(order, "id")
+    check_int_id(order, "id")
     check_currency(order["currency"])
     check_currency(order["presentment_currency"], "presentment_currency")
     check_decimal(order, *ORDER_MONEY)
-    _check_times(order, *ORDER_TIMES)
+    check_timestamps(order, *ORDER_TIMES, kind="an ISO 8601 timestamp")
     for line in order.get("line_items") or ():
         require(line, "id")
         check_decimal(line, "price", "total_discount")
@@ -116,7 +104,7 @@ def validate_order(order: dict) -> None:
 
 def validate_payout(payout: dict) -> None:
     require(payout, "id", "date", "currency", "amount")
-    _require_int(payout, "id")
+    check_int_id(payout, "id")
     check_currency(payout["currency"])
     check_decimal(payout, "amount")
     try:
@@ -127,37 +115,13 @@ def validate_payout(payout: dict) -> None:
 
 def validate_balance_transaction(txn: dict) -> None:
     require(txn, "id", "type", "currency", "amount", "net", "processed_at")
-    _require_int(txn, "id")
+    check_int_id(txn, "id")
     check_currency(txn["currency"])
     check_decimal(txn, "amount", "fee", "net")
-    _check_times(txn, "processed_at")
-
-
-def _valid(records: Iterable[dict], entity: str, check: Callable[[dict], None], quarantine: Quarantine) -> list[dict]:
-    good = []
-    for record in records:
-        try:
-            if not isinstance(record, dict):
-                raise BadRecord("not a JSON object")
-            check(record)
-        except BadRecord as exc:
-            quarantine.add(entity, record, str(exc))
-            continue
-        good.append(record)
-    return good
+    check_timestamps(txn, "processed_at", kind="an ISO 8601 timestamp")
 
 
 # ------------------------------------------------------------------------------------ plumbing
-
-
-def _table(rows: list[dict], schema: dict[str, pa.DataType]) -> pa.Table:
-    """One Arrow page; `id` is marked non-nullable to match dlt's primary-key hint (otherwise dlt
-    warns about the differing hint on every page)."""
-    table = rows_to_arrow(rows, schema)
-    index = table.schema.get_field_index("id")
-    return table.cast(table.schema.set(index, table.schema.field(index).with_nullable(False)))
-
-
 def _utc_iso(value: Any) -> str:
     return parse_timestamp(value).isoformat()
 
@@ -196,9 +160,9 @@ def graphql_order_pages(connection: Connection, start: datetime | None, quaranti
                 except (KeyError, TypeError, ValueError, AttributeError, InvalidOperation) as exc:
                     quarantine.add("orders", node, f"GraphQL order not convertible: {type(exc).__name__}: {exc}",
                                    record_id=_node_id(node))
-            rows = _valid(rows, "orders", validate_order, quarantine)
+            rows = quarantine.keep("orders", rows, validate_order)
             if rows:
-                yield _table(rows, ORDER_SCHEMA)
+                yield arrow_page(rows, ORDER_SCHEMA)
     finally:
         client.close()
 
@@ -237,9 +201,9 @@ def shopify_source(connection: Connection | None = None, quarantine: Quarantine 
             params["updated_at_min"] = _utc_iso(updated_at.start_value)
         with shared as client:
             for body in link_header_pages(client, "orders.json", params):
-                rows = _valid(body.get("orders") or [], "orders", validate_order, quarantine)
+                rows = quarantine.keep("orders", body.get("orders") or [], validate_order)
                 if rows:
-                    yield _table(rows, ORDER_SCHEMA)
+                    yield arrow_page(rows, ORDER_SCHEMA)
 
     @dlt.resource(name="payouts", primary_key="id", write_disposition="merge")
     def payouts(
@@ -250,9 +214,9 @@ def shopify_source(connection: Connection | None = None, quarantine: Quarantine 
             params["date_min"] = payout_date.start_value.isoformat()[:10]
         with shared as client:
             for body in link_header_pages(client, "shopify_payments/payouts.json", params):
-                rows = _valid(body.get("payouts") or [], "payouts", validate_payout, quarantine)
+                rows = quarantine.keep("payouts", body.get("payouts") or [], validate_payout)
                 if rows:
-                    yield _table(rows, PAYOUT_SCHEMA)
+                    yield arrow_page(rows, PAYOUT_SCHEMA)
 
     @dlt.resource(name="balance_transactions", primary_key="id", write_disposition="merge")
     def balance_transactions() -> Iterator[pa.Table]:
@@ -264,8 +228,8 @@ def shopify_source(connection: Connection | None = None, quarantine: Quarantine 
         with shared as client:
             pages = link_header_pages(client, "shopify_payments/balance/transactions.json", {"limit": PAGE_SIZE})
             for body in pages:
-                rows = _valid(body.get("transactions") or [], "balance_transactions",
-                              validate_balance_transaction, quarantine)
+                rows = quarantine.keep("balance_transactions", body.get("transactions") or [],
+                                       validate_balance_transaction)
                 page_oldest = None
                 for row in rows:
                     at = parse_timestamp(row["processed_at"])
@@ -274,7 +238,7 @@ def shopify_source(connection: Connection | None = None, quarantine: Quarantine 
                     if row.get("payout_status") != "paid":
                         oldest_pending = at if oldest_pending is None or at < oldest_pending else oldest_pending
                 if rows:
-                    yield _table(rows, BALANCE_SCHEMA)
+                    yield arrow_page(rows, BALANCE_SCHEMA)
                 if stop_below is not None and page_oldest is not None and page_oldest < stop_below:
                     pages.close()
                     break

@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import dlt
 import pyarrow as pa
 
 from finance_pipeline.http.client import ApiClient
 from finance_pipeline.http.pagination import body_cursor_pages
-from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
-from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, require
+from finance_pipeline.ingest.arrow import JSON, TS, arrow_page, parse_timestamp
+from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_timestamps, require
 from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.square.client import make_client
@@ -94,17 +94,9 @@ def check_money(obj: Any, field: str, required: bool = False) -> None:
     check_currency(obj.get("currency") or obj.get("currency_code"), f"{field}.currency")
 
 
-def _times(record: dict, *names: str) -> None:
-    for name in names:
-        try:
-            parse_timestamp(record.get(name))
-        except (TypeError, ValueError):
-            raise BadRecord(f"{name}={record.get(name)!r} is not an RFC 3339 timestamp") from None
-
-
 def validate_payment(p: dict) -> None:
     require(p, "id", "created_at", "updated_at", "status", "source_type")
-    _times(p, "created_at", "updated_at")
+    check_timestamps(p, "created_at", "updated_at", kind="an RFC 3339 timestamp")
     check_money(p.get("amount_money"), "amount_money", required=True)
     for name in ("total_money", "approved_money", "refunded_money", "tip_money", "app_fee_money"):
         check_money(p.get(name), name)
@@ -114,13 +106,13 @@ def validate_payment(p: dict) -> None:
 
 def validate_refund(r: dict) -> None:
     require(r, "id", "payment_id", "status", "created_at")
-    _times(r, "created_at", "updated_at")
+    check_timestamps(r, "created_at", "updated_at", kind="an RFC 3339 timestamp")
     check_money(r.get("amount_money"), "amount_money", required=True)
 
 
 def validate_order(o: dict) -> None:
     require(o, "id", "location_id", "state", "created_at", "updated_at")
-    _times(o, "created_at", "updated_at", "closed_at")
+    check_timestamps(o, "created_at", "updated_at", "closed_at", kind="an RFC 3339 timestamp")
     lines = list(o.get("line_items") or ()) + [x for ret in o.get("returns") or () for x in ret.get("return_line_items") or ()]
     for n, line in enumerate(lines):
         if not isinstance(line, dict) or not line.get("uid"):
@@ -136,7 +128,7 @@ def validate_order(o: dict) -> None:
 
 def validate_payout(p: dict) -> None:
     require(p, "id", "status", "created_at", "arrival_date")
-    _times(p, "created_at", "updated_at")
+    check_timestamps(p, "created_at", "updated_at", kind="an RFC 3339 timestamp")
     check_money(p.get("amount_money"), "amount_money", required=True)
     try:
         p["arrival_date"] = date.fromisoformat(str(p["arrival_date"])[:10])
@@ -146,29 +138,9 @@ def validate_payout(p: dict) -> None:
 
 def validate_entry(e: dict) -> None:
     require(e, "id", "payout_id", "type", "effective_at")
-    _times(e, "effective_at")
+    check_timestamps(e, "effective_at", kind="an RFC 3339 timestamp")
     for name in ("gross_amount_money", "fee_amount_money", "net_amount_money"):
         check_money(e.get(name), name, required=True)
-
-
-def _valid(records: Iterable[Any], entity: str, check: Callable[[dict], None], quarantine: Quarantine) -> list[dict]:
-    good = []
-    for record in records:
-        try:
-            if not isinstance(record, dict):
-                raise BadRecord("not a JSON object")
-            check(record)
-        except BadRecord as exc:
-            quarantine.add(entity, record, str(exc))
-            continue
-        good.append(record)
-    return good
-
-
-def _table(rows: list[dict], schema: dict[str, pa.DataType]) -> pa.Table:
-    table = rows_to_arrow(rows, schema)
-    index = table.schema.get_field_index("id")
-    return table.cast(table.schema.set(index, table.schema.field(index).with_nullable(False)))
 
 
 def _rfc3339(value: Any) -> str:
@@ -202,9 +174,9 @@ def square_source(connection: Connection | None = None, quarantine: Quarantine |
         with shared as client:
             for location in shared.location_ids(client):
                 for body in body_cursor_pages(client, path, {**params, "location_id": location}):
-                    rows = _valid(body.get(items) or [], items, check, quarantine)
+                    rows = quarantine.keep(items, body.get(items) or [], check)
                     if rows:
-                        yield _table(rows, schema)
+                        yield arrow_page(rows, schema)
 
     @dlt.resource(name="payments", primary_key="id", write_disposition="merge")
     def payments(
@@ -230,16 +202,16 @@ def square_source(connection: Connection | None = None, quarantine: Quarantine |
             for i in range(0, len(locations), 10):  # SearchOrders takes at most 10 locations
                 body = {"location_ids": locations[i:i + 10], "query": query, "limit": 500}
                 for page in body_cursor_pages(client, "v2/orders/search", method="POST", json=body):
-                    rows = _valid(page.get("orders") or [], "orders", validate_order, quarantine)
+                    rows = quarantine.keep("orders", page.get("orders") or [], validate_order)
                     if rows:
-                        yield _table(rows, ORDER_SCHEMA)
+                        yield arrow_page(rows, ORDER_SCHEMA)
 
     def _payout_pages(client: ApiClient, since: datetime | None) -> Iterator[list[dict]]:
         params: dict[str, Any] = {"begin_time": _rfc3339(since - PAYOUT_LOOKBACK) if since else ALL_TIME,
                                   "sort_order": "ASC", "limit": 100}
         for location in shared.location_ids(client):
             for body in body_cursor_pages(client, "v2/payouts", {**params, "location_id": location}):
-                yield _valid(body.get("payouts") or [], "payouts", validate_payout, quarantine)
+                yield quarantine.keep("payouts", body.get("payouts") or [], validate_payout)
 
     def _mark(state: dict, key: str, rows: list[dict]) -> None:
         for row in rows:
@@ -255,7 +227,7 @@ def square_source(connection: Connection | None = None, quarantine: Quarantine |
             for rows in _payout_pages(client, since):
                 _mark(state, "newest_created_at", rows)
                 if rows:
-                    yield _table(rows, PAYOUT_SCHEMA)
+                    yield arrow_page(rows, PAYOUT_SCHEMA)
 
     @dlt.resource(name="payout_entries", primary_key="id", write_disposition="merge")
     def payout_entries() -> Iterator[pa.Table]:
@@ -266,9 +238,9 @@ def square_source(connection: Connection | None = None, quarantine: Quarantine |
                 for payout in rows:
                     path = f"v2/payouts/{payout['id']}/payout-entries"
                     for body in body_cursor_pages(client, path, {"sort_order": "ASC", "limit": 100}):
-                        entries = _valid(body.get("payout_entries") or [], "payout_entries", validate_entry, quarantine)
+                        entries = quarantine.keep("payout_entries", body.get("payout_entries") or [], validate_entry)
                         if entries:
-                            yield _table(entries, ENTRY_SCHEMA)
+                            yield arrow_page(entries, ENTRY_SCHEMA)
                 _mark(state, "newest_payout_at", rows)
 
     @dlt.resource(name="catalog_variations", primary_key="id", write_disposition="merge")
@@ -284,7 +256,7 @@ def square_source(connection: Connection | None = None, quarantine: Quarantine |
                     rows.append({**obj, "item_id": data.get("item_id"), "name": data.get("name"),
                                  "sku": data.get("sku"), "price_money": data.get("price_money")})
                 if rows:
-                    yield _table(rows, VARIATION_SCHEMA)
+                    yield arrow_page(rows, VARIATION_SCHEMA)
 
     @dlt.source(name="square", max_table_nesting=0)
     def square() -> Any:

@@ -30,6 +30,7 @@ import hashlib
 import math
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from typing import Any, Sequence
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -153,26 +154,19 @@ class WooCommerceEmulator(Emulator):
     def __init__(self, sandbox: Sandbox, config: EmulatorConfig | None = None) -> None:
         super().__init__(sandbox, config)
         self.window = SlidingWindow(HOST_LIMIT, HOST_WINDOW_S, self.config.time_scale)
-        self._keys: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ base class hooks
-    @property
+    @cached_property
     def keys(self) -> dict[str, str]:
-        if self._keys is None:
-            seed = self.sandbox.state().seed
-            digest = hashlib.blake2b(f"woocommerce-keys:{seed}".encode(), digest_size=40).hexdigest()
-            self._keys = {"consumer_key": f"ck_{digest[:40]}", "consumer_secret": f"cs_{digest[40:80]}",
-                          "webhook_secret": f"wcwh_{digest[:16]}{digest[64:80]}"}
-        return self._keys
+        digest = self.seed_digest("woocommerce-keys", 40)
+        return {"consumer_key": f"ck_{digest[:40]}", "consumer_secret": f"cs_{digest[40:80]}",
+                "webhook_secret": f"wcwh_{digest[:16]}{digest[64:80]}"}
 
     def credentials(self) -> dict[str, str]:
         return {"store_url": STORE_URL, **self.keys}
 
     def rate_limit(self, request: Request) -> Response | None:
-        wait = self.window.try_acquire()
-        if wait <= 0 or not self.config.enforce_rate_limits:
-            return None
-        return self.refuse(self._too_many(wait))
+        return self.refuse_over(self.window, self._too_many)
 
     def _too_many(self, wait: float) -> Response:
         reset = max(wait, 0.001)

@@ -20,14 +20,15 @@ Incremental strategy:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterator
 
 import dlt
 import pyarrow as pa
 
 from finance_pipeline.http.client import ApiClient
-from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
-from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
+from finance_pipeline.ingest.arrow import JSON, TS, arrow_page, parse_timestamp
+from finance_pipeline.ingest.quarantine import (BadRecord, Quarantine, check_currency, check_decimal, check_int_id,
+                                                check_timestamps, require)
 from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.woocommerce.client import make_client
@@ -57,26 +58,12 @@ REFUND_SCHEMA: dict[str, pa.DataType] = {
 
 
 # ------------------------------------------------------------------------------------ validation
-def _require_int(record: dict, name: str) -> None:
-    value = record.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRecord(f"{name}={value!r} is not an integer id")
-
-
-def _check_times(record: dict, *names: str) -> None:
-    for name in names:
-        try:
-            parse_timestamp(record.get(name))
-        except (TypeError, ValueError):
-            raise BadRecord(f"{name}={record.get(name)!r} is not an ISO 8601 date") from None
-
-
 def validate_order(order: dict) -> None:
     require(order, "id", "status", "currency", "date_created_gmt", "date_modified_gmt", "total")
-    _require_int(order, "id")
+    check_int_id(order, "id")
     check_currency(order["currency"])
     check_decimal(order, *ORDER_MONEY)
-    _check_times(order, *ORDER_GMT)
+    check_timestamps(order, *ORDER_GMT)
     for line in order.get("line_items") or ():
         require(line, "id", "quantity")
         check_decimal(line, "subtotal", "subtotal_tax", "total", "total_tax")
@@ -86,33 +73,13 @@ def validate_order(order: dict) -> None:
 
 def validate_refund(refund: dict) -> None:
     require(refund, "id", "parent_id", "date_created_gmt", "amount")
-    _require_int(refund, "id")
-    _require_int(refund, "parent_id")
+    check_int_id(refund, "id")
+    check_int_id(refund, "parent_id")
     check_decimal(refund, "amount")
-    _check_times(refund, "date_created_gmt")
+    check_timestamps(refund, "date_created_gmt")
     for line in refund.get("line_items") or ():
         require(line, "id", "quantity")
         check_decimal(line, "total", "total_tax")
-
-
-def _valid(records: Iterable[Any], entity: str, check: Callable[[dict], None], quarantine: Quarantine) -> list[dict]:
-    good = []
-    for record in records:
-        try:
-            if not isinstance(record, dict):
-                raise BadRecord("not a JSON object")
-            check(record)
-        except BadRecord as exc:
-            quarantine.add(entity, record, str(exc))
-            continue
-        good.append(record)
-    return good
-
-
-def _table(rows: list[dict], schema: dict[str, pa.DataType]) -> pa.Table:
-    table = rows_to_arrow(rows, schema)
-    index = table.schema.get_field_index("id")
-    return table.cast(table.schema.set(index, table.schema.field(index).with_nullable(False)))
 
 
 def _gmt(value: datetime) -> str:
@@ -156,9 +123,9 @@ def woocommerce_source(connection: Connection | None = None, quarantine: Quarant
             params["modified_after"] = _gmt(modified.start_value)
         with shared as client:
             for body in wp_pages(client, "orders", params):
-                rows = _valid(body, "orders", validate_order, quarantine)
+                rows = quarantine.keep("orders", body, validate_order)
                 if rows:
-                    yield _table(rows, ORDER_SCHEMA)
+                    yield arrow_page(rows, ORDER_SCHEMA)
 
     @dlt.resource(name="refunds", primary_key="id", write_disposition="merge")
     def refunds(
@@ -169,9 +136,9 @@ def woocommerce_source(connection: Connection | None = None, quarantine: Quarant
             params["after"] = _gmt(created.start_value)
         with shared as client:
             for body in wp_pages(client, "refunds", params):
-                rows = _valid(body, "refunds", validate_refund, quarantine)
+                rows = quarantine.keep("refunds", body, validate_refund)
                 if rows:
-                    yield _table(rows, REFUND_SCHEMA)
+                    yield arrow_page(rows, REFUND_SCHEMA)
 
     @dlt.source(name="woocommerce", max_table_nesting=0)
     def woocommerce() -> Any:

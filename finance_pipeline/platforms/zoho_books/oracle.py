@@ -10,12 +10,9 @@ number the contact carries.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
+from finance_pipeline.sandbox.ledger_channel import add_bank_payment, add_invoice, add_line
 from finance_pipeline.sandbox.oracle import Canonical, _fetch
-from finance_pipeline.sandbox.world import q as _q
-
-ZERO = Decimal("0.00")
 
 
 def _invoices(con, clock: datetime) -> list[dict]:
@@ -38,32 +35,15 @@ def expected(con, clock: datetime) -> Canonical:
     invoices = _invoices(con, clock)
     fx = {i["invoice_id"]: i["exchange_rate"] for i in invoices}
     for i in invoices:
-        rate = i["exchange_rate"]
-        void = i["voided_at"] is not None and i["voided_at"] <= clock
-        c.orders.append({
-            "order_id": str(i["invoice_id"]), "customer_type": "trade", "currency": i["currency_code"],
-            "ordered_at": i["created_at"], "is_void": void, "shipping_amount": i["shipping_charge"],
-            "shipping_tax": i["shipping_tax"], "shipping_amount_home": _q(i["shipping_charge"] * rate),
-            "shipping_tax_home": _q(i["shipping_tax"] * rate),
-        })
-        c.invoices.append({"order_id": str(i["invoice_id"]), "invoice_number": f"INV-{i['invoice_number']}",
-                           "customer_id": i["customer_id"], "customer_name": i["customer_name"],
-                           "issued_on": i["date"], "due_on": i["due_date"]})
+        add_invoice(c, clock, order_id=i["invoice_id"], currency=i["currency_code"], created_at=i["created_at"],
+                    voided_at=i["voided_at"], shipping=i["shipping_charge"], shipping_tax=i["shipping_tax"],
+                    rate=i["exchange_rate"], number=i["invoice_number"], customer_id=i["customer_id"],
+                    customer_name=i["customer_name"], issued_on=i["date"], due_on=i["due_date"])
     for line in _lines(con, clock):
-        rate = fx[line["invoice_id"]]
-        gross = line["rate"] * line["quantity"]
-        net = line["item_total"]
-        gross_h, discount_h = _q(gross * rate), _q((gross - net) * rate)
-        c.lines.append({
-            "order_id": str(line["invoice_id"]), "line_id": str(line["line_item_id"]), "quantity": line["quantity"],
-            "gross_amount": gross, "net_amount": net, "tax_amount": line["tax_amount"],
-            "gross_amount_home": gross_h, "net_amount_home": gross_h - discount_h,
-            "tax_amount_home": _q(line["tax_amount"] * rate), "cogs_home": _q(line["unit_cost_gbp"] * line["quantity"]),
-        })
+        add_line(c, order_id=line["invoice_id"], line_id=str(line["line_item_id"]), quantity=line["quantity"],
+                 unit_price=line["rate"], net=line["item_total"], tax=line["tax_amount"], rate=fx[line["invoice_id"]],
+                 unit_cost_gbp=line["unit_cost_gbp"])
     for p in _payments(con, clock):
-        c.payments.append({
-            "payment_id": str(p["payment_id"]), "status": "succeeded", "amount": p["amount"],
-            "currency": p["currency_code"], "amount_home": _q(p["amount"] * p["exchange_rate"]), "fee_home": ZERO,
-            "invoice_number": f"INV-{p['invoice_number']}", "attempted_at": p["created_at"],
-        })
+        add_bank_payment(c, payment_id=p["payment_id"], amount=p["amount"], currency=p["currency_code"],
+                         rate=p["exchange_rate"], number=p["invoice_number"], attempted_at=p["created_at"])
     return c

@@ -10,37 +10,14 @@ with purchases as (
     where t.event = 'purchase' and t.status = 'ok'
 )
 
-select
-    'bigcommerce' as channel,
-    'charge-' || p.order_id as balance_transaction_id,
-    cast(null as varchar) as payout_id,
-    'charge' as type,
-    'charge' as category,
-    cast(p.order_id as varchar) as order_id,
-    p.gateway_transaction_id as source_id,
-    cast(p.transaction_id as varchar) as payment_id,
-    'GBP' as currency,
-    {{ money_div('p.amount', 'p.fx_rate') }} as amount,
-    cast(0 as decimal(18, 2)) as fee,
-    {{ money_div('p.amount', 'p.fx_rate') }} as net,
-    p.created_at as occurred_at
-from purchases as p
-
-union all
-
-select
-    'bigcommerce' as channel,
-    'refund-' || r.refund_id as balance_transaction_id,
-    cast(null as varchar) as payout_id,
-    'refund' as type,
-    'refund' as category,
-    cast(r.order_id as varchar) as order_id,
-    cast(r.refund_id as varchar) as source_id,
-    cast(p.transaction_id as varchar) as payment_id,
-    'GBP' as currency,
-    -{{ money_div('r.total_amount', 'p.fx_rate') }} as amount,
-    cast(0 as decimal(18, 2)) as fee,
-    -{{ money_div('r.total_amount', 'p.fx_rate') }} as net,
-    r.refunded_at as occurred_at
+{% set refunds_from %}
 from {{ ref('stg_bigcommerce__refunds') }} as r
 join purchases as p using (order_id)
+{% endset %}
+{{ gateway_balance_transactions('bigcommerce',
+    charges={'order_id': 'p.order_id', 'source_id': 'p.gateway_transaction_id', 'payment_id': 'p.transaction_id',
+             'currency': "'GBP'", 'amount': money_div('p.amount', 'p.fx_rate'), 'occurred_at': 'p.created_at',
+             'from': 'from purchases as p'},
+    refunds={'refund_id': 'r.refund_id', 'order_id': 'r.order_id', 'payment_id': 'p.transaction_id',
+             'amount': money_div('r.total_amount', 'p.fx_rate'), 'occurred_at': 'r.refunded_at',
+             'from': refunds_from}) }}

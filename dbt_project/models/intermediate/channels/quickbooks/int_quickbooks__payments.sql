@@ -13,45 +13,20 @@ with applied as (
 )
 
 select
-    'quickbooks' as channel,
-    'bank_transfer' as processor,
-    case when a.applications > 1 then p.payment_id || '-' || a.invoice_id else p.payment_id end as payment_id,
-    a.invoice_id as order_id,
-    'succeeded' as status,
-    cast(null as varchar) as failure_code,
-    p.currency,
-    a.amount_applied as amount,
-    cast(a.amount_applied * p.exchange_rate as decimal(18, 2)) as amount_home,
-    cast(0 as decimal(18, 2)) as fee_home,
-    p.created_at as attempted_at,
-    'INV-' || a.doc_number as invoice_number,
-    cast(0 as decimal(18, 2)) as refunded_amount,
-    false as is_disputed,
-    cast(null as varchar) as balance_transaction_id,
-    p.payment_ref_num as transaction_id,
-    cast(null as varchar) as dispute_status
+    {{ bank_payment_columns('quickbooks',
+        payment_id="case when a.applications > 1 then p.payment_id || '-' || a.invoice_id else p.payment_id end",
+        order_id='a.invoice_id', currency='p.currency', amount='a.amount_applied',
+        amount_home='cast(a.amount_applied * p.exchange_rate as decimal(18, 2))', attempted_at='p.created_at',
+        invoice_number='a.doc_number', transaction_id='p.payment_ref_num') }}
 from applied as a
 join {{ ref('stg_quickbooks__payments') }} as p using (payment_id)
 
 union all
 
 select
-    'quickbooks',
-    'bank_transfer',
-    'sr-' || r.sales_receipt_id,
-    r.sales_receipt_id,
-    'succeeded',
-    cast(null as varchar),
-    r.currency,
-    r.total_amount,
-    cast(r.total_amount * r.exchange_rate as decimal(18, 2)),
-    cast(0 as decimal(18, 2)),
-    r.created_at,
-    'INV-' || r.doc_number,
-    cast(0 as decimal(18, 2)),
-    false,
-    cast(null as varchar),
-    r.payment_ref_num,
-    cast(null as varchar)
+    {{ bank_payment_columns('quickbooks',
+        payment_id="'sr-' || r.sales_receipt_id", order_id='r.sales_receipt_id', currency='r.currency',
+        amount='r.total_amount', amount_home='cast(r.total_amount * r.exchange_rate as decimal(18, 2))',
+        attempted_at='r.created_at', invoice_number='r.doc_number', transaction_id='r.payment_ref_num') }}
 from {{ ref('stg_quickbooks__sales_receipts') }} as r
 where not r.is_published and not r.is_voided

@@ -8,39 +8,15 @@ with orders as (
     select * from {{ ref('stg_woocommerce__orders') }}
 )
 
-select
-    'woocommerce' as channel,
-    'charge-' || o.order_id as balance_transaction_id,
-    cast(null as varchar) as payout_id,
-    'charge' as type,
-    'charge' as category,
-    cast(o.order_id as varchar) as order_id,
-    o.transaction_id as source_id,
-    cast(o.order_id as varchar) as payment_id,
-    'GBP' as currency,
-    cast(o.total * o.fx_rate as decimal(18, 2)) as amount,
-    cast(0 as decimal(18, 2)) as fee,
-    cast(o.total * o.fx_rate as decimal(18, 2)) as net,
-    o.paid_at as occurred_at
-from orders as o
-where o.paid_at is not null
-
-union all
-
-select
-    'woocommerce' as channel,
-    'refund-' || r.refund_id as balance_transaction_id,
-    cast(null as varchar) as payout_id,
-    'refund' as type,
-    'refund' as category,
-    cast(r.order_id as varchar) as order_id,
-    cast(r.refund_id as varchar) as source_id,
-    cast(r.order_id as varchar) as payment_id,
-    'GBP' as currency,
-    -cast(r.amount * o.fx_rate as decimal(18, 2)) as amount,
-    cast(0 as decimal(18, 2)) as fee,
-    -cast(r.amount * o.fx_rate as decimal(18, 2)) as net,
-    r.refunded_at as occurred_at
+{% set refunds_from %}
 from {{ ref('stg_woocommerce__refunds') }} as r
 join orders as o using (order_id)
 where r.refunded_payment
+{% endset %}
+{{ gateway_balance_transactions('woocommerce',
+    charges={'order_id': 'o.order_id', 'source_id': 'o.transaction_id', 'payment_id': 'o.order_id',
+             'currency': "'GBP'", 'amount': 'cast(o.total * o.fx_rate as decimal(18, 2))',
+             'occurred_at': 'o.paid_at', 'from': 'from orders as o where o.paid_at is not null'},
+    refunds={'refund_id': 'r.refund_id', 'order_id': 'r.order_id', 'payment_id': 'r.order_id',
+             'amount': 'cast(r.amount * o.fx_rate as decimal(18, 2))', 'occurred_at': 'r.refunded_at',
+             'from': refunds_from}) }}

@@ -13,22 +13,11 @@ with applied as (
 )
 
 select
-    'zoho_books' as channel,
-    case p.payment_mode when 'creditcard' then 'card' else 'bank_transfer' end as processor,
-    case when a.applications > 1 then p.payment_id || '-' || a.invoice_id else p.payment_id end as payment_id,
-    a.invoice_id as order_id,
-    'succeeded' as status,
-    cast(null as varchar) as failure_code,
-    p.currency,
-    a.amount_applied as amount,
-    cast(a.amount_applied * p.fx_rate as decimal(18, 2)) as amount_home,
-    cast(0 as decimal(18, 2)) as fee_home,
-    p.created_at as attempted_at,
-    'INV-' || a.invoice_number as invoice_number,
-    cast(0 as decimal(18, 2)) as refunded_amount,
-    false as is_disputed,
-    cast(null as varchar) as balance_transaction_id,
-    p.reference_number as transaction_id,
-    cast(null as varchar) as dispute_status
+    {{ bank_payment_columns('zoho_books',
+        processor="case p.payment_mode when 'creditcard' then 'card' else 'bank_transfer' end",
+        payment_id="case when a.applications > 1 then p.payment_id || '-' || a.invoice_id else p.payment_id end",
+        order_id='a.invoice_id', currency='p.currency', amount='a.amount_applied',
+        amount_home='cast(a.amount_applied * p.fx_rate as decimal(18, 2))', attempted_at='p.created_at',
+        invoice_number='a.invoice_number', transaction_id='p.reference_number') }}
 from applied as a
 join {{ ref('stg_zoho_books__customer_payments') }} as p using (payment_id)
