@@ -110,3 +110,44 @@ def test_faults_change_nothing(tmp_path):
         assert sum(env.emulator.faults.values()) > 0
     finally:
         running.stop()
+
+
+def test_client_freshbooks_already_holds_is_adopted_not_written(tmp_path, small_world_dir):
+    """A trade customer the workroom already has as a FreshBooks client (its customer id in the note; the
+    sandbox refuses writes to those, as a shared account would): used as it is, never written, even
+    when the marts later give it another name; its invoices go to that client and read back equal."""
+    import shutil
+
+    from conftest import make_settings
+    from freshbooks_fixtures import FbEnv
+
+    settings = make_settings(tmp_path)
+    shutil.copytree(small_world_dir / "sandbox", settings.sandbox_dir)
+    env = FbEnv(settings, start_fb(settings))
+    try:
+        own = [c for c in env.emulator._world()[2] if c.get("note")]
+        assert own, "the small world has no FreshBooks clients"
+        theirs = own[0]
+        made = build_marts(env.warehouse, n_invoices=20, n_customers=5)
+        con = duckdb.connect(str(env.warehouse))
+        customer, = con.execute("SELECT customer_id FROM marts.fct_invoices WHERE invoice_number = 'INV-1001'").fetchone()
+        con.execute("UPDATE marts.fct_invoices SET customer_id = ? WHERE customer_id = ?", [theirs["note"], customer])
+        mine = [n for (n,) in con.execute("SELECT invoice_number FROM marts.fct_invoices WHERE customer_id = ? "
+                                          "AND status <> 'voided'", [theirs["note"]]).fetchall()]
+        con.close()
+        first = publish(env)
+        assert first.of("client").failed == 0 and first.of("client").adopted == 1, first.summary()
+        assert first.of("client").created == made["customers"] - 1
+        assert first.mismatches == [] and first.of("invoice").failed == 0, first.summary()
+        assert not [c for c in env.emulator.store.all("clients") if c.get("note") == theirs["note"]]
+        held = {d["invoice_number"]: d for d in env.emulator.store.all("invoices")}
+        assert mine and {held[n]["customerid"] for n in mine} == {theirs["id"]}
+
+        con = duckdb.connect(str(env.warehouse))
+        con.execute("UPDATE marts.fct_invoices SET customer_name = 'Renamed Ltd' WHERE customer_id = ?",
+                    [theirs["note"]])
+        con.close()
+        again = publish(env)
+        assert again.writes == 0 and again.of("client").failed == 0 and again.mismatches == [], again.summary()
+    finally:
+        env.running.stop()

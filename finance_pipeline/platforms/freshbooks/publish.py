@@ -5,7 +5,10 @@ in FreshBooks itself) and `load_invoice_payments`, and writes with the shared le
 (`finance_pipeline.publish.mechanics`):
 - one client per trade customer: organization, email, the currency of its first invoice, and the
   customer id in the client `note` (FreshBooks has no external-id field; the look-up lists the
-  clients and matches the note);
+  clients and matches the note).  A client FreshBooks already holds under that customer id (the
+  trade customers are the same businesses across the ledgers; the workroom's own clients carry
+  their customer id in the note) is adopted as it is, never written; clients are created when
+  missing and then left to the bookkeeper: a changed name or e-mail is recorded, not sent;
 - one invoice per mart invoice: `invoice_number` = our invoice number (`po_number` = the order
   number), `create_date`, `due_offset_days`, currency, one line per mart line (`qty` x `unit_cost`,
   or qty 1 at the line amount when a discount makes the unit price inexact) with the treatment's
@@ -170,13 +173,17 @@ class _FbRun:
                         "currency_code": first_currency.setdefault(inv.customer_id, inv.currency)}
                 desired[inv.customer_id] = Desired(inv.customer_id, content_hash({"v": CLIENT_MAPPING, **body}), body)
 
-        def is_current(remote: dict, want: Desired[dict]) -> bool:
-            return all(str(remote.get(k) or "") == str(v) for k, v in want.record.items())
-
+        # a client found at the destination is used as FreshBooks holds it (adopted, counted so): its
+        # invoices name it by id, and FreshBooks' own clients are not ours to rewrite
         resolve_unknown(self.ledger, "client", desired, lambda keys: self.all_clients(),
-                        remote_id_of=lambda r: str(r["id"]), is_current=is_current,
+                        remote_id_of=lambda r: str(r["id"]), is_current=lambda remote, want: True,
                         counts=self.result.of("client"), batch_size=10_000)
         writes = self.plan("client", desired)
+        changed = [w for w in writes if w.op == "update"]
+        if self.dry is None:
+            self.ledger.mark_done_many("client", [(w.key, w.content_hash, w.remote_id) for w in changed],
+                                       detail="client exists; clients are not updated")
+        writes = [w for w in writes if w.op == "create"]
         self.write_all("client", writes, lambda w: self.send(
             "client", "POST" if w.op == "create" else "PUT", self.path("users", "clients", w.remote_id), w.key,
             {"client": w.body}, "client"))
