@@ -11,7 +11,7 @@ import duckdb
 
 from finance_pipeline.platforms.freshbooks.publish import publish_to_freshbooks
 from freshbooks_fixtures import duplicates, fb_env, start_fb  # noqa: F401 - fixture
-from xero_fixtures import build_marts, build_payments, set_line_quantity, set_status
+from xero_fixtures import build_marts, build_payments, set_line_quantity, set_status, set_us_sales_tax
 
 
 def publish(env, **kw):
@@ -48,6 +48,27 @@ def test_publish_then_rerun_then_changes(fb_env):
     assert after[target]["id"] == before[target] and after["INV-1012"]["vis_state"] == 1
     assert third.mismatches == [], third.mismatches[:5]
     assert duplicates(em)["invoices"] == []
+
+
+def test_us_sales_tax_is_one_line_and_reads_back_equal(fb_env):
+    """US sales tax (the state's and county's tax rounded per line, which one FreshBooks percentage cannot
+    reproduce): the goods untaxed, the tax one line of its own; the invoice's amount is the marts' total."""
+    made = build_marts(fb_env.warehouse, n_invoices=40, n_customers=10)
+    build_payments(fb_env.warehouse)
+    taxed = set_us_sales_tax(fb_env.warehouse, 3)
+    con = duckdb.connect(str(fb_env.warehouse), read_only=True)
+    want = dict(con.execute("SELECT invoice_number, tax_amount FROM marts.fct_invoices WHERE tax_treatment = "
+                            "'us_sales_tax'").fetchall())
+    con.close()
+    first = publish(fb_env)
+    assert first.mismatches == [] and first.of("invoice").failed == 0, first.summary()
+    assert first.of("invoice").created == made["invoices"] - made["voided"]
+    held = {d["invoice_number"]: d for d in fb_env.emulator.store.all("invoices")}
+    for number in taxed:
+        *goods, tax_line = held[number]["lines"]
+        assert tax_line["name"] == "US sales tax" and Decimal(tax_line["unit_cost"]["amount"]) == want[number]
+        assert not [ln for ln in held[number]["lines"] if Decimal(str(ln.get("taxAmount1") or 0))], number
+    assert publish(fb_env).writes == 0
 
 
 def test_payment_amount_change_updates_the_payment(fb_env):
