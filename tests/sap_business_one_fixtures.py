@@ -32,7 +32,7 @@ def assert_b1_matches_marts(emulator: SapBusinessOneEmulator, warehouse: Path, e
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         marts = {r[0]: r[1:] for r in con.execute(
-            "SELECT invoice_number, status, currency, total_amount, tax_amount, "
+            "SELECT invoice_number, status, currency, total_amount, tax_amount, tax_treatment = 'us_sales_tax', "
             "(SELECT COUNT(*) FROM marts.fct_invoice_lines l WHERE l.invoice_number = i.invoice_number) "
             "FROM marts.fct_invoices i WHERE channel IS DISTINCT FROM ?", [exclude_channel]).fetchall()}
     finally:
@@ -41,7 +41,7 @@ def assert_b1_matches_marts(emulator: SapBusinessOneEmulator, warehouse: Path, e
     refs = Counter(o["NumAtCard"] for o in orders)
     assert not [r for r, n in refs.items() if n > 1], "a customer reference was posted twice"
     by_ref = {o["NumAtCard"]: o for o in orders}
-    for number, (status, currency, total, tax, n_lines) in marts.items():
+    for number, (status, currency, total, tax, sales_tax, n_lines) in marts.items():
         o = by_ref.get(number)
         if status == "voided":
             assert o is None or o["Cancelled"] == "tYES", number
@@ -49,6 +49,14 @@ def assert_b1_matches_marts(emulator: SapBusinessOneEmulator, warehouse: Path, e
         assert o is not None and o["Cancelled"] == "tNO", number
         fc = currency != "GBP"
         assert Decimal(str(o["DocTotalFc" if fc else "DocTotal"])) == total, number
-        assert Decimal(str(o["VatSumFc" if fc else "VatSum"])) == tax, number
+        if sales_tax:  # outside UK VAT: no VAT, the US sales tax a last line to the liability account
+            assert Decimal(str(o["VatSumFc" if fc else "VatSum"])) == 0, number
+            assert {ln["VatGroup"] for ln in o["DocumentLines"]} == {"OS"}, number
+            last = o["DocumentLines"][-1]
+            assert (last["ItemCode"], last["AccountCode"]) == ("US-SALES-TAX", "2220"), number
+            assert Decimal(str(last["RowTotalFC" if fc else "LineTotal"])) == tax, number
+            n_lines += 1
+        else:
+            assert Decimal(str(o["VatSumFc" if fc else "VatSum"])) == tax, number
         assert len(o["DocumentLines"]) == n_lines, number
     assert set(by_ref) <= set(marts)

@@ -11,7 +11,7 @@ import duckdb
 
 from finance_pipeline.platforms.freshbooks.publish import publish_to_freshbooks
 from freshbooks_fixtures import duplicates, fb_env, start_fb  # noqa: F401 - fixture
-from xero_fixtures import build_marts, build_payments, set_line_quantity, set_status
+from xero_fixtures import build_marts, build_payments, set_line_quantity, set_status, set_us_sales_tax
 
 
 def publish(env, **kw):
@@ -48,6 +48,27 @@ def test_publish_then_rerun_then_changes(fb_env):
     assert after[target]["id"] == before[target] and after["INV-1012"]["vis_state"] == 1
     assert third.mismatches == [], third.mismatches[:5]
     assert duplicates(em)["invoices"] == []
+
+
+def test_us_sales_tax_is_one_line_and_reads_back_equal(fb_env):
+    """US sales tax (the state's and county's tax rounded per line, which one FreshBooks percentage cannot
+    reproduce): the goods untaxed, the tax one line of its own; the invoice's amount is the marts' total."""
+    made = build_marts(fb_env.warehouse, n_invoices=40, n_customers=10)
+    build_payments(fb_env.warehouse)
+    taxed = set_us_sales_tax(fb_env.warehouse, 3)
+    con = duckdb.connect(str(fb_env.warehouse), read_only=True)
+    want = dict(con.execute("SELECT invoice_number, tax_amount FROM marts.fct_invoices WHERE tax_treatment = "
+                            "'us_sales_tax'").fetchall())
+    con.close()
+    first = publish(fb_env)
+    assert first.mismatches == [] and first.of("invoice").failed == 0, first.summary()
+    assert first.of("invoice").created == made["invoices"] - made["voided"]
+    held = {d["invoice_number"]: d for d in fb_env.emulator.store.all("invoices")}
+    for number in taxed:
+        *goods, tax_line = held[number]["lines"]
+        assert tax_line["name"] == "US sales tax" and Decimal(tax_line["unit_cost"]["amount"]) == want[number]
+        assert not [ln for ln in held[number]["lines"] if Decimal(str(ln.get("taxAmount1") or 0))], number
+    assert publish(fb_env).writes == 0
 
 
 def test_payment_amount_change_updates_the_payment(fb_env):
@@ -110,3 +131,44 @@ def test_faults_change_nothing(tmp_path):
         assert sum(env.emulator.faults.values()) > 0
     finally:
         running.stop()
+
+
+def test_client_freshbooks_already_holds_is_adopted_not_written(tmp_path, small_world_dir):
+    """A trade customer the workroom already has as a FreshBooks client (its customer id in the note; the
+    sandbox refuses writes to those, as a shared account would): used as it is, never written, even
+    when the marts later give it another name; its invoices go to that client and read back equal."""
+    import shutil
+
+    from conftest import make_settings
+    from freshbooks_fixtures import FbEnv
+
+    settings = make_settings(tmp_path)
+    shutil.copytree(small_world_dir / "sandbox", settings.sandbox_dir)
+    env = FbEnv(settings, start_fb(settings))
+    try:
+        own = [c for c in env.emulator._world()[2] if c.get("note")]
+        assert own, "the small world has no FreshBooks clients"
+        theirs = own[0]
+        made = build_marts(env.warehouse, n_invoices=20, n_customers=5)
+        con = duckdb.connect(str(env.warehouse))
+        customer, = con.execute("SELECT customer_id FROM marts.fct_invoices WHERE invoice_number = 'INV-1001'").fetchone()
+        con.execute("UPDATE marts.fct_invoices SET customer_id = ? WHERE customer_id = ?", [theirs["note"], customer])
+        mine = [n for (n,) in con.execute("SELECT invoice_number FROM marts.fct_invoices WHERE customer_id = ? "
+                                          "AND status <> 'voided'", [theirs["note"]]).fetchall()]
+        con.close()
+        first = publish(env)
+        assert first.of("client").failed == 0 and first.of("client").adopted == 1, first.summary()
+        assert first.of("client").created == made["customers"] - 1
+        assert first.mismatches == [] and first.of("invoice").failed == 0, first.summary()
+        assert not [c for c in env.emulator.store.all("clients") if c.get("note") == theirs["note"]]
+        held = {d["invoice_number"]: d for d in env.emulator.store.all("invoices")}
+        assert mine and {held[n]["customerid"] for n in mine} == {theirs["id"]}
+
+        con = duckdb.connect(str(env.warehouse))
+        con.execute("UPDATE marts.fct_invoices SET customer_name = 'Renamed Ltd' WHERE customer_id = ?",
+                    [theirs["note"]])
+        con.close()
+        again = publish(env)
+        assert again.writes == 0 and again.of("client").failed == 0 and again.mismatches == [], again.summary()
+    finally:
+        env.running.stop()

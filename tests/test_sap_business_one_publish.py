@@ -10,7 +10,7 @@ import pytest
 from conftest import make_settings
 from finance_pipeline.platforms.sap_business_one.publish import publish_orders, vat_group, MappingError
 from sap_business_one_fixtures import assert_b1_matches_marts, b1_connection, start_b1
-from xero_fixtures import build_marts, set_line_quantity, set_status
+from xero_fixtures import build_marts, set_line_quantity, set_status, set_us_sales_tax
 
 
 @pytest.fixture
@@ -49,6 +49,44 @@ def test_publish_then_rerun_edit_void(b1):
     assert third.updated == 1 and third.voided == 1 and third.created == 0
     assert em.store.counters()["orders_updated"] == 1 and em.store.counters()["orders_cancelled"] == 1
     assert_b1_matches_marts(em, settings.warehouse_path)
+
+
+def test_us_sales_tax_orders_book_the_tax_to_the_liability_and_read_back_equal(b1):
+    """The US division's invoices: lines in VAT group OS (outside UK VAT), the state's sales tax a line of
+    its own posted to the US sales tax payable account; DocTotal the marts' total, VatSum 0."""
+    settings, running, made = b1
+    taxed = set_us_sales_tax(settings.warehouse_path, 3)
+    first = _run(settings, running)
+    assert first.ok and first.mismatches == [], first.summary()
+    assert first.created == made["invoices"] - made["voided"]
+    assert_b1_matches_marts(running.emulator, settings.warehouse_path)
+    again = _run(settings, running)
+    assert again.ok and again.writes == 0
+    set_line_quantity(settings.warehouse_path, taxed[0], 1, 7)  # edited: patched with every line replaced
+    third = _run(settings, running)
+    assert third.ok and third.updated == 1 and third.mismatches == [], third.summary()
+    assert_b1_matches_marts(running.emulator, settings.warehouse_path)
+
+
+def test_emulator_refuses_unknown_vat_group_and_account(b1):
+    from decimal import Decimal
+
+    from finance_pipeline.platforms.sap_business_one.client import make_client
+
+    settings, running, _ = b1
+    client = make_client(b1_connection(running, settings))
+    client.request("POST", "BusinessPartners", json={"CardCode": "C-T1", "CardName": "T1", "CardType": "cCustomer",
+                                                     "Currency": "##"})
+    line = {"ItemCode": "US-SALES-TAX", "Quantity": 1, "UnitPrice": Decimal("4.10"), "VatGroup": "OS",
+            "AccountCode": "2220"}
+    body = {"CardCode": "C-T1", "DocDate": "2025-03-03", "DocDueDate": "2025-04-02", "DocCurrency": "GBP"}
+    for bad, field in (({**line, "AccountCode": "9999"}, "AcctCode"), ({**line, "VatGroup": "US"}, "VatGroup")):
+        resp = client.request("POST", "Orders", json={**body, "NumAtCard": f"T-{field}", "DocumentLines": [bad]},
+                              ok_statuses=(400,))
+        assert resp.status == 400 and field in resp.content.decode(), resp.content
+    made = client.request("POST", "Orders", json={**body, "NumAtCard": "T-ok", "DocumentLines": [line]}).json()
+    assert Decimal(str(made["DocTotal"])) == Decimal("4.10") and Decimal(str(made["VatSum"])) == 0
+    assert made["DocumentLines"][0]["AccountCode"] == "2220"
 
 
 def test_faults_and_expired_session_never_duplicate(tmp_path, small_world_dir):
@@ -122,5 +160,6 @@ def test_vat_groups():
 
     assert vat_group("uk_vat", Decimal("0.2")) == "O1" and vat_group("uk_vat", Decimal("0.05")) == "O2"
     assert vat_group("eu_reverse_charge", None) == "EC" and vat_group("us_resale_exempt", Decimal("0")) == "OX"
+    assert vat_group("us_sales_tax", Decimal("0.08")) == "OS"
     with pytest.raises(MappingError):
         vat_group("au_gst", Decimal("0.1"))

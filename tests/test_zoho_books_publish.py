@@ -11,7 +11,7 @@ import pytest
 from finance_pipeline.platforms.zoho_books.client import ZohoApiError, call, make_client
 from finance_pipeline.platforms.zoho_books.publish import publish_to_zoho_books
 from finance_pipeline.sandbox import runtime
-from xero_fixtures import build_marts, build_payments, set_line_quantity, set_status
+from xero_fixtures import build_marts, build_payments, set_line_quantity, set_status, set_us_sales_tax
 from zoho_books_fixtures import assert_no_duplicates, assert_zoho_matches_marts, start_zoho, zoho_settings
 
 
@@ -60,6 +60,42 @@ def test_publish_rerun_update_void_and_read_back(env):
     assert held[gone]["status"] == "void" and held[grow]["balance"] == held[grow]["total"]
     assert_zoho_matches_marts(emulator, settings.warehouse_path)
     assert_no_duplicates(emulator)
+
+
+def test_us_sales_tax_invoices_book_the_tax_to_the_liability_and_read_back_equal(env):
+    """The US division's invoices: goods out of scope of UK VAT, the state's sales tax one line to the
+    US sales tax payable account; Zoho's totals equal the marts', its VAT 0."""
+    settings, running, made = env
+    taxed = set_us_sales_tax(settings.warehouse_path, 3)
+    first = publish(settings)
+    assert first.ok and first.mismatches == [], first.summary()
+    assert first.created == made["invoices"] - made["voided"]
+    assert_zoho_matches_marts(running.emulator, settings.warehouse_path)
+    held = {d["invoice_number"]: d for d in running.emulator.docs("invoice")}
+    for number in taxed:
+        last = held[number]["line_items"][-1]
+        assert last["name"] == "US sales tax" and last["tax_exemption_id"] == "460000000032007", last
+    again = publish(settings)
+    assert again.ok and again.writes == 0 and again.mismatches == []
+
+
+def test_emulator_refuses_an_unknown_account(env):
+    settings, running, _ = env
+    client = make_client(runtime.connection(settings, "zoho_books"))
+    contact = call(client, "GET", "contacts")["contacts"][0]
+    accounts = call(client, "GET", "chartofaccounts")["chartofaccounts"]
+    assert {"2220": "other_current_liability"}.items() <= {a["account_code"]: a["account_type"]
+                                                          for a in accounts}.items()
+    line = {"name": "US sales tax", "rate": 4, "quantity": 1, "tax_exemption_id": "460000000032007"}
+    body = {"customer_id": contact["contact_id"], "invoice_number": "T-9", "date": "2025-03-01"}
+    with pytest.raises(ZohoApiError) as unknown:
+        call(client, "POST", "invoices", {"ignore_auto_number_generation": "true"},
+             {**body, "line_items": [{**line, "account_id": "460000000099999"}]})
+    assert unknown.value.code == 4 and "account_id" in unknown.value.message
+    liability = next(a["account_id"] for a in accounts if a["account_code"] == "2220")
+    made = call(client, "POST", "invoices", {"ignore_auto_number_generation": "true"},
+                {**body, "line_items": [{**line, "account_id": liability}]})["invoice"]
+    assert made["total"] == 4 and made["tax_total"] == 0
 
 
 def test_refused_record_is_quarantined_and_the_rest_published(env):

@@ -185,6 +185,38 @@ def add_line(path: Path, number: str, sku: str, description: str, quantity: int,
         con.close()
 
 
+# a US state's sales tax as the US division invoices it: state + county rates, each rounded per line
+# (so a line's tax is not always round(line x combined rate), as on the Dynamics 365 invoices)
+US_SALES_TAX_RATES = (Decimal("0.0625"), Decimal("0.0175"))
+
+
+def set_us_sales_tax(path: Path, count: int = 3, rates: tuple[Decimal, ...] = US_SALES_TAX_RATES) -> list[str]:
+    """Turn `count` not-voided invoices of US (USD) customers into US-sales-tax invoices: every line taxed at
+    the state's rates, totals recomputed.  Returns their numbers."""
+    con = duckdb.connect(str(path))
+    try:
+        numbers = [n for (n,) in con.execute(
+            "SELECT invoice_number FROM marts.fct_invoices WHERE currency = 'USD' AND status <> 'voided' "
+            "ORDER BY invoice_number LIMIT ?", [count]).fetchall()]
+        for number in numbers:
+            for line_number, amount in con.execute(
+                    "SELECT line_number, line_amount FROM marts.fct_invoice_lines WHERE invoice_number = ?",
+                    [number]).fetchall():
+                tax = sum((_money(amount * r) for r in rates), Decimal("0.00"))
+                con.execute("UPDATE marts.fct_invoice_lines SET tax_amount = ?, tax_rate = ? "
+                            "WHERE invoice_number = ? AND line_number = ?", [tax, sum(rates), number, line_number])
+            con.execute("UPDATE marts.fct_invoices SET tax_treatment = 'us_sales_tax' WHERE invoice_number = ?",
+                        [number])
+            _recompute(con, number)
+            con.execute("UPDATE marts.fct_invoices SET paid_amount = least(paid_amount, total_amount), "
+                        "open_amount = total_amount - least(paid_amount, total_amount) WHERE invoice_number = ?",
+                        [number])
+    finally:
+        con.close()
+    assert len(numbers) == count, f"only {len(numbers)} USD invoices in the marts"
+    return numbers
+
+
 def set_status(path: Path, number: str, status: str) -> None:
     con = duckdb.connect(str(path))
     try:

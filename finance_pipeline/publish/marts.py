@@ -35,6 +35,13 @@ def to_decimal(value: Any) -> Decimal:
 
 _dec = to_decimal
 
+# US state sales tax is outside the scope of UK VAT and owed to the state, not revenue: a UK company's
+# ledger books such an invoice's goods and shipping out of scope of VAT and the sales tax as one line of
+# its own to the "US sales tax payable" liability (docs/decisions.md).  The ledger's VAT is then 0 and its
+# invoice total still the marts' total.
+SALES_TAX_AS_LIABILITY = frozenset({"us_sales_tax"})
+SALES_TAX_LINE_NAME = "US sales tax"
+
 
 @dataclass(frozen=True)
 class MartLine:
@@ -72,6 +79,16 @@ class MartInvoice:
     @property
     def voided(self) -> bool:
         return self.status == "voided"
+
+    @property
+    def sales_tax_payable(self) -> Decimal:
+        """The tax a UK ledger books as a liability line (US sales tax), not as VAT; 0 for other treatments."""
+        return self.tax_amount if self.tax_treatment in SALES_TAX_AS_LIABILITY else Decimal(0)
+
+    @property
+    def vat_amount(self) -> Decimal:
+        """The tax the ledger holds as VAT on the lines: the marts' tax less the sales tax booked as a line."""
+        return self.tax_amount - self.sales_tax_payable
 
 
 def load_trade_invoices(con: duckdb.DuckDBPyConnection, exclude_channel: str | None = None) -> list[MartInvoice]:

@@ -5,11 +5,16 @@ in FreshBooks itself) and `load_invoice_payments`, and writes with the shared le
 (`finance_pipeline.publish.mechanics`):
 - one client per trade customer: organization, email, the currency of its first invoice, and the
   customer id in the client `note` (FreshBooks has no external-id field; the look-up lists the
-  clients and matches the note);
+  clients and matches the note).  A client FreshBooks already holds under that customer id (the
+  trade customers are the same businesses across the ledgers; the workroom's own clients carry
+  their customer id in the note) is adopted as it is, never written; clients are created when
+  missing and then left to the bookkeeper: a changed name or e-mail is recorded, not sent;
 - one invoice per mart invoice: `invoice_number` = our invoice number (`po_number` = the order
   number), `create_date`, `due_offset_days`, currency, one line per mart line (`qty` x `unit_cost`,
   or qty 1 at the line amount when a discount makes the unit price inexact) with the treatment's
-  tax by name and percent (`taxName1` / `taxAmount1`); a voided mart invoice is deleted
+  tax by name and percent (`taxName1` / `taxAmount1`) — US sales tax, outside UK VAT, is instead one
+  untaxed line "US sales tax" at the invoice's tax (FreshBooks' single percentage cannot reproduce
+  the marts' per-jurisdiction rounding; docs/decisions.md); a voided mart invoice is deleted
   (`vis_state` 1) if it was published, not posted if it never was; a changed one is updated (PUT);
 - one payment per applied payment (`type` Bank Transfer or Credit Card, `note` = "<channel>
   <payment id>"); an amount change updates it (PUT), a payment that no longer applies is deleted.
@@ -37,7 +42,9 @@ from finance_pipeline.platforms.freshbooks.client import (
 )
 from finance_pipeline.publish.destinations import DryRun
 from finance_pipeline.publish.ledger import PublishLedger, content_hash
-from finance_pipeline.publish.marts import MartInvoice, MartLine, MartPayment, load_invoice_payments, load_trade_invoices
+from finance_pipeline.publish.marts import (
+    SALES_TAX_LINE_NAME, MartInvoice, MartLine, MartPayment, load_invoice_payments, load_trade_invoices,
+)
 from finance_pipeline.publish.mechanics import (
     Desired, ItemError, Mismatch, Outcome, PublishResult, Write, resolve_unknown, write_batches,
 )
@@ -48,7 +55,7 @@ log = logging.getLogger("finance_pipeline.freshbooks.publish")
 
 DESTINATION = "freshbooks"
 CLIENT_MAPPING, INVOICE_MAPPING, PAYMENT_MAPPING = "fb-client/1", "fb-invoice/1", "fb-payment/1"
-TAX_NAMES = {"uk_vat": "VAT", "eu_oss_vat": "VAT", "au_gst": "GST", "us_sales_tax": "Sales tax"}
+TAX_NAMES = {"uk_vat": "VAT", "eu_oss_vat": "VAT", "au_gst": "GST"}
 CENT = Decimal("0.01")
 
 
@@ -60,7 +67,7 @@ def _m(x: Decimal) -> str:
     return f"{x.quantize(CENT)}"
 
 
-def line_payload(line: MartLine, treatment: str, currency: str) -> dict:
+def line_payload(line: MartLine, treatment: str, currency: str, taxed: bool = True) -> dict:
     qty, amount = line.quantity, line.line_amount
     unit = (amount / qty).quantize(CENT) if qty else amount
     if not qty or unit * qty != amount:  # a discount left an inexact unit price: one line at the amount
@@ -70,10 +77,10 @@ def line_payload(line: MartLine, treatment: str, currency: str) -> dict:
                                                                         else qty),
                            "unit_cost": {"amount": _m(unit), "code": currency}}
     rate = line.tax_rate or Decimal(0)
-    pct = (rate * 100 if rate <= 1 else rate) if line.tax_amount else Decimal(0)
+    pct = (rate * 100 if rate <= 1 else rate) if line.tax_amount and taxed else Decimal(0)
     # FreshBooks computes each line's tax itself (amount x percent, rounded): refuse what it would not equal
     computed = (qty * unit * pct / 100).quantize(CENT, rounding=ROUND_HALF_UP)
-    if computed != line.tax_amount.quantize(CENT):
+    if taxed and computed != line.tax_amount.quantize(CENT):
         raise MappingError(f"line {line.line_number}: FreshBooks would compute tax {computed} at {pct.normalize():f} % "
                            f"of {_m(qty * unit)}, the marts have {_m(line.tax_amount)}")
     if pct:
@@ -87,10 +94,14 @@ def invoice_payload(inv: MartInvoice) -> dict:
         raise MappingError(f"the mart row has no {', '.join(missing)}")
     if not inv.lines:
         raise MappingError("the invoice has no lines")
+    sales_tax = inv.sales_tax_payable.quantize(CENT)
+    lines = [line_payload(l, inv.tax_treatment, inv.currency, taxed=not sales_tax) for l in inv.lines]
+    if sales_tax:  # outside UK VAT: the lines untaxed, the state's sales tax one line of its own
+        lines.append({"type": 0, "name": SALES_TAX_LINE_NAME, "description": "US state sales tax payable",
+                      "qty": "1", "unit_cost": {"amount": _m(sales_tax), "code": inv.currency}})
     return {"invoice_number": inv.invoice_number, "po_number": inv.order_number or "",
             "create_date": inv.issued_on.isoformat(), "due_offset_days": (inv.due_on - inv.issued_on).days,
-            "currency_code": inv.currency, "lines": [line_payload(l, inv.tax_treatment, inv.currency)
-                                                     for l in inv.lines]}
+            "currency_code": inv.currency, "lines": lines}
 
 
 def _amount(doc: dict, name: str = "amount") -> Decimal:
@@ -170,13 +181,17 @@ class _FbRun:
                         "currency_code": first_currency.setdefault(inv.customer_id, inv.currency)}
                 desired[inv.customer_id] = Desired(inv.customer_id, content_hash({"v": CLIENT_MAPPING, **body}), body)
 
-        def is_current(remote: dict, want: Desired[dict]) -> bool:
-            return all(str(remote.get(k) or "") == str(v) for k, v in want.record.items())
-
+        # a client found at the destination is used as FreshBooks holds it (adopted, counted so): its
+        # invoices name it by id, and FreshBooks' own clients are not ours to rewrite
         resolve_unknown(self.ledger, "client", desired, lambda keys: self.all_clients(),
-                        remote_id_of=lambda r: str(r["id"]), is_current=is_current,
+                        remote_id_of=lambda r: str(r["id"]), is_current=lambda remote, want: True,
                         counts=self.result.of("client"), batch_size=10_000)
         writes = self.plan("client", desired)
+        changed = [w for w in writes if w.op == "update"]
+        if self.dry is None:
+            self.ledger.mark_done_many("client", [(w.key, w.content_hash, w.remote_id) for w in changed],
+                                       detail="client exists; clients are not updated")
+        writes = [w for w in writes if w.op == "create"]
         self.write_all("client", writes, lambda w: self.send(
             "client", "POST" if w.op == "create" else "PUT", self.path("users", "clients", w.remote_id), w.key,
             {"client": w.body}, "client"))

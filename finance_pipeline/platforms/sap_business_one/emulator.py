@@ -20,7 +20,8 @@ What it reproduces:
 - **Writes.**  `BusinessPartners` (POST, GET by `('CardCode')`, list), `Orders` (POST → 201 with the
   document, list with `$filter`, GET, PATCH → 204, lines merged by `LineNum` unless
   `B1S-ReplaceCollectionsOnPatch: true`, `POST Orders(n)/Cancel` → 204).  Validation as B1 answers:
-  unknown BP, missing dates or lines, unknown currency, VAT group or item code, non-numeric money,
+  unknown BP, missing dates or lines, unknown currency, VAT group, G/L account (`AccountCode` of a
+  line) or item code, non-numeric money,
   a duplicate customer reference (`NumAtCard`; the company blocks duplicates), a duplicate CardCode,
   PATCH on a cancelled or missing document.  Errors are `{"error":{"code":…,"message":{"lang","value"}}}`.
   Totals are B1's: `LineTotal` (given, else Quantity × UnitPrice), tax per line at the VAT group's
@@ -60,8 +61,13 @@ ROUTE_ID = ".node1"
 DEFAULT_PAGE_SIZE = 20
 LOCAL = "GBP"
 CURRENCIES = ("GBP", "EUR", "USD", "AUD")
+# the company's output VAT groups: standard, reduced, zero-rated, exports, EU reverse charge, and OS —
+# outside the scope of UK VAT, set up (as a UK company selling through a US division does) for the US
+# division's sales, whose state sales tax is a line of its own to a liability account
 VAT_GROUPS = {"O1": Decimal("0.20"), "O2": Decimal("0.05"), "O0": Decimal("0"), "OX": Decimal("0"),
-              "EC": Decimal("0")}
+              "EC": Decimal("0"), "OS": Decimal("0")}
+# G/L accounts a document line may post to (`AccountCode`, overriding the item's revenue account)
+GL_ACCOUNTS = {"4000": "Sales", "4025": "Freight income", "2220": "US sales tax payable"}
 ITEM_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,49}$")
 CENT = Decimal("0.01")
 _PATH = re.compile(r"^(?P<entity>[A-Za-z]+)(?:\((?P<key>'(?:[^']|'')*'|\d+)\))?(?:/(?P<action>[A-Za-z]+))?$")
@@ -443,6 +449,9 @@ class SapBusinessOneEmulator(Emulator):
             group = line.get("VatGroup")
             if group not in VAT_GROUPS:
                 raise B1Error(400, -10, f"[RDR1.VatGroup][line: {n + 1}] , 'Invalid tax group: {group!r}'")
+            account = line.get("AccountCode")
+            if account is not None and account not in GL_ACCOUNTS:
+                raise B1Error(400, -10, f"[RDR1.AcctCode][line: {n + 1}] , 'Invalid G/L account: {account!r}'")
             given = _number(line, "LineTotal", n)
             total_fc = _q(given if given is not None else qty * price)
             tax_fc = _q(total_fc * VAT_GROUPS[group])
@@ -454,7 +463,8 @@ class SapBusinessOneEmulator(Emulator):
                         "TaxPercentagePerRow": VAT_GROUPS[group] * 100,
                         "TaxTotal": _q(tax_fc * rate) if foreign else tax_fc,
                         "NetTaxAmountFC": tax_fc if foreign else Decimal("0"),
-                        "LineStatus": "bost_Open", "WarehouseCode": line.get("WarehouseCode") or "01"})
+                        "LineStatus": "bost_Open", "WarehouseCode": line.get("WarehouseCode") or "01",
+                        **({"AccountCode": account} if account is not None else {})})
         return out
 
     @staticmethod
@@ -591,7 +601,7 @@ class SapBusinessOneEmulator(Emulator):
 def _as_input(line: dict, foreign: bool) -> dict:
     """A stored line as a client would send it (LineTotal in the document currency)."""
     out = {k: line[k] for k in ("LineNum", "ItemCode", "ItemDescription", "Quantity", "UnitPrice", "VatGroup",
-                                "WarehouseCode") if k in line}
+                                "WarehouseCode", "AccountCode") if k in line}
     out["LineTotal"] = line["RowTotalFC"] if foreign else line["LineTotal"]
     return out
 

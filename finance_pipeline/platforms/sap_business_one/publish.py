@@ -11,7 +11,10 @@ with the shared ledger protocol (`finance_pipeline.publish.mechanics`):
   (`Orders?$filter=NumAtCard eq '…' or …`), and the company blocks duplicate customer references —
   `DocDate`, `DocDueDate`, `DocCurrency`, one line per mart line (`ItemCode` = the SKU, `FREIGHT` for
   shipping, `Quantity`, `UnitPrice`, `LineTotal` = the mart's net line amount, `VatGroup` by
-  treatment and rate: O1 20 %, O2 5 %, O0 zero-rated UK, EC EU reverse charge, OX exports);
+  treatment and rate: O1 20 %, O2 5 %, O0 zero-rated UK, EC EU reverse charge, OX exports, OS outside
+  the scope of UK VAT for US sales; US sales tax is one more line, item `US-SALES-TAX` at the tax amount,
+  VAT group OS, posted to the US sales tax payable liability, `AccountCode` 2220, so B1's DocTotal
+  is the marts' total and its VatSum 0);
 - a changed invoice is patched in place (`PATCH Orders(DocEntry)` with the header and every line, and
   `B1S-ReplaceCollectionsOnPatch: true`, without which B1 merges lines by LineNum and keeps lines the
   body leaves out); a voided one is cancelled (`POST Orders(DocEntry)/Cancel`; never posted → nothing).
@@ -36,7 +39,7 @@ from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.sap_business_one.client import error_message, make_client, pages, quote
 from finance_pipeline.publish.destinations import DryRun
 from finance_pipeline.publish.ledger import PublishLedger, content_hash
-from finance_pipeline.publish.marts import MartInvoice, MartLine, load_trade_invoices
+from finance_pipeline.publish.marts import SALES_TAX_LINE_NAME, MartInvoice, MartLine, load_trade_invoices
 from finance_pipeline.publish.mechanics import (
     Desired, ItemError, Mismatch, Outcome, PublishResult, Write, resolve_unknown, write_batches,
 )
@@ -51,6 +54,8 @@ ORDER_MAPPING = "b1-order/1"
 LOCAL = "GBP"
 FREIGHT_ITEM = "FREIGHT"
 GOODS_ITEM = "TRADE-GOODS"  # a line without a SKU
+SALES_TAX_ITEM = "US-SALES-TAX"  # a non-inventory item for the US sales tax line
+SALES_TAX_ACCOUNT = "2220"  # US sales tax payable (liability), the GL seed's code
 LOOKUP_BATCH = 20  # keys per `$filter=… or …` look-up
 SCAN_ABOVE = 60
 ORDER_FIELDS = "DocEntry,DocNum,NumAtCard,CardCode,DocDate,DocDueDate,DocCurrency,DocTotal,DocTotalFc,VatSum," \
@@ -71,6 +76,8 @@ def vat_group(treatment: str | None, rate: Decimal | None) -> str:
         return "EC"
     if treatment in ("export_zero_rated", "us_resale_exempt"):
         return "OX"
+    if treatment == "us_sales_tax":  # outside the scope of UK VAT; the tax itself is a liability line
+        return "OS"
     if treatment != "uk_vat":
         raise MappingError(f"tax treatment {treatment!r} has no VAT group in this B1 company")
     pct = Decimal("20") if rate is None else (rate * 100 if rate <= 1 else rate)
@@ -96,7 +103,16 @@ def order_payload(inv: MartInvoice) -> dict:
     return {"CardCode": inv.customer_id, "DocDate": inv.issued_on.isoformat(), "DocDueDate": inv.due_on.isoformat(),
             "TaxDate": inv.issued_on.isoformat(), "NumAtCard": inv.invoice_number, "DocCurrency": inv.currency,
             "Comments": f"{inv.channel} order {inv.order_number or ''}".strip(),
-            "DocumentLines": [_line(line, inv.tax_treatment) for line in inv.lines]}
+            "DocumentLines": [_line(line, inv.tax_treatment) for line in inv.lines] + _sales_tax_lines(inv)}
+
+
+def _sales_tax_lines(inv: MartInvoice) -> list[dict]:
+    amount = money(inv.sales_tax_payable)
+    if not amount:
+        return []
+    return [{"ItemCode": SALES_TAX_ITEM, "ItemDescription": SALES_TAX_LINE_NAME, "Quantity": Decimal(1),
+             "UnitPrice": amount, "LineTotal": amount, "VatGroup": vat_group(inv.tax_treatment, None),
+             "AccountCode": SALES_TAX_ACCOUNT}]
 
 
 def partner_payload(inv: MartInvoice) -> dict:
@@ -125,7 +141,7 @@ def order_is_current(remote: dict, inv: MartInvoice, payload: dict | None) -> bo
             and str(remote.get("DocDueDate"))[:10] == payload["DocDueDate"]
             and remote.get("Comments") == payload["Comments"]
             and doc_amount(remote, "DocTotal") == money(inv.total_amount)
-            and doc_amount(remote, "VatSum") == money(inv.tax_amount))
+            and doc_amount(remote, "VatSum") == money(inv.vat_amount))
 
 
 class _B1Run:
@@ -294,10 +310,10 @@ def _fields(inv: MartInvoice, r: dict) -> list[tuple[str, Any, Any]]:
     if inv.voided:
         return [("Cancelled", "tYES", r.get("Cancelled"))]
     return [("DocTotal", money(inv.total_amount), doc_amount(r, "DocTotal")),
-            ("VatSum", money(inv.tax_amount), doc_amount(r, "VatSum")),
+            ("VatSum", money(inv.vat_amount), doc_amount(r, "VatSum")),
             ("DocCurrency", inv.currency, r.get("DocCurrency")), ("CardCode", inv.customer_id, r.get("CardCode")),
             ("DocDueDate", inv.due_on.isoformat(), str(r.get("DocDueDate"))[:10]),
-            ("Cancelled", "tNO", r.get("Cancelled")), ("lines", len(inv.lines), len(r.get("DocumentLines") or []))]
+            ("Cancelled", "tNO", r.get("Cancelled")), ("lines", len(inv.lines) + len(_sales_tax_lines(inv)), len(r.get("DocumentLines") or []))]
 
 
 def compare_with_marts(invoices: Iterable[MartInvoice], remote: Iterable[dict], managed_ids: set[str]) -> list[Mismatch]:

@@ -1,7 +1,8 @@
 """Zoho Books emulator: Zoho Accounts' token endpoint and Books API v3 on one loopback port.
 
 Paths are Zoho's own (`POST /oauth/v2/token`, `/books/v3/invoices`, `/books/v3/customerpayments`,
-`/books/v3/contacts`, `/books/v3/settings/{currencies,taxes,taxexemptions}`), so a client swaps
+`/books/v3/contacts`, `/books/v3/settings/{currencies,taxes,taxexemptions}`, `/books/v3/chartofaccounts`),
+so a client swaps
 only the host.  What a client meets here, as on the real API:
 
 - **Auth.**  Refresh-token grant (form `client_id`, `client_secret`, `refresh_token`), answered
@@ -19,7 +20,8 @@ only the host.  What a client meets here, as on the real API:
 - **Writes** (kept in `<sandbox>/zoho_books.sqlite`, see `store.py`, and listed with the desk's
   own documents): contacts (`contact_name` unique, `currency_id` required), invoices
   (`ignore_auto_number_generation=true` + `invoice_number`, duplicate → code 1001; `customer_id`,
-  `line_items` with `rate` / `quantity` / `discount` amount and `tax_id` or `tax_exemption_id`;
+  `line_items` with `rate` / `quantity` / `discount` amount and `tax_id` or `tax_exemption_id`, and
+  optionally the `account_id` the line posts to (one of the chart of accounts, else refused);
   tax per line at the tax's percentage, rounded per line), PUT updates, `status/void` (refused
   while payments are applied), customer payments applied to invoices (≤ the balance), PUT and DELETE.
 - **Limits.**  100 requests per minute per organisation (compressed by `time_scale`) → 429 code 44,
@@ -65,7 +67,20 @@ EXEMPTIONS = [
      "description": "Export outside the UK: zero-rated", "type": "customer"},
     {"tax_exemption_id": "460000000032005", "tax_exemption_code": "RESALE",
      "description": "US resale certificate: exempt", "type": "customer"},
+    # how a UK organisation selling in the US sets up its US division's invoices: the goods are outside
+    # the scope of UK VAT, the state's sales tax goes on its own line to a liability account
+    {"tax_exemption_id": "460000000032007", "tax_exemption_code": "OUTOFSCOPE",
+     "description": "Outside the scope of UK VAT (US sales, state sales tax applies)", "type": "item"},
 ]
+ACCOUNTS = [  # the organisation's chart of accounts, as far as invoice lines post to it
+    {"account_id": "460000000000388", "account_name": "Sales", "account_code": "4000", "account_type": "income",
+     "is_active": True},
+    {"account_id": "460000000000391", "account_name": "Shipping Charge", "account_code": "4025",
+     "account_type": "income", "is_active": True},
+    {"account_id": "460000000045001", "account_name": "US Sales Tax Payable", "account_code": "2220",
+     "account_type": "other_current_liability", "is_active": True},
+]
+ACCOUNT_IDS = {a["account_id"] for a in ACCOUNTS}
 TAX_BY_ID = {t["tax_id"]: t for t in TAXES}
 EXEMPTION_IDS = {e["tax_exemption_id"] for e in EXEMPTIONS}
 PAYMENT_MODES = ("banktransfer", "cash", "check", "creditcard", "bankremittance", "autotransaction", "others")
@@ -171,6 +186,7 @@ class ZohoBooksEmulator(Emulator):
             Route(f"{API}/settings/currencies", self._api(self.currencies), methods=["GET"]),
             Route(f"{API}/settings/taxes", self._api(self.taxes), methods=["GET"]),
             Route(f"{API}/settings/taxexemptions", self._api(self.exemptions), methods=["GET"]),
+            Route(f"{API}/chartofaccounts", self._api(self.chart_of_accounts), methods=["GET"]),
             Route(f"{API}/contacts", self._api(self.contacts), methods=["GET", "POST"]),
             Route(f"{API}/contacts/{{cid}}", self._api(self.contact), methods=["GET"]),
             Route(f"{API}/invoices", self._api(self.invoices), methods=["GET", "POST"]),
@@ -251,6 +267,10 @@ class ZohoBooksEmulator(Emulator):
 
     def exemptions(self, request: Request, body: Any) -> dict:
         return {"code": 0, "message": "success", "tax_exemptions": EXEMPTIONS}
+
+    def chart_of_accounts(self, request: Request, body: Any) -> dict:
+        return {"code": 0, "message": "success", "chartofaccounts": ACCOUNTS,
+                "page_context": {"page": 1, "per_page": 200, "has_more_page": False}}
 
     # -- world rendering ---------------------------------------------------------------------------
     def _fetch(self, sql: str, params: list) -> list[dict]:
@@ -537,11 +557,15 @@ class ZohoBooksEmulator(Emulator):
             exemption = str(item.get("tax_exemption_id") or "")
             if tax is None and exemption not in EXEMPTION_IDS:
                 raise _invalid(f"line_items[{n}]: select a tax, or a tax exemption for a non-taxable item")
+            account = str(item.get("account_id") or "")
+            if account and account not in ACCOUNT_IDS:
+                raise _invalid(f"Invalid value passed for line_items[{n}].account_id")
             pct = tax["tax_percentage"] if tax else ZERO
             lines.append({"item_order": n,
                           "name": item.get("name"), "sku": item.get("sku"), "description": item.get("description"),
                           "rate": rate, "quantity": qty, "discount": discount, "item_total": total,
                           "tax_percentage": pct, "line_tax": q(total * pct / 100),
+                          **({"account_id": account} if account else {}),
                           **({"tax_id": tax["tax_id"], "tax_name": tax["tax_name"]} if tax else
                              {"tax_exemption_id": exemption})})
         with self.store.tx() as con:

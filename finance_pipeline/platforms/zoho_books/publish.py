@@ -13,7 +13,10 @@ invoices back) and `load_invoice_payments`, and writes with the shared ledger pr
   order number in `reference_number`, date / due date / terms, one line per mart line (`rate`,
   `quantity`, `discount` as an amount) with the org's VAT rate for UK VAT or a tax exemption
   (reverse charge, export, US resale) — Zoho computes the totals, so a line whose amount or tax
-  Zoho would compute differently from the marts is refused before sending.  Changed → PUT;
+  Zoho would compute differently from the marts is refused before sending.  US sales tax (the US
+  division's invoices) is outside UK VAT: the lines carry the out-of-scope exemption and the tax is
+  one more line, "US sales tax", posted (`account_id`) to the org's US sales tax payable liability
+  (account code 2220 in the chart of accounts), so Zoho's total is the marts' total and its VAT 0.  Changed → PUT;
   voided → `status/void` (after its payments are deleted); a duplicate-number answer (1001) after a
   lost response is resolved by looking the invoice up and updating it.
 - **customer payments** applied to those invoices (`reference_number` = the processor's payment id,
@@ -42,7 +45,9 @@ from finance_pipeline.platforms.zoho_books.client import ZohoApiError, call, mak
 from finance_pipeline.platforms.zoho_books.wire import DUPLICATE_NUMBER, money
 from finance_pipeline.publish.destinations import DryRun
 from finance_pipeline.publish.ledger import PublishLedger, content_hash
-from finance_pipeline.publish.marts import MartInvoice, MartPayment, load_invoice_payments, load_trade_invoices
+from finance_pipeline.publish.marts import (
+    SALES_TAX_LINE_NAME, MartInvoice, MartPayment, load_invoice_payments, load_trade_invoices,
+)
 from finance_pipeline.publish.mechanics import (
     Desired, ItemError, Mismatch, Outcome, PublishResult, Write, resolve_unknown, write_batches,
 )
@@ -56,7 +61,8 @@ CONTACT_MAPPING = "zoho-contact/1"
 INVOICE_MAPPING = "zoho-invoice/1"
 PAYMENT_MAPPING = "zoho-payment/1"
 EXEMPTION_CODES = {"eu_reverse_charge": "REVERSECHARGE", "export_zero_rated": "EXPORT",
-                   "us_resale_exempt": "RESALE"}
+                   "us_resale_exempt": "RESALE", "us_sales_tax": "OUTOFSCOPE"}
+SALES_TAX_ACCOUNT_CODE = "2220"  # the liability the US sales tax line posts to (the GL seed's code)
 CARD_CHANNELS = {"stripe", "paypal", "square"}
 LOOKUP_BATCH = 25
 SCAN_ABOVE = 40
@@ -76,6 +82,18 @@ class _Refs:
                       for t in call(client, "GET", "settings/taxes").get("taxes", [])}
         self.exemptions = {e["tax_exemption_code"]: e["tax_exemption_id"]
                            for e in call(client, "GET", "settings/taxexemptions").get("tax_exemptions", [])}
+        self._client = client
+        self._accounts: dict[str, str] | None = None
+
+    def account(self, code: str) -> str:
+        """The id of the chart-of-accounts entry with this account code (read when first needed)."""
+        if self._accounts is None:
+            self._accounts = {str(a.get("account_code") or ""): a["account_id"]
+                              for page in pages(self._client, "chartofaccounts", "chartofaccounts", {})
+                              for a in page if a.get("is_active", True)}
+        if code not in self._accounts:
+            raise MappingError(f"the organisation's chart of accounts has no account {code}")
+        return self._accounts[code]
 
     def currency(self, code: str) -> str:
         if code not in self.currencies:
@@ -106,6 +124,7 @@ def invoice_payload(inv: MartInvoice, refs: _Refs) -> dict:
         raise MappingError("the invoice has no lines")
     refs.currency(inv.currency)
     items, total = [], Decimal("0.00")
+    sales_tax = money(inv.sales_tax_payable)
     for line in inv.lines:
         tax_fields, pct = refs.tax(inv.tax_treatment, line.tax_rate)
         amount = money(line.quantity * line.unit_amount - line.discount_amount)
@@ -113,13 +132,19 @@ def invoice_payload(inv: MartInvoice, refs: _Refs) -> dict:
             raise MappingError(f"line {line.line_number}: rate x quantity - discount = {amount}, the marts say "
                                f"{money(line.line_amount)}")
         tax = money(amount * pct / 100)
-        if tax != money(line.tax_amount):
+        if tax != (Decimal("0.00") if sales_tax else money(line.tax_amount)):
             raise MappingError(f"line {line.line_number}: Zoho Books would charge {tax} tax at {pct}%, the marts "
                                f"say {money(line.tax_amount)}")
         items.append({"name": (line.description or line.sku or line.kind)[:100], "description": line.sku or "",
                       "rate": line.unit_amount, "quantity": line.quantity,
                       "discount": money(line.discount_amount), **tax_fields})
         total += amount + tax
+    if sales_tax:  # outside UK VAT: its own line to the liability, exempt like the goods
+        exempt, _ = refs.tax(inv.tax_treatment, None)
+        items.append({"name": SALES_TAX_LINE_NAME, "description": "US state sales tax payable",
+                      "rate": sales_tax, "quantity": Decimal(1), "discount": Decimal("0.00"),
+                      "account_id": refs.account(SALES_TAX_ACCOUNT_CODE), **exempt})
+        total += sales_tax
     if total != money(inv.total_amount):
         raise MappingError(f"the lines add up to {total}, the invoice total is {money(inv.total_amount)}")
     return {"invoice_number": inv.invoice_number, "reference_number": (inv.order_number or "")[:50],
@@ -422,7 +447,7 @@ def compare_with_marts(invoices: list[MartInvoice], payments: list[MartPayment],
         if inv.voided:
             return [("status", "void", r.get("status"))]
         return [("total", money(inv.total_amount), _money_or_none(r.get("total"))),
-                ("tax_total", money(inv.tax_amount), _money_or_none(r.get("tax_total"))),
+                ("tax_total", money(inv.vat_amount), _money_or_none(r.get("tax_total"))),
                 ("balance", money(inv.total_amount - applied[inv.invoice_number]), _money_or_none(r.get("balance"))),
                 ("currency_code", inv.currency, r.get("currency_code")),
                 ("due_date", inv.due_on.isoformat(), r.get("due_date"))]
