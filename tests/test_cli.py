@@ -30,6 +30,13 @@ def test_main_job_runs_and_prints_the_summary(tmp_path):
                      "oldest bucket", "P&L for December 2025", "Payouts reconciled", "Warehouse:"):
         assert expected in text, text
     assert str(tmp_path / "warehouse.duckdb") in text
+    # every destination the sandbox switches on published, and each read back equal to the marts
+    from finance_pipeline.publish.destinations import destination_names
+
+    published = text.split("Published (each destination read back against the marts):")[1]
+    published = [line.strip() for line in published.split("Sandbox emulators served:")[0].splitlines() if line.strip()]
+    assert len(published) == len(destination_names()), published
+    assert all(line.endswith("read-back clean") for line in published), published
     assert "(0 over its rate limit)" in text and "over its rate limit)" in text.split("Sandbox emulators served:")[1]
     served = text.split("Sandbox emulators served:")[1].split("\n")[0]
     refused = [part.strip() for part in served.split(",") if "(0 over" not in part]
