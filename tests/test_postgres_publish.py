@@ -3,8 +3,10 @@ job with every destination's publish asset, on a real server, reads the marts th
 ledger there — no embedded DuckDB file is created — and a second run of the publishers writes nothing.
 
 Shopify and Stripe give what every destination needs: trade invoices (Shopify's trade orders), card
-payments applied to them (Stripe), refunds and processor payouts (Xero's summary invoices). The small world has no refund of a trade invoice, so two are added to `marts.fct_refunds` on
-the server, as tests/test_xero_credit_notes.py does on DuckDB, for Xero's credit notes."""
+payments applied to them (Stripe), refunds and processor payouts (Xero's summary invoices). The small
+world has no refund of a trade invoice, so two are added to `marts.fct_refunds` on the server, as
+tests/test_xero_credit_notes.py does on DuckDB, for Xero's credit notes; and a refused record is
+quarantined in `ops.quarantine` there."""
 from __future__ import annotations
 
 import shutil
@@ -14,9 +16,10 @@ from decimal import Decimal
 import pytest
 
 from finance_pipeline.defs.publish import READ_BACK_CHECK, publish_assets
-from finance_pipeline.publish.destinations import destination_names
+from finance_pipeline.publish.destinations import destination_names, quarantine_rejections
+from finance_pipeline.settings import Settings
 from pg_helpers import pg_env, pg_server  # noqa: F401  (pg_server is a fixture)
-from pipeline_helpers import run_job
+from pipeline_helpers import pipeline_env, run_job
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -116,6 +119,15 @@ def test_publishers_and_read_back_run_on_postgres(pg_server, tmp_path, small_wor
     notes = _query(pg_server, database, "select business_key, status, remote_id from ops.publish_ledger "
                                         "where destination = 'xero' and object_type = 'credit_note'")
     assert len(notes) == len(refunds) and all(status == "done" and remote for _, status, remote in notes), notes
+    assert not (data / "warehouse.duckdb").exists()
+
+    # records a destination refuses are quarantined on the server too (what every publisher calls)
+    with pipeline_env(data, **env):
+        settings = Settings.from_env()
+        assert quarantine_rejections(settings, "xero", [("credit_note", "CN-re_pg_9", {"Total": "1.00"},
+                                                         "Xero: the contact is archived")]) == 1
+    assert _query(pg_server, database, "select platform, entity, reason from ops.quarantine where platform = %s",
+                  ("xero",)) == [("xero", "credit_note", "Xero: the contact is archived")]
     assert not (data / "warehouse.duckdb").exists()
 
     # the server's password reached no log and no file the runs wrote
