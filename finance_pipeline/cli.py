@@ -41,7 +41,7 @@ def _prepare_environment(args: argparse.Namespace) -> Settings:
     if not (home / "dagster.yaml").exists():
         shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["FINANCE_WAREHOUSE_PATH"] = str(settings.duckdb_file)  # dbt's duckdb profile (as defs/transform.py)
+    os.environ["FINANCE_WAREHOUSE_PATH"] = str(settings.duckdb_file)  # dbt's duckdb profile; unused on Postgres
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     return settings
 

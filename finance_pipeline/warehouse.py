@@ -140,7 +140,8 @@ class PgConnection:
         self._cur = _con.cursor()
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> "PgConnection":
-        self._cur.execute(_placeholders(sql), list(params) if params is not None else None)
+        # always with a parameter list, so the `%%` that `_placeholders` wrote reaches the server as `%`
+        self._cur.execute(_placeholders(sql), list(params) if params is not None else [])
         return self
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> "PgConnection":

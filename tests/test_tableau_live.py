@@ -78,8 +78,22 @@ def _sql(dsn: str, sql: str) -> None:
     con.close()
 
 
+def _ledger(dsn: str) -> tuple[dict[str, tuple[str, str]], int]:
+    """Tableau's rows of ops.publish_ledger on the server ({mart: (status, data source id)}) and its log's size."""
+    con = psycopg2.connect(dsn)
+    try:
+        with con.cursor() as cur:
+            cur.execute("select business_key, status, remote_id from ops.publish_ledger "
+                        "where destination = 'tableau' and object_type = 'datasource'")
+            rows = {k: (status, remote) for k, status, remote in cur.fetchall()}
+            cur.execute("select count(*) from ops.publish_log where destination = 'tableau'")
+            return rows, cur.fetchone()[0]
+    finally:
+        con.close()
+
+
 def test_publish_twice_one_data_source_per_mart_and_extracts_equal_the_marts(live):
-    settings, emulator, *_ = live
+    settings, emulator, dsn, _ = live
     # through the publisher's entry point: on Postgres it takes the live path (no DuckDB file)
     first = publish_marts(settings, runtime.connection(settings, "tableau"), None)
     assert first.ok and first.mismatches == [], first.summary()
@@ -103,6 +117,9 @@ def test_publish_twice_one_data_source_per_mart_and_extracts_equal_the_marts(liv
     assert len(tasks) == 3 and {t["datasource_id"] for t in tasks} == {d["id"] for d in after.values()}
     assert tasks[0]["schedule"]["frequency"] == "Daily" and tasks[0]["schedule"]["start"] == "06:00:00"
     assert emulator.stats()["publishes"] == 3
+    # the data sources are in the publish ledger on the server, recorded once (nothing changed since)
+    ledger, logged = _ledger(dsn)
+    assert ledger == {n: ("done", d["id"]) for n, d in after.items()} and logged == 3
 
     # a forgotten state file: every data source is published again, over the same ids, never a second one
     (settings.secrets_dir / "tableau_live.json").unlink()
@@ -155,15 +172,16 @@ def test_a_wrong_password_fails_that_job_with_the_servers_message_and_the_rest_p
 
     # the pipeline's own password wrong: every job fails with the server's message, every mart is tried
     wrong = dataclasses.replace(settings.postgres, password=Secret("wrong-password-1", "FINANCE_PG_PASSWORD"))
-    # (the publisher reads the mart list with its own credentials, so give it the real ones there)
+    # (the publisher reads the mart list and writes the publish ledger with its own connection to the
+    # warehouse, so give it the real credentials there: only what Tableau receives is wrong)
     import finance_pipeline.platforms.tableau.live as live_mod
 
-    real = live_mod.warehouse_marts
-    live_mod.warehouse_marts = lambda pg, wanted: real(settings.postgres, wanted)
+    real = live_mod.open_warehouse
+    live_mod.open_warehouse = lambda pg, read_only=False: real(settings.postgres, read_only=read_only)
     try:
         failed = _run(dataclasses.replace(settings, postgres=wrong), read_back=False)
     finally:
-        live_mod.warehouse_marts = real
+        live_mod.open_warehouse = real
     assert failed.of("datasource").updated == 3 and failed.of("extract").failed == 3
     assert all("password authentication failed" in e.message for e in failed.errors)
     assert len(emulator.datasources()) == 3

@@ -14,7 +14,7 @@ READ_BACK_CHECK = "read_back_matches_marts"
 
 
 def ledger_publisher_asset(destination: str, name: str, publish_ref: str, *, deps: Sequence[str],
-                           description: str, title: str, reads_postgres: bool = False) -> AssetsDefinition:
+                           description: str, title: str) -> AssetsDefinition:
     """A publish asset for one destination, the same for every ledger publisher:
 
     - off unless `FINANCE_DESTINATIONS` (or the sandbox default) switches the destination on;
@@ -22,7 +22,8 @@ def ledger_publisher_asset(destination: str, name: str, publish_ref: str, *, dep
     - the publisher's read-back comparison becomes the asset check `read_back_matches_marts`.
 
     `publish_ref` is "module:function" with `function(settings, connection, warehouse_path, *,
-    dry_run: bool) -> PublishResult` (imported at run time, so definitions stay cheap).
+    dry_run: bool) -> PublishResult` (imported at run time, so definitions stay cheap); `warehouse_path` is
+    `Settings.warehouse_target`: the DuckDB file, or the PostgreSQL server under FINANCE_WAREHOUSE=postgres.
     """
     key = AssetKey(["publish", name])
 
@@ -43,9 +44,8 @@ def ledger_publisher_asset(destination: str, name: str, publish_ref: str, *, dep
                 AssetCheckResult(check_name=READ_BACK_CHECK, passed=True,
                                  metadata={"skipped": "destination switched off"})])
         publish: Callable = Platform.load(publish_ref)
-        # a publisher that reads the Postgres warehouse itself (reads_postgres) gets no DuckDB path there
-        warehouse = None if reads_postgres and settings.warehouse == "postgres" else settings.warehouse_path
-        result = publish(settings, connection(settings, destination), warehouse, dry_run=settings.publish_dry_run)
+        result = publish(settings, connection(settings, destination), settings.warehouse_target,
+                         dry_run=settings.publish_dry_run)
         summary = result.summary()
         context.log.info(f"{title}: {summary}")
         mismatches = result.mismatches
@@ -136,7 +136,7 @@ powerbi_marts = ledger_publisher_asset(
 
 tableau_marts = ledger_publisher_asset(
     "tableau", "tableau_marts", "finance_pipeline.platforms.tableau.publish:publish_marts",
-    deps=_BI_DEPS, title="Tableau", reads_postgres=True,
+    deps=_BI_DEPS, title="Tableau",
     description=(
         "The marts as Tableau data sources: one .hyper extract per mart (Hyper API), published with "
         "overwrite=true (chunked upload above 64 MB) under one personal-access-token session at a time; "

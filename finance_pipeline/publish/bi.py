@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import duckdb
 
 from finance_pipeline.publish.ledger import content_hash
+from finance_pipeline.warehouse import is_postgres, table_exists
 
 # The marts dashboards read, in publishing order; those that do not exist (yet) are skipped.
 BI_MARTS: tuple[str, ...] = (
@@ -69,9 +70,12 @@ class MartTable:
         read from the warehouse: 200 000 rows hash in about a second instead of reading them all."""
         if self._hash is None:
             if self._con is not None:
+                # a row as text: DuckDB's struct and PostgreSQL's record spelling differ, so a table's hash
+                # is the same run after run on one engine, not across the two (each has its own ledger)
+                row_text = "t::text" if is_postgres(self._con) else "t::VARCHAR"
                 (digest,) = self._con.execute(
                     f'SELECT md5(COALESCE(string_agg(h, \'\' ORDER BY h), \'\')) FROM '
-                    f'(SELECT md5(t::VARCHAR) AS h FROM marts."{self.name}" t)').fetchone()
+                    f'(SELECT md5({row_text}) AS h FROM marts."{self.name}" t) AS r').fetchone()
                 self._hash = content_hash({"v": MAPPING_VERSION, "columns": self.schema_signature, "rows": digest})
             else:
                 self._hash = content_hash({"v": MAPPING_VERSION, "columns": self.schema_signature,
@@ -89,6 +93,16 @@ class MartTable:
         row = self._con.execute(f'SELECT COUNT(*){sums} FROM marts."{self.name}"').fetchone()
         return {"rows": int(row[0]), **{c.name: Decimal(row[i + 1]) for i, c in enumerate(money)}}
 
+    def to_arrow(self) -> Any:
+        """The rows as a pyarrow table typed as DuckDB's parquet export types the mart: DECIMAL(p, s) exact,
+        timestamps with or without their zone, integers at their width, everything else text."""
+        import pyarrow as pa
+
+        fields = [pa.field(c.name, _arrow_type(c)) for c in self.columns]
+        columns = list(zip(*self.rows)) if self.rows else [() for _ in self.columns]
+        return pa.table([pa.array(list(values), type=f.type) for values, f in zip(columns, fields)],
+                        schema=pa.schema(fields))
+
     def money_columns(self) -> list[Column]:
         return [c for c in self.columns if c.kind == "decimal"]
 
@@ -100,6 +114,21 @@ class MartTable:
             if col.kind == "decimal":
                 out[col.name] = sum((r[i] for r in source if r[i] is not None), Decimal(0))
         return out
+
+
+# PostgreSQL's information_schema type names as DuckDB spells them (numeric(p, s) → DECIMAL(p,s)); any
+# other PostgreSQL type (text, varchar, json, uuid, arrays …) is text to a BI destination
+_PG_TYPES = {"bigint": "BIGINT", "integer": "INTEGER", "smallint": "SMALLINT", "boolean": "BOOLEAN", "date": "DATE",
+             "double precision": "DOUBLE", "real": "REAL", "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+             "timestamp without time zone": "TIMESTAMP"}
+
+
+def pg_sql_type(data_type: str, precision: int | None, scale: int | None) -> str:
+    """A PostgreSQL column type (information_schema.columns) in DuckDB's spelling, so the BI destinations
+    map a mart's columns the same whichever engine holds it."""
+    if data_type == "numeric":
+        return f"DECIMAL({precision or 38},{scale or 0})"
+    return _PG_TYPES.get(data_type, "VARCHAR")
 
 
 def column_kind(sql_type: str) -> tuple[str, int, int]:
@@ -119,6 +148,25 @@ def column_kind(sql_type: str) -> tuple[str, int, int]:
     if t.startswith("TIMESTAMP"):
         return "timestamp", 0, 0
     return "text", 0, 0
+
+
+def _arrow_type(col: Column) -> Any:
+    import pyarrow as pa
+
+    t = col.sql_type.upper()
+    if col.kind == "decimal":
+        return pa.decimal128(col.precision, col.scale)
+    if col.kind == "int":
+        return {"TINYINT": pa.int8(), "SMALLINT": pa.int16(), "INTEGER": pa.int32()}.get(t, pa.int64())
+    if col.kind == "double":
+        return pa.float32() if t in ("FLOAT", "REAL") else pa.float64()
+    if col.kind == "bool":
+        return pa.bool_()
+    if col.kind == "date":
+        return pa.date32()
+    if col.kind == "timestamp":
+        return pa.timestamp("us", tz="UTC" if "TIME ZONE" in t or t == "TIMESTAMPTZ" else None)
+    return pa.string()
 
 
 def _as_text(value: Any) -> Any:
@@ -143,11 +191,31 @@ def _fetch_rows(con: duckdb.DuckDBPyConnection, name: str, cols: list[Column]) -
     return rows
 
 
+def sized_numerics(fetchone: Callable[[str], tuple], schema: str, table: str, found: list[tuple]) -> list[tuple]:
+    """PostgreSQL drops a numeric's declared (precision, scale) through CASE and some functions where DuckDB
+    keeps DECIMAL(18, 2). In `found` (information_schema rows: name, data_type, precision, scale) such a
+    column gets the largest scale its values carry (a numeric value keeps its own), so money is never
+    rounded nor sent as a float. `fetchone(sql)` runs a query on the server and returns its one row."""
+    unsized = [c[0] for c in found if c[1] == "numeric" and c[2] is None]
+    if not unsized:
+        return found
+    scales = fetchone("SELECT " + ", ".join('max(scale("' + c.replace('"', '""') + '"))' for c in unsized)
+                      + f' FROM "{schema}"."{table}"')
+    scale_of = dict(zip(unsized, scales))
+    return [(c[0], c[1], c[2], scale_of[c[0]]) if c[0] in scale_of else c for c in found]
+
+
 def load_table(con: duckdb.DuckDBPyConnection, name: str) -> MartTable:
     cols = []
-    for col_name, data_type in con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'marts' "
-            "AND table_name = ? ORDER BY ordinal_position", [name]).fetchall():
+    found = con.execute(
+        "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+        "WHERE table_schema = 'marts' AND table_name = ? ORDER BY ordinal_position", [name]).fetchall()
+    postgres = is_postgres(con)
+    if postgres:
+        found = sized_numerics(lambda sql: con.execute(sql).fetchone(), "marts", name, found)
+    for col_name, data_type, numeric_precision, numeric_scale in found:
+        if postgres:
+            data_type = pg_sql_type(data_type, numeric_precision, numeric_scale)
         kind, precision, scale = column_kind(data_type)
         cols.append(Column(col_name, data_type, kind, precision, scale))
     return MartTable(name, cols, con=con)
@@ -189,7 +257,6 @@ def record_row_rejections(ledger: Any, result: Any, destination: str, table: str
 
 def refused_keys(ledger: Any) -> set[str]:
     """Row keys whose last load was refused (the read-back expects them absent)."""
-    try:
-        return {k for k, e in ledger.entries("row").items() if e.status == "failed"}
-    except duckdb.CatalogException:  # no ledger yet
+    if not table_exists(ledger.con, "ops", "publish_ledger"):  # no ledger yet
         return set()
+    return {k for k, e in ledger.entries("row").items() if e.status == "failed"}

@@ -96,12 +96,12 @@ def quarantine_rejections(settings: Settings, destination: str,
     return save_quarantine(settings, quarantine) if quarantine.rows else 0
 
 
-def run_cli(destination: str, publish: Any, argv: list[str] | None = None, description: str = "",
-            reads_postgres: bool = False) -> int:
+def run_cli(destination: str, publish: Any, argv: list[str] | None = None, description: str = "") -> int:
     """`python -m finance_pipeline.platforms.<dest>.publish --data-dir DIR [--dry-run]`: one publish run
     outside Dagster (the kill -9 tests run publishers this way); prints the summary as JSON.
 
-    `publish(settings, connection, warehouse_path, dry_run=bool) -> PublishResult`."""
+    `publish(settings, connection, warehouse_path, dry_run=bool) -> PublishResult`; `warehouse_path` is
+    `--warehouse`, else `Settings.warehouse_target` (the DuckDB file, or the Postgres server)."""
     import argparse
     import dataclasses
     import logging
@@ -114,7 +114,8 @@ def run_cli(destination: str, publish: Any, argv: list[str] | None = None, descr
     parser = argparse.ArgumentParser(prog=f"python -m finance_pipeline.platforms.{destination}.publish",
                                      description=description or f"Publish the marts to {destination}.")
     parser.add_argument("--data-dir", type=Path, help="data directory (default: FINANCE_DATA_DIR or ./data)")
-    parser.add_argument("--warehouse", type=Path, help="warehouse DuckDB (default: <data dir>/warehouse.duckdb)")
+    parser.add_argument("--warehouse", type=Path, help="warehouse DuckDB (default: <data dir>/warehouse.duckdb, "
+                        "or the PostgreSQL server under FINANCE_WAREHOUSE=postgres)")
     parser.add_argument("--dry-run", action="store_true", help="show what would be sent; write nothing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -125,9 +126,7 @@ def run_cli(destination: str, publish: Any, argv: list[str] | None = None, descr
         settings = dataclasses.replace(settings, data_dir=args.data_dir.resolve())
     dry_run = args.dry_run or settings.publish_dry_run
     connection = runtime.connection(settings, destination)
-    # a publisher that reads the Postgres warehouse itself gets no DuckDB path there
-    warehouse = args.warehouse or (None if reads_postgres and settings.warehouse == "postgres"
-                                   else settings.warehouse_path)
+    warehouse = args.warehouse or settings.warehouse_target
     result = publish(settings, connection, warehouse, dry_run=dry_run)
     print(json.dumps(result.summary(), default=str))
     return 0 if result.ok else 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import duckdb
@@ -22,19 +21,20 @@ from finance_pipeline.publish.ledger import PublishLedger
 from finance_pipeline.publish.marts import MartInvoice
 from finance_pipeline.publish.mechanics import Mismatch, PublishResult
 from finance_pipeline.settings import Settings
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 Rejection = tuple[str, str, Any, str]  # (entity, key, body, the destination's message)
 Work = Callable[[duckdb.DuckDBPyConnection, Any, PublishLedger, PublishResult, DryRun | None], list[Rejection]]
 
 
-def run_publisher(settings: Settings, destination: str, warehouse_path: Path | str, *, primary: str,
+def run_publisher(settings: Settings, destination: str, warehouse_path: WarehouseTarget, *, primary: str,
                   object_types: Iterable[str], dry_run: bool, client: Any, make_client: Callable[[], Any],
                   work: Work) -> PublishResult:
     """One publisher run: `client` is used as given (and left open), else `make_client()` is called and
     the client closed at the end; `result.requests` is the client's request count."""
     started = time.monotonic()
     own_client = client is None
-    con = duckdb.connect(str(warehouse_path))
+    con = open_warehouse(warehouse_path)
     ledger = PublishLedger(con, destination).ensure_schema()
     result = PublishResult(destination, ledger.run_id, primary=primary)
     for object_type in object_types:

@@ -30,7 +30,6 @@ import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -47,6 +46,7 @@ from finance_pipeline.publish.mechanics import (
     Desired, ItemError, Mismatch, Outcome, PublishResult, Write, resolve_unknown, write_batches,
 )
 from finance_pipeline.settings import Settings
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 log = logging.getLogger("finance_pipeline.dynamics365.publish")
 
@@ -377,13 +377,13 @@ def _dry_run(con: duckdb.DuckDBPyConnection, invoices: list[MartInvoice]) -> Dry
     return plan
 
 
-def publish_sales_orders(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_sales_orders(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                          dry_run: bool | None = None, client: ApiClient | None = None,
                          read_back: bool = True) -> PublishResult:
     """Publish customers and sales orders to Business Central; read back; compare."""
     started = time.monotonic()
     dry_run = settings.publish_dry_run if dry_run is None else dry_run
-    con = duckdb.connect(str(warehouse_path), read_only=dry_run)
+    con = open_warehouse(warehouse_path, read_only=dry_run)
     result = PublishResult(DESTINATION, "dry-run", primary="salesOrder")
     own = client is None
     run = None
@@ -420,10 +420,10 @@ def publish_sales_orders(settings: Settings, connection: Connection, warehouse_p
     return result
 
 
-def check_read_back(settings: Settings, connection: Connection, warehouse_path: Path | str) -> PublishResult:
+def check_read_back(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget) -> PublishResult:
     """Only the read-back."""
     result = PublishResult(DESTINATION, "read-back", primary="salesOrder")
-    con = duckdb.connect(str(warehouse_path), read_only=True)
+    con = open_warehouse(warehouse_path, read_only=True)
     client = bc.make_client(connection)
     try:
         _Run(client, PublishLedger(con, DESTINATION), result).read_back(

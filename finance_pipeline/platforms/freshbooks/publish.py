@@ -32,7 +32,6 @@ import logging
 import sys
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from finance_pipeline.http import ApiClient
@@ -50,6 +49,7 @@ from finance_pipeline.publish.mechanics import (
 )
 from finance_pipeline.publish.runner import compare_by_reference, run_publisher
 from finance_pipeline.settings import Settings
+from finance_pipeline.warehouse import WarehouseTarget
 
 log = logging.getLogger("finance_pipeline.freshbooks.publish")
 
@@ -352,7 +352,7 @@ def compare_with_marts(invoices: Iterable[MartInvoice], payments: list[MartPayme
                                 managed_ids={str(r["id"]) for r in remote}, title="FreshBooks")
 
 
-def publish_to_freshbooks(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_to_freshbooks(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                           client: ApiClient | None = None, dry_run: bool = False) -> PublishResult:
     """Publish clients, trade invoices and their payments to FreshBooks; read back; compare."""
 

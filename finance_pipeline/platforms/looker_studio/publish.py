@@ -33,6 +33,7 @@ from finance_pipeline.publish.destinations import DryRun
 from finance_pipeline.publish.ledger import PublishLedger
 from finance_pipeline.publish.mechanics import Mismatch, PublishResult
 from finance_pipeline.settings import Settings
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 log = logging.getLogger("finance_pipeline.looker_studio.publish")
 
@@ -118,11 +119,11 @@ def read_back(client: ApiClient, marts: list[MartTable]) -> tuple[int, list[Mism
     return rows_read, out
 
 
-def publish_marts(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_marts(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                   client: ApiClient | None = None, dry_run: bool = False) -> PublishResult:
     started = time.monotonic()
     directory = snapshot.snapshot_dir(settings.data_dir)
-    con = duckdb.connect(str(warehouse_path))
+    con = open_warehouse(warehouse_path)
     ledger = PublishLedger(con, DESTINATION).ensure_schema()
     result = PublishResult(DESTINATION, ledger.run_id, primary="table")
     result.of("table")

@@ -3,8 +3,9 @@
 Layout of `<data dir>/looker_studio/`:
     manifest.json               {"format", "version", "published_at", "tables": {mart: {file, hash, rows,
                                  columns: [{name, sql_type, kind, scale}], date_column}}}
-    <mart>-<hash16>.parquet     one file per mart version (DuckDB `COPY … (FORMAT parquet)`: DECIMALs stay
-                                exact decimals, TIMESTAMPTZ UTC timestamps)
+    <mart>-<hash16>.parquet     one file per mart version (DuckDB `COPY … (FORMAT parquet)`, or the same
+                                types through pyarrow on a Postgres warehouse: DECIMALs stay exact
+                                decimals, TIMESTAMPTZ UTC timestamps)
 
 A publish writes the parquet files of changed marts (write to a temporary name, fsync, rename), then
 switches `manifest.json` atomically: a reader sees the old snapshot or the new one, never a mix.
@@ -27,6 +28,7 @@ from typing import Any
 import orjson
 
 from finance_pipeline.sandbox.store import atomic_write
+from finance_pipeline.warehouse import is_postgres
 
 FORMAT = "looker-snapshot/1"
 MANIFEST = "manifest.json"
@@ -67,8 +69,18 @@ def write_table_file(con: Any, directory: Path, table: str, columns: list[str], 
     tmp = final.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
     select = ", ".join(f'"{c}"' for c in columns)
     order = ", ".join(str(i + 1) for i in range(len(columns)))
-    path_sql = str(tmp).replace("'", "''")
-    con.execute(f'COPY (SELECT {select} FROM marts."{table}" ORDER BY {order}) TO \'{path_sql}\' (FORMAT parquet)')
+    if is_postgres(con):  # the same file, built from the rows: PostgreSQL cannot write parquet itself
+        import pyarrow.parquet as pq
+
+        from finance_pipeline.publish.bi import load_table
+
+        mart = load_table(con, table)
+        mart.columns = [c for name in columns for c in mart.columns if c.name == name]
+        pq.write_table(mart.to_arrow(), str(tmp))
+    else:
+        path_sql = str(tmp).replace("'", "''")
+        con.execute(f'COPY (SELECT {select} FROM marts."{table}" ORDER BY {order}) TO \'{path_sql}\' '
+                    '(FORMAT parquet)')
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -25,7 +25,6 @@ import sys
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Iterable
 
 import duckdb
@@ -43,6 +42,7 @@ from finance_pipeline.publish.mechanics import (
     Desired, ItemError, Mismatch, Outcome, PublishResult, Rejected, Write, resolve_unknown, write_batches,
 )
 from finance_pipeline.settings import Settings, SettingsError, env
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 log = logging.getLogger("finance_pipeline.monday.publish")
 
@@ -377,12 +377,12 @@ def compare_with_marts(invoices: list[BoardInvoice], items: list[dict], refused:
     return out
 
 
-def publish_to_monday(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_to_monday(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                       client: ApiClient | None = None, dry_run: bool = False) -> PublishResult:
     """Keep the board's items equal to the trade invoices; read back; compare.  Safe to re-run at any
     time and after any crash; in dry-run mode nothing is written anywhere."""
     started = time.monotonic()
-    con = duckdb.connect(str(warehouse_path))
+    con = open_warehouse(warehouse_path)
     ledger = PublishLedger(con, DESTINATION).ensure_schema()
     result = PublishResult(DESTINATION, ledger.run_id, primary="item")
     result.of("item")

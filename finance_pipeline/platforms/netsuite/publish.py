@@ -29,7 +29,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Callable, Sequence
 from xml.etree import ElementTree as ET
 
@@ -47,6 +46,7 @@ from finance_pipeline.publish.mechanics import (
     Desired, ItemError, Mismatch, Outcome, PublishResult, Write, resolve_unknown, write_batches,
 )
 from finance_pipeline.settings import Settings, SettingsError
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 log = logging.getLogger("finance_pipeline.netsuite.publish")
 
@@ -489,13 +489,13 @@ def _dry_run(con: duckdb.DuckDBPyConnection, invoices: list[MartInvoice], ref: R
     return plan
 
 
-def publish_trade(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_trade(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                   dry_run: bool | None = None, transport: Any = None, read_back: bool = True) -> PublishResult:
     """Publish customers, sales orders and invoices to NetSuite; read back; compare."""
     started = time.monotonic()
     dry_run = settings.publish_dry_run if dry_run is None else dry_run
     ref = Reference.from_connection(connection)
-    con = duckdb.connect(str(warehouse_path), read_only=dry_run)
+    con = open_warehouse(warehouse_path, read_only=dry_run)
     result = PublishResult(DESTINATION, "dry-run", primary="invoice")
     own = transport is None
     run = None
@@ -535,10 +535,10 @@ def publish_trade(settings: Settings, connection: Connection, warehouse_path: Pa
     return result
 
 
-def check_read_back(settings: Settings, connection: Connection, warehouse_path: Path | str) -> PublishResult:
+def check_read_back(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget) -> PublishResult:
     """Only the read-back (the asset check)."""
     result = PublishResult(DESTINATION, "read-back", primary="invoice")
-    con = duckdb.connect(str(warehouse_path), read_only=True)
+    con = open_warehouse(warehouse_path, read_only=True)
     transport = make_transport(connection)
     try:
         invoices = load_trade_invoices(con)

@@ -31,7 +31,6 @@ import threading
 import time
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Sequence
 
 import duckdb
@@ -44,6 +43,7 @@ from finance_pipeline.publish.destinations import DryRun, quarantine_rejections
 from finance_pipeline.publish.ledger import PublishLedger, content_hash
 from finance_pipeline.publish.mechanics import ItemError, Mismatch, PublishResult
 from finance_pipeline.settings import Settings, SettingsError, env
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 log = logging.getLogger("finance_pipeline.powerbi.publish")
 
@@ -338,7 +338,7 @@ def _dry_run(con: duckdb.DuckDBPyConnection, tables: Sequence[MartTable], name: 
     return plan
 
 
-def publish_marts(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_marts(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                   client: ApiClient | None = None, dry_run: bool | None = None,
                   rows_per_post: int | None = None, read_back: bool = True) -> PublishResult:
     """Publish every available mart to the push dataset; read back; compare.  Safe to re-run at any
@@ -347,7 +347,7 @@ def publish_marts(settings: Settings, connection: Connection, warehouse_path: Pa
     dry_run = settings.publish_dry_run if dry_run is None else dry_run
     name = dataset_name()
     rows_per_post = rows_per_post or rows_per_post_setting()
-    con = duckdb.connect(str(warehouse_path), read_only=dry_run)
+    con = open_warehouse(warehouse_path, read_only=dry_run)
     result = PublishResult(DESTINATION, "dry-run", primary="table")
     own_client = client is None
     run = None
@@ -387,10 +387,10 @@ def publish_marts(settings: Settings, connection: Connection, warehouse_path: Pa
     return result
 
 
-def check_read_back(settings: Settings, connection: Connection, warehouse_path: Path | str) -> PublishResult:
+def check_read_back(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget) -> PublishResult:
     """Only the read-back (the asset check): the destination compared with the marts, nothing written."""
     result = PublishResult(DESTINATION, "read-back", primary="table")
-    con = duckdb.connect(str(warehouse_path), read_only=True)
+    con = open_warehouse(warehouse_path, read_only=True)
     client = make_client(connection)
     try:
         tables = load_marts(con, POWERBI_MARTS)

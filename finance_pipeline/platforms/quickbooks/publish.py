@@ -31,10 +31,7 @@ import sys
 import time
 from collections import defaultdict
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Callable, Iterable
-
-import duckdb
 
 from finance_pipeline.http import ApiClient
 from finance_pipeline.platforms.base import Connection
@@ -51,6 +48,7 @@ from finance_pipeline.publish.mechanics import (
     Desired, ItemError, Mismatch, Outcome, PublishResult, Write, batched, resolve_unknown, write_batches,
 )
 from finance_pipeline.settings import Settings
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 log = logging.getLogger("finance_pipeline.quickbooks.publish")
 
@@ -565,7 +563,7 @@ def compare_with_marts(invoices: Iterable[MartInvoice], payments: list[MartPayme
     return out
 
 
-def publish_to_quickbooks(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_to_quickbooks(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                           client: ApiClient | None = None, dry_run: bool = False,
                           batch_size: int = BATCH_LIMIT) -> PublishResult:
     """Publish customers, trade invoices and their payments to QuickBooks Online; read back; compare.
@@ -575,7 +573,7 @@ def publish_to_quickbooks(settings: Settings, connection: Connection, warehouse_
     """
     started = time.monotonic()
     own_client = client is None
-    con = duckdb.connect(str(warehouse_path))
+    con = open_warehouse(warehouse_path)
     ledger = PublishLedger(con, DESTINATION).ensure_schema()
     result = PublishResult(DESTINATION, ledger.run_id, primary="invoice")
     for object_type in ("customer", "invoice", "payment"):

@@ -28,7 +28,6 @@ import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Callable
 from xml.etree import ElementTree as ET
 
@@ -46,6 +45,7 @@ from finance_pipeline.publish.mechanics import (
     Desired, ItemError, Mismatch, Outcome, PublishResult, Write, idempotency_key, resolve_unknown, write_batches,
 )
 from finance_pipeline.settings import Settings
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 log = logging.getLogger("finance_pipeline.sage_intacct.publish")
 
@@ -331,12 +331,12 @@ def _dry_run(con: duckdb.DuckDBPyConnection, invoices: list[MartInvoice]) -> Dry
     return plan
 
 
-def publish_trade_invoices(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_trade_invoices(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                            dry_run: bool | None = None, read_back: bool = True) -> PublishResult:
     """Publish customers and Sales Invoices to Sage Intacct; read back; compare."""
     started = time.monotonic()
     dry_run = settings.publish_dry_run if dry_run is None else dry_run
-    con = duckdb.connect(str(warehouse_path), read_only=dry_run)
+    con = open_warehouse(warehouse_path, read_only=dry_run)
     result = PublishResult(DESTINATION, "dry-run", primary="invoice")
     session = None
     run = None

@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import sys
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from finance_pipeline.http import ApiClient
@@ -45,6 +44,7 @@ from finance_pipeline.publish.mechanics import (
 )
 from finance_pipeline.publish.runner import compare_by_reference, run_publisher
 from finance_pipeline.settings import Settings
+from finance_pipeline.warehouse import WarehouseTarget
 
 log = logging.getLogger("finance_pipeline.sap_business_one.publish")
 
@@ -324,7 +324,7 @@ def compare_with_marts(invoices: Iterable[MartInvoice], remote: Iterable[dict], 
                                 title="SAP Business One")
 
 
-def publish_orders(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_orders(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                    client: ApiClient | None = None, dry_run: bool = False) -> PublishResult:
     """Publish business partners and sales orders to SAP Business One; read back; compare.
 

@@ -21,6 +21,10 @@ A run (holding the PAT lock, as the `.hyper` path does) does for each mart in `m
    (`POST …/tasks/extractRefreshes/{task-id}`), none is ever duplicated;
 4. reads back: downloads each data source (a `.tdsx` holding its extract), opens the extract with
    the Hyper API and compares row count and the sum of every money column with the mart on Postgres.
+
+Each data source published is also recorded in the warehouse's `ops.publish_ledger` (object type
+`datasource`, the hash of its `.tds`, Tableau's id; a failed extract as failed), as every destination
+is; the state file above, not the ledger, decides what is re-published.
 """
 from __future__ import annotations
 
@@ -41,11 +45,13 @@ from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.tableau import hyper, tds
 from finance_pipeline.platforms.tableau.client import (TableauAuth, make_client, pat_session, project_datasources,
                                                      project_site)
-from finance_pipeline.publish.bi import BI_MARTS
+from finance_pipeline.publish.bi import BI_MARTS, available_marts, load_table
 from finance_pipeline.publish.destinations import DryRun
+from finance_pipeline.publish.ledger import PublishLedger
 from finance_pipeline.publish.mechanics import ItemError, Mismatch, PublishResult
 from finance_pipeline.settings import PostgresSettings, Settings, SettingsError, env
 from finance_pipeline.sandbox.store import atomic_write
+from finance_pipeline.warehouse import open_warehouse
 
 log = logging.getLogger("finance_pipeline.tableau.live")
 
@@ -115,27 +121,17 @@ def fingerprint(tds_bytes: bytes, username: str, password: str, project_id: str)
     return hashlib.sha256(tds_bytes + b"\0" + inner.encode()).hexdigest()
 
 
-def _pg_connect(pg: PostgresSettings) -> Any:
-    import psycopg2
-
-    return psycopg2.connect(host=pg.host, port=pg.port, dbname=pg.database, user=pg.user,
-                            password=pg.password.value, sslmode=pg.sslmode, connect_timeout=15)
-
-
 def warehouse_marts(pg: PostgresSettings, wanted: Sequence[str] = BI_MARTS) -> list[str]:
-    con = _pg_connect(pg)
+    con = open_warehouse(pg, read_only=True)
     try:
-        with con.cursor() as cur:
-            cur.execute("select table_name from information_schema.tables where table_schema = %s", (SCHEMA,))
-            have = {r[0] for r in cur.fetchall()}
+        return available_marts(con, wanted)
     finally:
         con.close()
-    return [m for m in wanted if m in have]
 
 
 class _LiveRun:
     def __init__(self, settings: Settings, client: ApiClient, auth: TableauAuth, result: PublishResult,
-                 project: str, work: Path, poll_s: float) -> None:
+                 project: str, work: Path, poll_s: float, ledger: PublishLedger | None = None) -> None:
         assert settings.postgres is not None
         self.settings = settings
         self.pg = settings.postgres
@@ -149,6 +145,7 @@ class _LiveRun:
         self.project_id = ""
         self.state = _State(settings.secrets_dir / "tableau_live.json")
         self.schedule = refresh_schedule()
+        self.ledger = ledger
 
     def start(self) -> None:
         self.site, self.project_id = project_site(self.client, self.auth, self.project_name)
@@ -264,11 +261,15 @@ class _LiveRun:
                 self._wait(job, mart)
                 setattr(extracts, kind, getattr(extracts, kind) + 1)
                 self.state.data[mart] = {"id": ds_id, "digest": digest}
+                self._record(mart, tds_bytes, ds_id)
             except (ApiError, JobFailed, KeyError) as exc:
                 if isinstance(exc, ApiError) and exc.status in (401, 403):
                     raise
                 self.state.data.pop(mart, None)  # the next run publishes it again
                 extracts.failed += 1
+                if self.ledger is not None:
+                    self.ledger.mark_failed("datasource", mart, _tds_hash(tds_bytes), str(exc),
+                                            remote_id=published.get(mart))
                 self.result.errors.append(ItemError("extract", mart, str(exc)))
                 log.error("tableau %s: %s", mart, exc)
             finally:
@@ -283,9 +284,19 @@ class _LiveRun:
                     self.result.errors.append(ItemError("refresh_task", mart, str(exc)))
         return published
 
+    def _record(self, mart: str, tds_bytes: bytes, ds_id: str) -> None:
+        """The data source in ops.publish_ledger (its .tds without the password, its Tableau id), written
+        only when that changed: an audit record of what Tableau holds, beside the state file that decides
+        what to re-publish (whose fingerprint covers the password, so it stays under the secrets dir)."""
+        if self.ledger is None:
+            return
+        digest, known = _tds_hash(tds_bytes), self.ledger.entry("datasource", mart)
+        if known is None or known.status != "done" or known.content_hash != digest or known.remote_id != ds_id:
+            self.ledger.mark_done("datasource", mart, digest, ds_id, detail="live data source with its extract")
+
     def read_back(self, process: Any, marts: Sequence[str]) -> None:
         remote = self.existing()
-        con = _pg_connect(self.pg)
+        con = open_warehouse(self.pg, read_only=True)
         try:
             for mart in marts:
                 found = remote.get(mart, [])
@@ -293,7 +304,8 @@ class _LiveRun:
                     self.result.mismatches.append(Mismatch(mart, "datasources", 1, len(found)))
                     if not found:
                         continue
-                columns, want = tds.pg_expected(con, SCHEMA, mart)
+                table = load_table(con, mart)
+                columns, want = table.columns, table.expected()
                 raw = self.client.request("GET", f"{self.site}/datasources/{found[0]['id']}/content",
                                           expect_json=False).content
                 try:
@@ -314,6 +326,10 @@ class _LiveRun:
                         self.result.mismatches.append(Mismatch(mart, field, value, got.get(field)))
         finally:
             con.close()
+
+
+def _tds_hash(tds_bytes: bytes) -> str:
+    return hashlib.sha256(tds_bytes).hexdigest()
 
 
 def publish_live(settings: Settings, connection: Connection, *, dry_run: bool = False, read_back: bool = True,
@@ -341,12 +357,18 @@ def publish_live(settings: Settings, connection: Connection, *, dry_run: bool = 
     work = Path(tempfile.mkdtemp(prefix="tableau-live-", dir=str(work_root)))
     for kind in ("datasource", "extract", "refresh_task"):
         result.of(kind)
+    con = None if check_only else open_warehouse(settings.postgres)
     try:
+        ledger = None
+        if con is not None:
+            ledger = PublishLedger(con, DESTINATION).ensure_schema()
+            result.run_id = ledger.run_id
         with pat_session(settings):
             auth = TableauAuth(connection)
             client = make_client(connection, auth=auth)
             try:
-                run = _LiveRun(settings, client, auth, result, connection.get("project") or "Finance", work, poll_s)
+                run = _LiveRun(settings, client, auth, result, connection.get("project") or "Finance", work, poll_s,
+                               ledger)
                 run.start()
                 if not check_only:
                     run.publish(names)
@@ -358,6 +380,8 @@ def publish_live(settings: Settings, connection: Connection, *, dry_run: bool = 
                 client.close()
                 auth.close()
     finally:
+        if con is not None:
+            con.close()
         shutil.rmtree(work, ignore_errors=True)
         result.seconds = time.monotonic() - started
     d, e, t = result.of("datasource"), result.of("extract"), result.of("refresh_task")

@@ -46,6 +46,7 @@ from finance_pipeline.publish.destinations import DryRun, quarantine_rejections
 from finance_pipeline.publish.ledger import PublishLedger
 from finance_pipeline.publish.mechanics import ItemError, Mismatch, PublishResult
 from finance_pipeline.settings import Settings, SettingsError, env
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 log = logging.getLogger("finance_pipeline.tableau.publish")
 
@@ -232,7 +233,7 @@ def _dry_run(con: duckdb.DuckDBPyConnection, tables: Sequence[MartTable], thresh
     return plan
 
 
-def publish_marts(settings: Settings, connection: Connection, warehouse_path: Path | str | None, *,
+def publish_marts(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget | None, *,
                   dry_run: bool | None = None, chunk_threshold: int | None = None,
                   chunk_size: int | None = None, read_back: bool = True, marts: Sequence[str] | None = None
                   ) -> PublishResult:
@@ -249,7 +250,7 @@ def publish_marts(settings: Settings, connection: Connection, warehouse_path: Pa
     chunk_threshold = chunk_threshold or _bytes_setting("TABLEAU_CHUNK_THRESHOLD_BYTES", CHUNK_THRESHOLD)
     chunk_size = chunk_size or _bytes_setting("TABLEAU_CHUNK_SIZE_BYTES", CHUNK_SIZE)
     dry_run = settings.publish_dry_run if dry_run is None else dry_run
-    con = duckdb.connect(str(warehouse_path), read_only=dry_run)
+    con = open_warehouse(warehouse_path, read_only=dry_run)
     result = PublishResult(DESTINATION, "dry-run", primary="datasource")
     run: _Run | None = None
     work = Path(tempfile.mkdtemp(prefix="tableau-", dir=_work_dir(settings)))
@@ -293,14 +294,14 @@ def publish_marts(settings: Settings, connection: Connection, warehouse_path: Pa
     return result
 
 
-def check_read_back(settings: Settings, connection: Connection, warehouse_path: Path | str | None) -> PublishResult:
+def check_read_back(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget | None) -> PublishResult:
     """Only the read-back (the asset check); nothing is published."""
     if settings.warehouse == "postgres":
         from finance_pipeline.platforms.tableau.live import publish_live
 
         return publish_live(settings, connection, check_only=True)
     result = PublishResult(DESTINATION, "read-back", primary="datasource")
-    con = duckdb.connect(str(warehouse_path), read_only=True)
+    con = open_warehouse(warehouse_path, read_only=True)
     work = Path(tempfile.mkdtemp(prefix="tableau-check-", dir=_work_dir(settings)))
     try:
         tables = load_marts(con)
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     from finance_pipeline.publish.destinations import run_cli
 
     return run_cli(DESTINATION, publish_marts, argv, "Publish the marts to Tableau as .hyper data sources (on a "
-                   "Postgres warehouse: data sources connected live to it, with extracts).", reads_postgres=True)
+                   "Postgres warehouse: data sources connected live to it, with extracts).")
 
 
 if __name__ == "__main__":

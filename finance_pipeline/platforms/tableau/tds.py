@@ -14,7 +14,7 @@ import zipfile
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from finance_pipeline.publish.bi import Column, MartTable, column_kind
+from finance_pipeline.publish.bi import Column, MartTable, column_kind, pg_sql_type, sized_numerics
 
 TDS_VERSION = "18.1"
 
@@ -76,15 +76,16 @@ def pg_columns(con: Any, schema: str, table: str) -> list[Column]:
         found = cur.fetchall()
     if not found:
         raise LookupError(f'relation "{schema}.{table}" does not exist')
+
+    def fetchone(sql: str) -> tuple:
+        with con.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()
+
+    found = sized_numerics(fetchone, schema, table, found)
     out = []
     for name, data_type, precision, scale in found:
-        if data_type == "numeric":
-            sql_type = f"DECIMAL({precision or 38},{scale or 0})"
-        else:
-            sql_type = {"bigint": "BIGINT", "integer": "INTEGER", "smallint": "SMALLINT", "boolean": "BOOLEAN",
-                        "date": "DATE", "double precision": "DOUBLE", "real": "REAL",
-                        "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
-                        "timestamp without time zone": "TIMESTAMP"}.get(data_type, "VARCHAR")
+        sql_type = pg_sql_type(data_type, precision, scale)
         kind, p, s = column_kind(sql_type)
         out.append(Column(name, sql_type, kind, p, s))
     return out
@@ -99,16 +100,3 @@ def pg_table(con: Any, schema: str, table: str) -> MartTable:
         rows = [tuple(None if v is None else (str(v) if c.kind == "text" and not isinstance(v, str) else v)
                       for v, c in zip(r, columns)) for r in cur.fetchall()]
     return MartTable(table, columns, rows)
-
-
-def pg_expected(con: Any, schema: str, table: str) -> tuple[list[Column], dict[str, Any]]:
-    """Row count and the sum of every money (numeric) column of a Postgres table."""
-    from decimal import Decimal
-
-    columns = pg_columns(con, schema, table)
-    money = [c for c in columns if c.kind == "decimal"]
-    sums = "".join(f', coalesce(sum("{c.name}"), 0)' for c in money)
-    with con.cursor() as cur:
-        cur.execute(f'select count(*){sums} from "{schema}"."{table}"')
-        row = cur.fetchone()
-    return columns, {"rows": int(row[0]), **{c.name: Decimal(row[i + 1]) for i, c in enumerate(money)}}

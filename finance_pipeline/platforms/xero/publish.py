@@ -23,10 +23,7 @@ import time
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
-
-import duckdb
 
 from finance_pipeline.http import ApiClient, ApiError
 from finance_pipeline.http.pagination import page_number_pages
@@ -42,6 +39,7 @@ from finance_pipeline.publish.mechanics import (
     write_batches,
 )
 from finance_pipeline.settings import Settings
+from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 
 log = logging.getLogger("finance_pipeline.xero.publish")
 
@@ -613,7 +611,7 @@ class _XeroRun:
                     self.result.mismatches.append(Mismatch(number, field, money(abs(amount)), value))
 
 
-def publish_trade_invoices(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_trade_invoices(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                            client: ApiClient | None = None, batch_size: int = BATCH_SIZE,
                            dry_run: bool = False, payouts: bool = True) -> PublishResult:
     """Publish the marts' trade invoices (and their customers) to Xero; read back; compare.
@@ -624,7 +622,7 @@ def publish_trade_invoices(settings: Settings, connection: Connection, warehouse
     """
     started = time.monotonic()
     own_client = client is None
-    con = duckdb.connect(str(warehouse_path))
+    con = open_warehouse(warehouse_path)
     ledger = PublishLedger(con, DESTINATION).ensure_schema()
     result = PublishResult(DESTINATION, ledger.run_id, primary="invoice")
     for object_type in ("contact", "invoice"):

@@ -36,7 +36,6 @@ import logging
 import sys
 from collections import defaultdict
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Callable
 
 from finance_pipeline.http import ApiClient
@@ -53,6 +52,7 @@ from finance_pipeline.publish.mechanics import (
 )
 from finance_pipeline.publish.runner import compare_by_reference, run_publisher
 from finance_pipeline.settings import Settings
+from finance_pipeline.warehouse import WarehouseTarget
 
 log = logging.getLogger("finance_pipeline.zoho_books.publish")
 
@@ -461,7 +461,7 @@ def _money_or_none(value: Any) -> Decimal | None:
     return None if value is None else money(value)
 
 
-def publish_to_zoho_books(settings: Settings, connection: Connection, warehouse_path: Path | str, *,
+def publish_to_zoho_books(settings: Settings, connection: Connection, warehouse_path: WarehouseTarget, *,
                           client: ApiClient | None = None, dry_run: bool = False) -> PublishResult:
     """Publish contacts, trade invoices and their payments to Zoho Books; read back; compare.
 
