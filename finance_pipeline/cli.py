@@ -190,7 +190,7 @@ def summary(settings: Settings) -> str:
             out.append(f"Alerts raised so far: {alerts} (ops.alerts)")
         except Exception:  # noqa: BLE001 - the table appears with the first alert evaluation
             pass
-    out.append(f"\nWarehouse: {settings.warehouse_path}  (schemas raw_*, staging, intermediate, marts, ops)")
+    out.append(f"\nWarehouse: {settings.warehouse_target}  (schemas raw_*, staging, intermediate, marts, ops)")
     out.append("Dagster UI: finance-pipeline ui   ·   dbt docs: finance-pipeline docs")
     return "\n".join(out)
 

@@ -204,15 +204,14 @@ class Settings:
 
     @property
     def warehouse_path(self) -> Path:
-        """The embedded DuckDB warehouse. The steps after dbt (publishers, read-back checks, alerts, the
-        report) read the marts through it and are not yet ported to the Postgres warehouse: asked for
-        it under FINANCE_WAREHOUSE=postgres they stop here, rather than read an empty local file."""
+        """The embedded DuckDB warehouse file. Every step reads the warehouse through
+        `warehouse_target` (`finance_pipeline.warehouse.open_warehouse`), which names the Postgres
+        server instead when FINANCE_WAREHOUSE=postgres; code that asks for the DuckDB file by name
+        under postgres stops here rather than read an empty local file."""
         if self.warehouse != "duckdb":
             raise SettingsError(
-                "FINANCE_WAREHOUSE=postgres runs ingest and the dbt models on PostgreSQL; publishing, the "
-                "read-back checks, alerts and the report still read the embedded DuckDB warehouse and do not "
-                "run on Postgres yet. Materialize the ingest and dbt assets only (Dagster UI: groups ingest, "
-                "staging, intermediate, marts), or set FINANCE_WAREHOUSE=duckdb.")
+                "FINANCE_WAREHOUSE=postgres, but this step asked for the embedded DuckDB file: it should read the "
+                "warehouse through Settings.warehouse_target. Run it with FINANCE_WAREHOUSE=duckdb, or report it.")
         return self.duckdb_file
 
     @property
