@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterator
 
@@ -141,42 +140,19 @@ def fault_codes(exc: ApiError) -> set[str]:
         return set()
 
 
-class ServerClock:
-    """QuickBooks' own idea of now: the `time` of its latest answer (the sandbox emulator answers with
-    the sandbox clock, the live API with Intuit's), so windows such as CDC's 30 days are measured on
-    the same clock as the LastUpdatedTime stamps; the local clock until an answer has been seen."""
-
-    def __init__(self) -> None:
-        self.at: datetime | None = None
-
-    def saw(self, body: dict) -> None:
-        try:
-            at = datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
-        except (KeyError, ValueError):
-            return
-        if at.tzinfo is not None:
-            self.at = at.astimezone(timezone.utc)
-
-    def now(self) -> datetime:
-        return self.at or datetime.now(timezone.utc)
-
-
-def query(client: ApiClient, text: str, clock: ServerClock | None = None) -> dict:
+def query(client: ApiClient, text: str) -> dict:
     """`GET /query?query=…&minorversion=75` → the QueryResponse object (`{}` when nothing matched)."""
-    body = client.get_json("query", params={"query": text, "minorversion": MINOR_VERSION})
-    if clock is not None:
-        clock.saw(body)
-    return body.get("QueryResponse", {})
+    return client.get_json("query", params={"query": text, "minorversion": MINOR_VERSION}).get("QueryResponse", {})
 
 
 def query_pages(client: ApiClient, entity: str, where: str = "", order: str = "Id",
-                page_size: int = PAGE_SIZE, clock: ServerClock | None = None) -> Iterator[list[dict]]:
+                page_size: int = PAGE_SIZE) -> Iterator[list[dict]]:
     """Every row of `SELECT * FROM entity [WHERE …] ORDERBY …`, STARTPOSITION by MAXRESULTS."""
     start = 1
     while True:
         text = f"SELECT * FROM {entity}{(' WHERE ' + where) if where else ''} ORDERBY {order} " \
                f"STARTPOSITION {start} MAXRESULTS {page_size}"
-        rows = query(client, text, clock).get(entity, [])
+        rows = query(client, text).get(entity, [])
         if rows:
             yield rows
         if len(rows) < page_size:

@@ -5,13 +5,8 @@
   (STARTPOSITION += 1000 until a short page); the cursor is dlt's incremental on `updated_at` (UTC).
 - Deletes: invisible to /query, so each run also asks CDC (`GET /cdc?entities=Invoice,SalesReceipt&
   changedSince=<cursor>`) and yields the deleted ids with `deleted = true`, a dlt hard-delete hint
-  that removes them from the raw table.  CDC only looks back 30 days, counted on QuickBooks' clock
-  (the `time` of its answers: the sandbox clock in the sandbox): a cursor older than that skips the
-  delete pass (logged) — a full reload (`dlt pipeline drop`) catches up.
-- The cursor query is `>=` with an hour's lookback (dlt's `lag`, which also turns off dlt's
-  boundary de-duplication), merged by Id: a document saved at the very instant the last run's
-  newest stamp carries (the sandbox clock stands still between `sandbox advance`s, so the publisher's
-  writes share one stamp) is read again, never skipped.
+  that removes them from the raw table.  CDC only looks back 30 days: a cursor older than that
+  skips the delete pass (logged) — a full reload (`dlt pipeline drop`) catches up.
 - Voided documents stay, with zero amounts and PrivateNote "Voided" (`voided` column).
 - Payments (ReceivePayment) are read the same way; `lines` keeps each line's `LinkedTxn` (the
   invoices a payment is applied to, and how much to each).
@@ -34,7 +29,7 @@ from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arr
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
 from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
-from finance_pipeline.platforms.quickbooks.client import ServerClock, make_client, query_pages
+from finance_pipeline.platforms.quickbooks.client import make_client, query_pages
 from finance_pipeline.platforms.quickbooks.reference import MINOR_VERSION
 
 log = logging.getLogger("finance_pipeline.quickbooks.source")
@@ -111,9 +106,8 @@ def quickbooks_source(connection: Connection | None = None, quarantine: Quaranti
             start = updated_at.start_value
             first = start is None or start <= datetime(2000, 1, 2, tzinfo=timezone.utc)
             where = "" if first else f"MetaData.LastUpdatedTime >= '{_qbo_literal(start - timedelta(seconds=LOOKBACK_S))}'"
-            server = ServerClock()
             with shared as client:
-                for page in query_pages(client, entity, where, order="MetaData.LastUpdatedTime", clock=server):
+                for page in query_pages(client, entity, where, order="MetaData.LastUpdatedTime"):
                     rows = []
                     for doc in page:
                         try:
@@ -125,7 +119,7 @@ def quickbooks_source(connection: Connection | None = None, quarantine: Quaranti
                 if first:
                     return
                 since = start - timedelta(seconds=LOOKBACK_S)
-                if server.now() - since > CDC_WINDOW:
+                if datetime.now(timezone.utc) - since > CDC_WINDOW:
                     log.warning("quickbooks %s: cursor older than CDC's 30 days; deletes before %s not seen",
                                 resource_name, since.isoformat())
                     return
@@ -138,7 +132,7 @@ def quickbooks_source(connection: Connection | None = None, quarantine: Quaranti
                             meta = doc.get("MetaData") or {}
                             deleted.append({"id": str(doc["Id"]), "deleted": True,
                                             "updated_at": parse_timestamp(meta.get("LastUpdatedTime"))
-                                            or server.now()})
+                                            or datetime.now(timezone.utc)})
                 if deleted:
                     yield _table(deleted)
         return read
