@@ -67,10 +67,11 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"(world ready in {time.monotonic() - t0:.1f}s)", flush=True)
         runtime.start_emulators(settings)
         from finance_pipeline.webhooks import receiver as webhook_receiver
+        from finance_pipeline.webhooks.inbox import inbox_location
 
         hooks = webhook_receiver.start(settings)  # takes deliveries while the job runs (the sensor picks them up)
         print(f"webhook receiver: {hooks.url}/webhooks/<platform> ({', '.join(sorted(hooks.app.endpoints))}); "
-              f"inbox {webhook_receiver.inbox_file(settings)}", flush=True)
+              f"inbox {inbox_location(settings)}", flush=True)
 
     from dagster import DagsterInstance
 
@@ -299,11 +300,11 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     """`webhooks serve`: the receiver in the foreground; `webhooks status`: what the inbox holds."""
     settings = _prepare_environment(args)
     from finance_pipeline.webhooks import receiver
-    from finance_pipeline.webhooks.inbox import Inbox, inbox_path
+    from finance_pipeline.webhooks.inbox import open_inbox
 
     if args.action == "status":
-        with Inbox(inbox_path(settings.data_dir)) as inbox:
-            print(json.dumps({"inbox": str(inbox.path), "events": inbox.count(),
+        with open_inbox(settings) as inbox:
+            print(json.dumps({"inbox": inbox.where, "events": inbox.count(),
                               "consumed": inbox.count("consumed_at is not null"),
                               "pending": {p: n for p, (n, _) in inbox.pending_by_platform().items()},
                               "in_runs": {b: n for b, (_, _, n) in inbox.open_batches().items()}}, indent=2))

@@ -121,7 +121,7 @@ def _pg_type(arrow_type: Any) -> str:
 class PgConnection:
     """DuckDB's connection API, as far as the pipeline uses it, on PostgreSQL (psycopg2):
     `execute(sql, params)` with `?` parameters (returns itself, as DuckDB does), `fetchone`,
-    `fetchall`, `description`, `begin` / `commit` / `rollback` (autocommit otherwise, like DuckDB),
+    `fetchall`, `description`, `rowcount`, `begin` / `commit` / `rollback` (autocommit otherwise, like DuckDB),
     `register(name, arrow_table)` / `unregister(name)` (a temporary table), `cursor()` and `close()`.
     JSON comes back as text and timestamps in UTC, as DuckDB returns them."""
 
@@ -157,6 +157,11 @@ class PgConnection:
     @property
     def description(self) -> Any:
         return self._cur.description
+
+    @property
+    def rowcount(self) -> int:
+        """Rows the last statement changed (or returned), as DB-API cursors count them."""
+        return self._cur.rowcount
 
     def begin(self) -> None:
         self._cur.execute("BEGIN")

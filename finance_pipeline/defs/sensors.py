@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from dagster import (
     AssetSelection,
@@ -31,7 +32,7 @@ from finance_pipeline.defs.common import WAREHOUSE_TAG
 from finance_pipeline.defs.schedules import ALERTS, INGEST, TRANSFORM
 from finance_pipeline.platforms import registry
 from finance_pipeline.settings import get_settings
-from finance_pipeline.webhooks.inbox import Inbox, inbox_path
+from finance_pipeline.webhooks.inbox import Inbox, inbox_target
 
 BATCH_TAG = "finance/webhook_batch"
 ORPHAN_AFTER = timedelta(minutes=10)
@@ -98,14 +99,15 @@ def requests_for_inbox(inbox: Inbox, instance, asset_graph, now: datetime | None
 
 @sensor(job=webhook_sync, name="webhook_inbox_sensor", minimum_interval_seconds=30,
         default_status=DefaultSensorStatus.RUNNING,
-        description="New webhook events in data/webhooks/inbox.sqlite → one targeted incremental run per platform; "
+        description="New webhook events in the inbox (data/webhooks/inbox.sqlite, or ops.webhook_inbox on the Postgres "
+                    "warehouse) → one targeted incremental run per platform; "
                     "events are marked consumed only when that run succeeded.")
 def webhook_inbox_sensor(context: SensorEvaluationContext):
     settings = get_settings()
-    path = inbox_path(settings.data_dir)
-    if not path.exists():
-        return SkipReason(f"no webhook inbox yet ({path})")
-    with Inbox(path) as inbox:
+    target = inbox_target(settings)
+    if isinstance(target, Path) and not target.exists():  # SQLite: the receiver has not run yet
+        return SkipReason(f"no webhook inbox yet ({target})")
+    with Inbox(target) as inbox:
         requests = requests_for_inbox(inbox, context.instance, context.repository_def.asset_graph)
     if not requests:
         return SkipReason("no new webhook events")

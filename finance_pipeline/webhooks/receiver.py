@@ -7,10 +7,10 @@ For each delivery, in this order:
    status (401 by default) and an empty body, and nothing is stored;
 3. the platform splits the delivery into events with their dedupe ids; a correctly signed body
    it cannot read is malformed (400);
-4. the events are committed to the inbox (fsynced, grouped with concurrent deliveries), and only
-   then the answer is 200 with an empty body.  A replayed event is answered 200 too (the sender
-   must stop retrying) and only counted.  If the inbox cannot be written the answer is 503, so
-   the platform retries.
+4. the events are committed to the inbox (SQLite, or `ops.webhook_inbox` on the Postgres
+   warehouse; durable, grouped with concurrent deliveries), and only then the answer is 200
+   with an empty body.  A replayed event is answered 200 too (the sender must stop retrying)
+   and only counted.  If the inbox cannot be written the answer is 503, so the platform retries.
 
 Nothing platform-specific lives here: each platform's entry in the registry supplies the pieces
 (`finance_pipeline.webhooks.endpoints`).  `GET /healthz` answers liveness, `GET /stats` counters.
@@ -24,7 +24,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,7 +31,7 @@ import orjson
 
 from finance_pipeline.settings import Settings
 from finance_pipeline.webhooks import endpoints as endpoints_mod
-from finance_pipeline.webhooks.inbox import InboxEvent, InboxWriter, inbox_path
+from finance_pipeline.webhooks.inbox import InboxEvent, InboxWriter, inbox_location, open_inbox_writer
 
 log = logging.getLogger("finance_pipeline.webhooks")
 
@@ -51,7 +50,7 @@ class WebhookReceiver:
                  writer: InboxWriter | None = None, public_url: str | None = None) -> None:
         self.settings = settings
         self.endpoints = endpoints if endpoints is not None else endpoints_mod.load(settings)
-        self.writer = writer or InboxWriter(inbox_path(settings.data_dir))
+        self.writer = writer or open_inbox_writer(settings)
         from finance_pipeline.settings import env
 
         self.public_url = (public_url or env("FINANCE_WEBHOOK_PUBLIC_URL") or "").rstrip("/")
@@ -265,7 +264,7 @@ def serve_forever(settings: Settings, port: int, host: str = "127.0.0.1", announ
 
         names = [registry.get(n).webhook_secret_env or n for n in missing]
         raise SettingsError("no webhook signing secret is configured; set at least one of " + ", ".join(names))
-    announce(orjson.dumps({"url": url, "inbox": str(inbox_path(settings.data_dir)),
+    announce(orjson.dumps({"url": url, "inbox": inbox_location(settings),
                            "routes": {n: f"{url}{PREFIX}{n}" for n in sorted(app.endpoints)},
                            "disabled": missing}).decode())
     server = _server(app)
@@ -273,7 +272,3 @@ def serve_forever(settings: Settings, port: int, host: str = "127.0.0.1", announ
         server.run(sockets=[sock])
     finally:
         app.close()
-
-
-def inbox_file(settings: Settings) -> Path:
-    return inbox_path(settings.data_dir)
