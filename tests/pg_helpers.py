@@ -62,6 +62,20 @@ def run_on(data_dir: Path, sources: set[str], pg: LocalPostgres | None = None, d
     return run_job(data_dir, job, sources=sources, keep=keep, **extra, **settings)
 
 
+def pg_query(pg: LocalPostgres, database: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """One statement on `database` of the server (autocommit); its rows, if it returns any."""
+    import psycopg2
+
+    con = psycopg2.connect(pg.dsn_for(database))
+    try:
+        con.autocommit = True
+        with con.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        con.close()
+
+
 def _pg_rows(pg: LocalPostgres, database: str, schema: str, table: str) -> tuple[list[str], list[tuple]]:
     import psycopg2
 

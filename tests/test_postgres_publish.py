@@ -18,7 +18,7 @@ import pytest
 from finance_pipeline.defs.publish import READ_BACK_CHECK, publish_assets
 from finance_pipeline.publish.destinations import destination_names, quarantine_rejections
 from finance_pipeline.settings import Settings
-from pg_helpers import pg_env, pg_server  # noqa: F401  (pg_server is a fixture)
+from pg_helpers import pg_env, pg_query, pg_server  # noqa: F401  (pg_server is a fixture)
 from pipeline_helpers import pipeline_env, run_job
 
 pytestmark = pytest.mark.timeout(900)
@@ -27,19 +27,6 @@ SOURCES = {"shopify", "stripe"}
 # assets another change ports to Postgres (alerts, the report): left out of these runs
 NOT_HERE = ("ops", "reports")
 DESTINATIONS = sorted(a.key.path[1] for a in publish_assets)
-
-
-def _query(pg, database: str, sql: str, params: tuple = ()) -> list[tuple]:
-    import psycopg2
-
-    con = psycopg2.connect(pg.dsn_for(database))
-    try:
-        con.autocommit = True
-        with con.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        con.close()
 
 
 def _published(result) -> dict[str, dict]:
@@ -58,7 +45,7 @@ def _checks(result) -> dict[str, bool]:
 
 def _add_trade_refunds(pg, database: str, n: int = 2) -> list[str]:
     """A partial refund (a third of the goods with its share of tax) of `n` open trade invoices."""
-    rows = _query(pg, database, """
+    rows = pg_query(pg, database, """
         select invoice_number, channel, order_id, currency, issued_on, subtotal_amount, tax_amount
         from marts.fct_invoices where status <> 'voided' and subtotal_amount > 30 and tax_amount > 0
         order by invoice_number limit %s""", (n,))
@@ -68,7 +55,7 @@ def _add_trade_refunds(pg, database: str, n: int = 2) -> list[str]:
         goods = (sub / 3).quantize(Decimal("0.01"))
         rtax = (tax * goods / sub).quantize(Decimal("0.01"))
         ids.append(f"re_pg_{k}")
-        _query(pg, database, """
+        pg_query(pg, database, """
             insert into marts.fct_refunds (channel, refund_id, order_id, refunded_at, currency, goods_amount,
                                            shipping_amount, tax_amount, total_amount)
             values (%s, %s, %s, %s::timestamptz, %s, %s, 0, %s, %s)""",
@@ -94,29 +81,29 @@ def test_publishers_and_read_back_run_on_postgres(pg_server, tmp_path, small_wor
     assert all(meta["created"] + meta["updated"] > 0 for meta in published.values()), published
 
     # the ledger is on the server, with what every destination holds
-    ledger = dict(_query(pg_server, database, "select destination, count(*) from ops.publish_ledger "
+    ledger = dict(pg_query(pg_server, database, "select destination, count(*) from ops.publish_ledger "
                                               "where status = 'done' group by destination"))
     assert sorted(ledger) == sorted(destination_names()), ledger
-    assert _query(pg_server, database, "select count(*) from ops.publish_log")[0][0] >= sum(ledger.values())
+    assert pg_query(pg_server, database, "select count(*) from ops.publish_log")[0][0] >= sum(ledger.values())
     assert not (data / "warehouse.duckdb").exists()
     assert not list(data.rglob("warehouse.duckdb*"))
 
     # publishing again changes nothing anywhere
-    rows_before = _query(pg_server, database, "select count(*) from ops.publish_ledger")[0][0]
+    rows_before = pg_query(pg_server, database, "select count(*) from ops.publish_ledger")[0][0]
     second = run_job(data, "daily_close", sources=SOURCES, keep=lambda key: key[0] == "publish", **env)
     again = _published(second)
     assert sorted(again) == DESTINATIONS
     assert {d: (m["created"], m["updated"]) for d, m in again.items()} == {d: (0, 0) for d in DESTINATIONS}
     checks = _checks(second)
     assert sorted(checks) == DESTINATIONS and all(checks.values()), checks
-    assert _query(pg_server, database, "select count(*) from ops.publish_ledger")[0][0] == rows_before
+    assert pg_query(pg_server, database, "select count(*) from ops.publish_ledger")[0][0] == rows_before
 
     # Xero's credit notes read fct_refunds on the server too
     refunds = _add_trade_refunds(pg_server, database)
     third = run_job(data, "daily_close", sources=SOURCES, keep=lambda key: key == ("publish", "xero_trade_invoices"),
                     FINANCE_DESTINATIONS="xero", **env)
     assert _checks(third) == {"xero_trade_invoices": True}
-    notes = _query(pg_server, database, "select business_key, status, remote_id from ops.publish_ledger "
+    notes = pg_query(pg_server, database, "select business_key, status, remote_id from ops.publish_ledger "
                                         "where destination = 'xero' and object_type = 'credit_note'")
     assert len(notes) == len(refunds) and all(status == "done" and remote for _, status, remote in notes), notes
     assert not (data / "warehouse.duckdb").exists()
@@ -126,7 +113,7 @@ def test_publishers_and_read_back_run_on_postgres(pg_server, tmp_path, small_wor
         settings = Settings.from_env()
         assert quarantine_rejections(settings, "xero", [("credit_note", "CN-re_pg_9", {"Total": "1.00"},
                                                          "Xero: the contact is archived")]) == 1
-    assert _query(pg_server, database, "select platform, entity, reason from ops.quarantine where platform = %s",
+    assert pg_query(pg_server, database, "select platform, entity, reason from ops.quarantine where platform = %s",
                   ("xero",)) == [("xero", "credit_note", "Xero: the contact is archived")]
     assert not (data / "warehouse.duckdb").exists()
 

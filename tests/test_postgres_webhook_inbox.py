@@ -18,25 +18,12 @@ from finance_pipeline.webhooks import receiver
 from finance_pipeline.webhooks.inbox import (PG_TABLE, Inbox, InboxEvent, InboxWriter, inbox_path, open_inbox,
                                              open_inbox_writer)
 import pg_helpers
-from pg_helpers import pg_env
+from pg_helpers import pg_env, pg_query
 from tests.conftest import make_settings
 
 pg_server = pg_helpers.pg_server  # the session's server (a fixture)
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _query(pg, database: str, sql: str, params: tuple = ()) -> list[tuple]:
-    import psycopg2
-
-    con = psycopg2.connect(pg.dsn_for(database))
-    try:
-        con.autocommit = True
-        with con.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        con.close()
 
 
 def _pg_settings(pg, database: str) -> PostgresSettings:
@@ -82,15 +69,15 @@ def test_schema_and_replays_counted_once(pg_server, pg_db, pg_settings, tmp_path
     assert datetime.fromisoformat(row["received_at"]).utcoffset().total_seconds() == 0
     assert row["claimed_at"] is None and row["consumed_at"] is None
     # what is on the server: the table, its types, the rows
-    types = dict(_query(pg_server, pg_db, "select column_name, data_type from information_schema.columns "
+    types = dict(pg_query(pg_server, pg_db, "select column_name, data_type from information_schema.columns "
                                           "where table_schema = 'ops' and table_name = 'webhook_inbox'"))
     assert types == {"seq": "bigint", "platform": "text", "event_id": "text", "topic": "text",
                      "received_at": "timestamp with time zone", "headers": "json", "body": "bytea",
                      "deliveries": "integer", "batch": "text", "claimed_at": "timestamp with time zone",
                      "consumed_at": "timestamp with time zone"}
-    assert _query(pg_server, pg_db, f"select platform, event_id, deliveries from {PG_TABLE} order by seq") == [
+    assert pg_query(pg_server, pg_db, f"select platform, event_id, deliveries from {PG_TABLE} order by seq") == [
         ("shopify", "a", 2), ("shopify", "b", 1), ("stripe", "a", 1), ("stripe", "c", 2)]
-    assert bytes(_query(pg_server, pg_db, f"select body from {PG_TABLE} where event_id = 'a' "
+    assert bytes(pg_query(pg_server, pg_db, f"select body from {PG_TABLE} where event_id = 'a' "
                                           "and platform = 'shopify'")[0][0]) == raw
     _no_sqlite(tmp_path)
 
@@ -125,7 +112,7 @@ def test_claim_consume_release_lifecycle(pg_settings):
 
 def test_concurrent_writers_lose_nothing_and_commit_durably(pg_server, pg_db, pg_settings):
     # a server whose default is asynchronous commit: the writer still waits for the WAL flush
-    _query(pg_server, pg_db, f'alter database "{pg_db}" set synchronous_commit = off')
+    pg_query(pg_server, pg_db, f'alter database "{pg_db}" set synchronous_commit = off')
     writer = open_inbox_writer(pg_settings)
     second = InboxWriter(_pg_settings(pg_server, pg_db))  # another receiver process on the same server
     errors: list[BaseException] = []
@@ -150,7 +137,7 @@ def test_concurrent_writers_lose_nothing_and_commit_durably(pg_server, pg_db, pg
         second.close()
     assert errors == []
     assert len(results) == 8 * 40 * 2 and sum(results) == 8 * 40 + 2  # each shared event was new exactly once
-    rows = dict(_query(pg_server, pg_db, f"select event_id, deliveries from {PG_TABLE}"))
+    rows = dict(pg_query(pg_server, pg_db, f"select event_id, deliveries from {PG_TABLE}"))
     assert len(rows) == 8 * 40 + 2
     assert rows["shared-0"] + rows["shared-1"] == 8 * 40 and all(rows[f"t{k}-{i}"] == 1 for k in range(8)
                                                                  for i in range(40))
@@ -162,13 +149,13 @@ def test_writer_survives_a_dropped_connection(pg_server, pg_db, pg_settings):
     try:
         assert writer.write([_event("shopify", "before")]) == [True]
         (pid,) = writer._con.execute("select pg_backend_pid()").fetchone()
-        _query(pg_server, pg_db, "select pg_terminate_backend(%s)", (pid,))
+        pg_query(pg_server, pg_db, "select pg_terminate_backend(%s)", (pid,))
         with pytest.raises(Exception):  # this group is not stored: the receiver answers 503
             writer.write([_event("shopify", "lost")])
         assert writer.write([_event("shopify", "after")]) == [True]  # a new connection
     finally:
         writer.close()
-    assert sorted(r[0] for r in _query(pg_server, pg_db, f"select event_id from {PG_TABLE}")) == ["after", "before"]
+    assert sorted(r[0] for r in pg_query(pg_server, pg_db, f"select event_id from {PG_TABLE}")) == ["after", "before"]
 
 
 def test_receiver_stores_signed_deliveries_on_the_server(pg_server, pg_db, pg_settings, tmp_path):
@@ -182,7 +169,7 @@ def test_receiver_stores_signed_deliveries_on_the_server(pg_server, pg_db, pg_se
                            content=body, timeout=10)
         assert first.status_code == 200 and first.content == b""
         # on the server as soon as the 200 arrived, seen from another connection
-        ((event_id, stored, kept, deliveries),) = _query(
+        ((event_id, stored, kept, deliveries),) = pg_query(
             pg_server, pg_db, f"select event_id, body, headers::text, deliveries from {PG_TABLE}")
         (expected_id, _, raw), = ep.events({k.lower(): v for k, v in headers.items()}, body)
         assert event_id == expected_id and bytes(stored) == raw and deliveries == 1
@@ -192,7 +179,7 @@ def test_receiver_stores_signed_deliveries_on_the_server(pg_server, pg_db, pg_se
         assert httpx.post(url, headers=forged_headers, content=forged, timeout=10).status_code == ep.reject_status
     finally:
         r.stop()
-    assert _query(pg_server, pg_db, f"select event_id, deliveries from {PG_TABLE}") == [(expected_id, 2)]
+    assert pg_query(pg_server, pg_db, f"select event_id, deliveries from {PG_TABLE}") == [(expected_id, 2)]
     _no_sqlite(tmp_path)
 
 
