@@ -52,6 +52,24 @@ def render_payment(doc: dict) -> dict:
     return out
 
 
+def _amount_and_date(el: dict, what: str, errors: list[str]) -> tuple[Any, str | None]:
+    """A payment's or allocation's `Amount` (required, above zero) and `Date` (ISO text or None),
+    Xero's validation messages appended to `errors`."""
+    from finance_pipeline.platforms.xero.emulator_store import _number  # emulator_store imports this module
+
+    amount = _number(el.get("Amount"), "Amount", errors)
+    if amount is None:
+        errors.append("Amount must be specified")
+    elif amount <= 0:
+        errors.append(f"{what} amount must be greater than zero")
+    try:
+        on = parse_date(el["Date"]).isoformat() if el.get("Date") else None
+    except ValueError:
+        on = None
+        errors.append(f"Date '{el.get('Date')}' is not a valid date")
+    return amount, on
+
+
 class PaymentsMixin:
     """Needs from XeroStore: tenant_id, now(), read(), _bump, _invoice_doc, _store_invoice, _compute_totals."""
 
@@ -123,7 +141,7 @@ class PaymentsMixin:
         return results
 
     def _build_payment(self, con: sqlite3.Connection, el: dict, now_ms: int) -> tuple[dict, list[str]]:
-        from finance_pipeline.platforms.xero.emulator_store import _compute_totals, _number
+        from finance_pipeline.platforms.xero.emulator_store import _compute_totals
 
         errors: list[str] = []
         target = el.get("Invoice") if isinstance(el.get("Invoice"), dict) else None
@@ -153,16 +171,7 @@ class PaymentsMixin:
             errors.append("Account code must be specified and must exist")
         elif not (account.type == "BANK" or account.enable_payments):
             errors.append(f"Account code '{account.code}' is not a bank account and does not allow payments")
-        amount = _number(el.get("Amount"), "Amount", errors)
-        if amount is None:
-            errors.append("Amount must be specified")
-        elif amount <= 0:
-            errors.append("Payment amount must be greater than zero")
-        try:
-            paid_on = parse_date(el["Date"]).isoformat() if el.get("Date") else None
-        except ValueError:
-            paid_on = None
-            errors.append(f"Date '{el.get('Date')}' is not a valid date")
+        amount, paid_on = _amount_and_date(el, "Payment", errors)
         if paid_on is None and not any("Date" in e for e in errors):
             errors.append("Date must be specified")
         if invoice is not None:
@@ -292,7 +301,7 @@ class CreditNotesMixin:
         AUTHORISED sales invoice of the same contact and currency, never above the credit that remains
         nor above what the invoice still owes; the invoice is PAID (and the credit note too) at zero."""
         from finance_pipeline.platforms.xero.emulator_store import (
-            ElementResult, _compute_totals, _now_ms, _number, _validation_echo)
+            ElementResult, _compute_totals, _now_ms, _validation_echo)
 
         results = []
         now_ms = _now_ms(self.now())  # type: ignore[attr-defined]
@@ -313,15 +322,7 @@ class CreditNotesMixin:
             if invoice is None or "CREDIT" in invoice["Type"]:
                 invoice = None
                 errors.append("Invoice could not be found")
-            amount = _number(element.get("Amount"), "Amount", errors)
-            if amount is None:
-                errors.append("Amount must be specified")
-            elif amount <= 0:
-                errors.append("Allocation amount must be greater than zero")
-            try:
-                on = parse_date(element["Date"]).isoformat() if element.get("Date") else None
-            except ValueError:
-                on, _ = None, errors.append(f"Date '{element.get('Date')}' is not a valid date")
+            amount, on = _amount_and_date(element, "Allocation", errors)
             if note is not None and invoice is not None and amount is not None and amount > 0:
                 if note["Status"] != "AUTHORISED":
                     errors.append(f"Credit note is {note['Status']}: only an AUTHORISED credit note can be allocated")
