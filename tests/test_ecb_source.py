@@ -96,7 +96,7 @@ def test_load_then_incremental_with_lookback_picks_up_a_revision(settings, sandb
     load(settings, running)
     assert running.emulator.queries[-1]["startPeriod"] == (last - timedelta(days=LOOKBACK_DAYS)).isoformat()
     got = loaded(settings)
-    want = dict(truth(sandbox), **{("USD", revised_day): old + Decimal("0.0100")})
+    want = {**truth(sandbox), ("USD", revised_day): old + Decimal("0.0100")}
     assert got == want and max(d for _, d in got) > last
 
 
@@ -112,10 +112,14 @@ def test_faults_change_nothing(tmp_path, small_world_dir, start_emulator):
 
 
 def test_a_body_cut_at_a_line_end_is_not_taken_for_a_whole_answer():
-    body = ("KEY,CURRENCY,TIME_PERIOD,OBS_VALUE\n" "EXR.D.GBP.EUR.SP00.A,GBP,2025-12-30,0.85000\n"
-            "EXR.D.GBP.EUR.SP00.A,GBP,2025-12-31,0.85100\n" "EXR.D.USD.EUR.SP00.A,USD,2025-12-30,1.0900\n")
-    with pytest.raises(ValueError):
-        parse_csv(body.replace("KEY,CURRENCY", "KEY,FREQ").encode())  # not the ECB's header
+    body = ("KEY,FREQ,CURRENCY,CURRENCY_DENOM,EXR_TYPE,EXR_SUFFIX,TIME_PERIOD,OBS_VALUE\n"
+            "EXR.D.GBP.EUR.SP00.A,D,GBP,EUR,SP00,A,2025-12-30,0.85000\n"
+            "EXR.D.GBP.EUR.SP00.A,D,GBP,EUR,SP00,A,2025-12-31,0.85100\n"
+            "EXR.D.USD.EUR.SP00.A,D,USD,EUR,SP00,A,2025-12-30,1.0900\n")
+    with pytest.raises(ValueError, match="header"):
+        parse_csv(body.replace("KEY,FREQ", "KEY,CURRENCY", 1).encode())  # not the ECB's header
+    whole = body + "EXR.D.USD.EUR.SP00.A,D,USD,EUR,SP00,A,2025-12-31,1.0910\n"
+    assert [r["OBS_VALUE"] for r in parse_csv(whole.encode())] == ["0.85000", "0.85100", "1.0900", "1.0910"]
     with pytest.raises(ValueError, match="different days"):
         parse_csv(body.encode())
     with pytest.raises(ValueError, match="newline"):
