@@ -17,6 +17,10 @@ def test_definitions_load_with_groups_jobs_schedules_and_sensor():
         assert graph.has(AssetKey(key)), key
     # dbt sources resolve to the dlt assets: lineage runs from the API to the marts
     assert AssetKey(["raw_shopify", "orders"]) in graph.get(AssetKey(["staging", "stg_shopify__orders"])).parent_keys
+    # the ECB rates join the main job like any source, down to the FX marts
+    assert AssetKey(["raw_ecb", "rates"]) in graph.get(AssetKey(["staging", "stg_ecb__rates"])).parent_keys
+    main = defs.resolve_job_def("daily_close").asset_layer.selected_asset_keys
+    assert {AssetKey(["raw_ecb", "rates"]), AssetKey(["marts", "fct_fx_rates"]), AssetKey(["marts", "rpt_fx_exposure"])} <= main
     assert {s.name for s in defs.schedules} == {"hourly_sync_schedule", "daily_close_schedule"}
     assert {s.name for s in defs.sensors} == {"alerts_after_marts_sensor", "webhook_inbox_sensor"}
     assert defs.resolve_job_def("hourly_sync") and defs.resolve_job_def("daily_close")

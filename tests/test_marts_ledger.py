@@ -141,7 +141,8 @@ def test_payment_status_and_trends_tell_the_cases_apart(warehouse):
         assert statuses.get(s, 0) > 0, (s, statuses)
     assert sum(statuses.values()) == _q(warehouse, "select count(*) from marts.fct_orders")[0][0]
     evidence = _q(warehouse, """select evidence from marts.rpt_payment_status
-                                where payment_status = 'paid' and document_type = 'invoice' limit 1""")[0][0]
+                                where payment_status = 'paid' and document_type = 'invoice'
+                                  and channel = 'shopify' limit 1""")[0][0]  # ledger channels name bank payments
     assert "paid by ch_" in evidence
     fabric = _q(warehouse, """select sum(units), sum(metres) from marts.rpt_sales_trends
                               where grain = 'month' and category = 'fabric'""")[0]

@@ -10,6 +10,17 @@
     as decimal(18, 2))
 {%- endmacro %}
 
+{#- num / den (both positive) rounded half-up to `scale` decimals, as DECIMAL(18, scale), without
+    passing through a float (a DECIMAL division is a DOUBLE on DuckDB): FX cross rates. -#}
+{% macro rate_div(num, den, scale=10) -%}
+    cast(
+        {{ int_div('cast(cast(' ~ num ~ ' as decimal(38, 10)) * 10000000000 as ' ~ wide_int() ~ ') * ' ~ 2 * 10 ** scale
+            ~ ' + cast(cast(' ~ den ~ ' as decimal(38, 10)) * 10000000000 as ' ~ wide_int() ~ ')',
+                   '2 * cast(cast(' ~ den ~ ' as decimal(38, 10)) * 10000000000 as ' ~ wide_int() ~ ')') }}
+        * cast({{ '0.' ~ '0' * (scale - 1) ~ '1' }} as decimal({{ scale + 1 }}, {{ scale }}))
+    as decimal(18, {{ scale }}))
+{%- endmacro %}
+
 {#- Integer minor units -> DECIMAL(18,2) major units.  Stripe's zero-decimal currencies stay whole
     (ISK, HUF and TWD are sent x100 by Stripe like two-decimal currencies, so they are not listed). -#}
 {% macro minor_to_major(amount, currency) -%}

@@ -246,10 +246,12 @@ class _Journal:
     def __init__(self) -> None:
         self.lines: dict[tuple[str, str], dict] = {}
         self.ar: list[tuple[tuple[str, str], datetime, Decimal]] = []  # (document, at, amount)
+        # (document, at, amount in the entry's own currency or None, amount in GBP): oracle_fx's revaluation
+        self.ar_moves: list[tuple[tuple[str, str], datetime, Decimal | None, Decimal]] = []
 
     def post(self, entry_id: str, source_type: str, channel: str, at: datetime, account: str, amount: Decimal,
              jurisdiction: str | None = None, document: tuple[str, str] | None = None,
-             posted_on: date | None = None) -> None:
+             posted_on: date | None = None, foreign: Decimal | None = None) -> None:
         if amount == 0:
             return
         key = (entry_id, account)
@@ -263,9 +265,11 @@ class _Journal:
         }
         if account == AR and document:
             self.ar.append((document, at, amount))
+            self.ar_moves.append((document, at, foreign, amount))
 
 
 SCOPE_KEY = "_ledger_scope"  # {mart: channels the expected rows cover}; not a mart (tests/pipeline_helpers.py)
+AR_DOCS_KEY = "_ar_documents"  # receivable movements per document and invoice documents (oracle_fx); not a mart
 BY_CHANNEL = ("fct_gl_entries", "rpt_payment_status", "rpt_sales_trends", "rpt_ar_invoice_detail")
 
 
@@ -308,7 +312,7 @@ def _ledger_marts(facts: dict[str, LedgerFacts], marts: dict[str, dict], clock: 
         retail, trade, _, _ = _accounts(ch)
         _, jurisdiction, tax_account, _ = _tax(order_facts[(ch, oid)])
         e, at = f"order:{ch}:{oid}", o["ordered_at"]
-        j.post(e, "order", ch, at, AR, receivable[(ch, oid)][1], document=(ch, oid))
+        j.post(e, "order", ch, at, AR, receivable[(ch, oid)][1], document=(ch, oid), foreign=receivable[(ch, oid)][0])
         j.post(e, "order", ch, at, trade if o["customer_type"] == "trade" else retail, -o["gross_amount_home"])
         j.post(e, "order", ch, at, DISCOUNTS, o["discount_amount_home"])
         j.post(e, "order", ch, at, SHIPPING, -o["shipping_amount_home"])
@@ -322,9 +326,10 @@ def _ledger_marts(facts: dict[str, LedgerFacts], marts: dict[str, dict], clock: 
         e, at = f"refund:{ch}:{rid}", r["refunded_at"]
         j.post(e, "refund", ch, at, REFUNDS, r["goods_amount_home"])
         j.post(e, "refund", ch, at, SHIPPING, r["shipping_amount_home"])
-        rmp = refund_mp_tax.get((ch, rid), (ZERO, ZERO))[1]
+        rmp_foreign, rmp = refund_mp_tax.get((ch, rid), (ZERO, ZERO))
         j.post(e, "refund", ch, at, tax_account, r["tax_amount_home"] - rmp, jurisdiction=jurisdiction)
-        j.post(e, "refund", ch, at, AR, -(r["total_amount_home"] - rmp), document=(ch, r["order_id"]))
+        j.post(e, "refund", ch, at, AR, -(r["total_amount_home"] - rmp), document=(ch, r["order_id"]),
+               foreign=-(r["total_amount"] - rmp_foreign))
         j.post(e, "refund", ch, at, INVENTORY, r["cogs_reversal_home"])
         j.post(e, "refund", ch, at, COGS, -r["cogs_reversal_home"])
 
@@ -345,7 +350,7 @@ def _ledger_marts(facts: dict[str, LedgerFacts], marts: dict[str, dict], clock: 
         ch = s["channel"]
         e = f"{s['source_type']}:{ch}:{s['source_id']}"
         j.post(e, s["source_type"], ch, s["at"], _held_in_account(ch, s.get("held_in", "clearing")), s["amount_home"])
-        j.post(e, s["source_type"], ch, s["at"], AR, -relief, document=doc)
+        j.post(e, s["source_type"], ch, s["at"], AR, -relief, document=doc, foreign=-s["amount"] if at_rate else None)
         fx_account = ROUNDING if (d is None or d["currency"] == HOME) else FX
         j.post(e, s["source_type"], ch, s["at"], fx_account, relief - s["amount_home"])
 
@@ -408,7 +413,7 @@ def _ledger_marts(facts: dict[str, LedgerFacts], marts: dict[str, dict], clock: 
         j.post(e, "payout", ch, at, BANK, home, posted_on=p["payout_date"])
         j.post(e, "payout", ch, at, _accounts(ch)[2], -home, posted_on=p["payout_date"])
 
-    out: dict[str, dict] = {"fct_gl_entries": j.lines}
+    out: dict[str, Any] = {"fct_gl_entries": j.lines, AR_DOCS_KEY: {"moves": j.ar_moves, "invoice_docs": invoice_docs}}
     out["rpt_tax_obligations"] = _tax_obligations(live_orders, refunds, order_facts, refund_mp_tax)
     out["rpt_payment_status"] = _payment_status(facts, orders, refunds, invoices, invoice_docs, order_facts)
     out["rpt_sales_trends"] = _sales_trends(facts, marts["fct_order_lines"], orders, as_of)
