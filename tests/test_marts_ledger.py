@@ -23,7 +23,8 @@ DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 LEDGER_MARTS = ["fct_gl_entries", "rpt_tax_obligations", "rpt_payment_status", "rpt_sales_trends",
                 "rpt_ar_invoice_detail", "rpt_profit_and_loss", "rpt_outstanding_balances"]
 IDENTITY_TESTS = ["assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_pnl_ties_to_gl",
-                  "assert_tax_ties_to_gl", "assert_clearing_ties_to_balance_transactions"]
+                  "assert_tax_ties_to_gl", "assert_clearing_ties_to_balance_transactions",
+                  "assert_gift_card_liability_ties"]
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +184,78 @@ def test_dropping_a_gl_line_fails_the_identity_tests(warehouse, tmp_path):
     failed = {name for name in IDENTITY_TESTS if f"FAIL 1 {name}" in done.stdout or f"FAIL 1 {name} " in done.stdout}
     # one sale dropped: that entry no longer balances, nor does its day, and the P&L no longer ties
     assert failed == {"assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_pnl_ties_to_gl"}, done.stdout[-3000:]
+
+
+def _world(warehouse: Path, sql: str):
+    sandbox = Sandbox(warehouse / "sandbox")
+    con = sandbox.connect()
+    try:
+        return con.execute(sql, {"clock": sandbox.clock}).fetchall()
+    finally:
+        con.close()
+
+
+def test_gift_cards_are_a_liability_until_spent(warehouse):
+    """Scenario S12: a gift card sold is a liability (2400), not revenue; spending it moves that
+    liability to the order's sales and VAT; the card part never reaches Shopify Payments."""
+    (sold_n, sold), = _world(warehouse, "select count(*), sum(initial_value) from shopify_gift_cards where created_at <= $clock")
+    (spent_n, spent), = _world(warehouse, """select count(*), sum(amount) from shopify_transactions
+                                             where gateway = 'gift_card' and created_at <= $clock""")
+    (partly_used,), = _world(warehouse, """
+        select count(*) from (
+            select g.gift_card_id, g.initial_value, sum(t.amount) as used from shopify_gift_cards g
+            join shopify_transactions t on t.gift_card_id = g.gift_card_id and t.created_at <= $clock
+            where g.created_at <= $clock group by all having sum(t.amount) < g.initial_value) as c""")
+    assert sold_n >= 5 and spent_n >= 5 and partly_used >= 1
+    # the liability is what was sold less what was spent, to the cent, and nowhere else
+    (liability,), = _q(warehouse, "select -sum(amount_home) from marts.fct_gl_entries where account_code = '2400'")
+    assert liability == sold - spent
+    assert _q(warehouse, "select sum(gift_card_amount_home) from marts.fct_orders")[0][0] == sold
+    # no revenue, VAT or COGS on a gift-card-only sale; the card lines are not sales lines
+    card_only = _q(warehouse, """
+        select o.order_id from marts.fct_orders o where o.gift_card_amount > 0 and o.gross_amount = 0""")
+    assert card_only
+    accounts = {r[0] for r in _q(warehouse, f"""
+        select distinct account_code from marts.fct_gl_entries where source_type = 'order' and channel = 'shopify'
+        and source_id in ({', '.join(f"'{r[0]}'" for r in card_only)})""")}
+    assert accounts == {"1200", "2400"}
+    assert _q(warehouse, "select count(*) from marts.fct_order_lines where sku = 'GIFT-CARD'")[0][0] == 0
+    # spending: paid out of 2400, not Shopify Payments clearing; wholly and partly card-paid orders are paid
+    status = _q(warehouse, """
+        select s.payment_status, p.payment_id, exists (select 1 from marts.fct_payments c where c.channel = 'shopify'
+                   and c.order_id = p.order_id and c.processor = 'shopify_payments') as card_too
+        from marts.fct_payments p join marts.rpt_payment_status s on s.channel = p.channel and s.order_id = p.order_id
+        where p.processor = 'gift_card'""")
+    assert len(status) == spent_n and {r[0] for r in status} == {"paid"}
+    assert {r[2] for r in status} == {True, False}  # some wholly, some partly paid by a card
+    evidence = _q(warehouse, """
+        select count(*) from marts.fct_payments p join marts.rpt_payment_status s using (channel, order_id)
+        where p.processor = 'gift_card' and position(p.payment_id in s.payment_ids) = 0""")[0][0]
+    assert evidence == 0
+    held = _q(warehouse, """
+        select distinct g.account_code from marts.fct_gl_entries g join marts.fct_payments p
+          on g.entry_id = 'payment:shopify:' || p.payment_id
+        where p.processor = 'gift_card' and g.debit_home > 0""")
+    assert held == [("2400",)]
+    # Shopify Payments payouts still reconcile exactly
+    assert _q(warehouse, """select count(*) from marts.rpt_payout_reconciliation
+                            where channel = 'shopify' and variance <> 0""")[0][0] == 0
+
+
+def test_dropping_a_gift_card_redemption_fails_the_identity_tests(warehouse, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(warehouse / "warehouse.duckdb", broken / "warehouse.duckdb")
+    con = duckdb.connect(str(broken / "warehouse.duckdb"))
+    try:
+        entry = con.execute("""select entry_id from marts.fct_gl_entries
+                               where source_type = 'payment' and account_code = '2400'
+                               order by entry_id limit 1""").fetchone()[0]
+        con.execute("delete from marts.fct_gl_entries where entry_id = ? and account_code = '2400'", [entry])
+    finally:
+        con.close()
+    done = _dbt_test(broken, tmp_path / "broken-run", IDENTITY_TESTS)
+    assert done.returncode != 0
+    failed = {name for name in IDENTITY_TESTS if f"FAIL 1 {name}" in done.stdout}
+    assert failed == {"assert_gl_entries_balance", "assert_gl_balances_per_day",
+                      "assert_gift_card_liability_ties"}, done.stdout[-3000:]

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import shutil
 from datetime import timedelta
+from decimal import Decimal
 
 import duckdb
 import httpx
@@ -318,3 +319,48 @@ def test_shopify_api_setting_is_validated(monkeypatch):
     assert Settings.from_env().shopify_api == "graphql"
     monkeypatch.delenv("FINANCE_SHOPIFY_API")
     assert Settings.from_env().shopify_api == "rest"
+
+
+def test_gift_cards_on_both_apis(settings, sandbox, start_emulator):
+    """Scenario S12 on the wire: a gift card line (`gift_card` / `isGiftCard`, untaxed, not shipped)
+    and a gift card tender (a `sale` through the `gift_card` gateway whose receipt names the card),
+    the same over REST and GraphQL; the tender never reaches Shopify Payments balance transactions."""
+    con = sandbox.connect()
+    try:
+        sold, card_id, value = con.execute(
+            "select order_id, gift_card_id, initial_value from shopify_gift_cards where created_at <= ? "
+            "order by created_at limit 1", [sandbox.clock]).fetchone()
+        spent, txn_id, amount = con.execute(
+            "select order_id, txn_id, amount from shopify_transactions where gateway = 'gift_card' "
+            "and gift_card_id = ? and created_at <= ? order by created_at limit 1", [card_id, sandbox.clock]).fetchone()
+        balance_txns = con.execute("select count(*) from shopify_balance_transactions where txn_id = ?", [txn_id]).fetchone()[0]
+    finally:
+        con.close()
+    assert balance_txns == 0
+    running = start_emulator(ShopifyEmulator, sandbox, time_scale=settings.time_scale)
+    base = f"{running.url}/admin/api/2026-01"
+    headers = {"X-Shopify-Access-Token": running.emulator.access_token}
+
+    order = httpx.get(f"{base}/orders/{sold}.json", headers=headers).json()["order"]
+    (card_line,) = [li for li in order["line_items"] if li["gift_card"]]
+    assert card_line["price"] == f"{value:.2f}" and card_line["tax_lines"] == []
+    assert card_line["taxable"] is False and card_line["requires_shipping"] is False
+    redeemed = httpx.get(f"{base}/orders/{spent}.json", headers=headers).json()["order"]
+    assert "gift_card" in redeemed["payment_gateway_names"] and redeemed["financial_status"] == "paid"
+    txns = httpx.get(f"{base}/orders/{spent}/transactions.json", headers=headers).json()["transactions"]
+    (tender,) = [t for t in txns if t["id"] == txn_id]
+    assert (tender["kind"], tender["gateway"], tender["status"], tender["amount"]) == ("sale", "gift_card", "success", f"{amount:.2f}")
+    assert tender["receipt"]["gift_card_id"] == card_id and len(tender["receipt"]["gift_card_last_characters"]) == 4
+
+    url = f"{base}/graphql.json"
+    query = ("query($id: ID!) { node(id: $id) { ... on Order { paymentGatewayNames "
+             "lineItems(first: 10) { nodes { isGiftCard requiresShipping taxable } } "
+             "transactions(first: 10) { id kind gateway status receiptJson amountSet { presentmentMoney { amount } } } } } }")
+    gql = {oid: httpx.post(url, json={"query": query, "variables": {"id": f"gid://shopify/Order/{oid}"}},
+                           headers=headers).json()["data"]["node"] for oid in (sold, spent)}
+    assert [n["isGiftCard"] for n in gql[sold]["lineItems"]["nodes"]].count(True) == 1
+    assert gql[spent]["paymentGatewayNames"] == redeemed["payment_gateway_names"]
+    (node,) = [t for t in gql[spent]["transactions"] if t["id"] == f"gid://shopify/OrderTransaction/{txn_id}"]
+    assert (node["kind"], node["gateway"], node["status"]) == ("SALE", "gift_card", "SUCCESS")
+    assert json.loads(node["receiptJson"]) == tender["receipt"]
+    assert Decimal(node["amountSet"]["presentmentMoney"]["amount"]) == amount

@@ -18,7 +18,7 @@ from finance_pipeline.platforms.shopify.source import shopify_source
 from finance_pipeline.sandbox.store import Sandbox
 from tests.conftest import make_settings
 
-TABLES = ("orders", "payouts", "balance_transactions")
+TABLES = ("orders", "order_transactions", "payouts", "balance_transactions")
 
 
 class StandardPlanShopify(ShopifyEmulator):
@@ -44,7 +44,7 @@ def truth(sandbox: Sandbox) -> dict[str, int]:
     con = sandbox.connect()
     try:
         return dict(zip(
-            ("orders", "lines", "refunds", "payouts", "balance_transactions", "pending"),
+            ("orders", "lines", "refunds", "payouts", "balance_transactions", "pending", "order_transactions"),
             con.execute("""
                 select
                   (select count(*) from shopify_orders where created_at <= $c),
@@ -54,7 +54,11 @@ def truth(sandbox: Sandbox) -> dict[str, int]:
                   (select count(*) from shopify_payouts where visible_at <= $c),
                   (select count(*) from shopify_balance_transactions where processed_at <= $c),
                   (select count(*) from shopify_balance_transactions b left join shopify_payouts p using (payout_id)
-                    where b.processed_at <= $c and not coalesce(p.visible_at <= $c, false))
+                    where b.processed_at <= $c and not coalesce(p.visible_at <= $c, false)),
+                  -- every transaction of the orders a gift card paid for (scenario S12)
+                  (select count(*) from shopify_transactions t join shopify_orders o using (order_id)
+                    where t.created_at <= $c and o.created_at <= $c and t.order_id in (
+                      select order_id from shopify_transactions where gateway = 'gift_card' and created_at <= $c))
             """, {"c": sandbox.clock}).fetchone()))
     finally:
         con.close()
@@ -68,9 +72,11 @@ def loaded(settings) -> dict[str, int]:
           (select sum(json_array_length(refunds)) from raw_shopify.orders),
           (select count(*) from raw_shopify.payouts),
           (select count(*) from raw_shopify.balance_transactions),
-          (select count(*) from raw_shopify.balance_transactions where payout_status = 'pending')
+          (select count(*) from raw_shopify.balance_transactions where payout_status = 'pending'),
+          (select count(*) from raw_shopify.order_transactions)
     """)
-    return dict(zip(("orders", "lines", "refunds", "payouts", "balance_transactions", "pending"), row))
+    return dict(zip(("orders", "lines", "refunds", "payouts", "balance_transactions", "pending", "order_transactions"),
+                    row))
 
 
 def duplicates(settings) -> dict[str, int]:
@@ -84,7 +90,8 @@ def snapshot(settings) -> dict[str, list]:
         cols = [r[0] for r in query(settings, "select column_name from information_schema.columns where "
                                               f"table_schema = 'raw_shopify' and table_name = '{table}' "
                                               "order by ordinal_position") if not r[0].startswith("_dlt")]
-        out[table] = query(settings, f"select {', '.join(cols)} from raw_shopify.{table} order by id")
+        quoted = ", ".join(f'"{c}"' for c in cols)  # a transaction has an `authorization` column
+        out[table] = query(settings, f"select {quoted} from raw_shopify.{table} order by id")
     return out
 
 

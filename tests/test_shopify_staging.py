@@ -34,12 +34,14 @@ CHECKS = {
                shipping_price, shipping_tax, shipping_price_shop, shipping_tax_shop, tax_treatment, 'shopify'
           from w.shopify_orders where created_at <= $clock""",
     "stg_shopify__order_lines": """
-        select order_id, line_id, sku, quantity, price, price_shop, discount, discount_shop, tax, tax_shop, tax_rate
+        select order_id, line_id, sku, quantity, price, price_shop, discount, discount_shop, tax, tax_shop, tax_rate,
+               is_gift_card
           from staging.stg_shopify__order_lines
         except
         select l.order_id, l.line_id, l.sku, l.quantity, l.price, l.price_shop, l.discount, l.discount_shop,
                l.tax, l.tax_shop, coalesce((select sum(rate) from w.shopify_tax_lines t
-                                             where t.owner = 'line' and t.owner_id = l.line_id), 0)
+                                             where t.owner = 'line' and t.owner_id = l.line_id), 0),
+               coalesce(l.gift_card, false)
           from w.shopify_order_lines l join w.shopify_orders o using (order_id)
          where o.created_at <= $clock and coalesce(l.added_at, o.created_at) <= $clock""",
     "stg_shopify__tax_lines": """
@@ -66,6 +68,14 @@ CHECKS = {
         select rl.refund_line_id, rl.refund_id, rl.order_id, rl.line_id, rl.quantity, rl.subtotal, rl.total_tax,
                rl.subtotal_shop, rl.total_tax_shop, rl.restock_type
           from w.shopify_refund_lines rl join w.shopify_refunds r using (refund_id) where r.created_at <= $clock""",
+    # every transaction of an order a gift card paid for (scenario S12), with the card it names
+    "stg_shopify__transactions": """
+        select transaction_id, order_id, kind, gateway, status, currency, amount, created_at, gift_card_id
+          from staging.stg_shopify__transactions
+        except
+        select t.txn_id, t.order_id, t.kind, t.gateway, t.status, t.currency, t.amount,
+               date_trunc('second', t.created_at), t.gift_card_id
+          from w.shopify_transactions t where t.created_at <= $clock""",
     "stg_shopify__payouts": """
         select payout_id, payout_date, status, currency, amount, charges_gross_amount, charges_fee_amount,
                refunds_gross_amount
@@ -93,6 +103,10 @@ COUNTS = {
     "stg_shopify__refund_lines": """select count(*) from w.shopify_refund_lines rl join w.shopify_refunds r
                                     using (refund_id) where r.created_at <= $clock""",
     "stg_shopify__payouts": "select count(*) from w.shopify_payouts where visible_at <= $clock",
+    "stg_shopify__transactions": """select count(*) from w.shopify_transactions t join w.shopify_orders o using (order_id)
+                                     where t.created_at <= $clock and o.created_at <= $clock and t.order_id in (
+                                       select order_id from w.shopify_transactions
+                                        where gateway = 'gift_card' and created_at <= $clock)""",
     "stg_shopify__balance_transactions": "select count(*) from w.shopify_balance_transactions where processed_at <= $clock",
 }
 
@@ -146,5 +160,10 @@ def test_staging_equals_the_world(staged, sandbox):
             where o.subtotal_price <> coalesce(l.goods, 0)
                or o.total_tax <> coalesce(l.tax, 0) + o.shipping_tax""").fetchone()[0]
         assert bad == 0
+        # gift card sales and tenders reached staging (S12)
+        (cards, tenders), = con.execute("""select (select count(*) from staging.stg_shopify__order_lines where is_gift_card),
+                                                  (select count(*) from staging.stg_shopify__transactions
+                                                    where gateway = 'gift_card' and gift_card_id is not null)""").fetchall()
+        assert cards > 0 and tenders > 0
     finally:
         con.close()

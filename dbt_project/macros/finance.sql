@@ -172,6 +172,8 @@
         'payouts': [('channel', 'varchar'), ('payout_id', 'varchar'), ('balance_transaction_id', 'varchar'),
                     ('currency', 'varchar'), ('amount', money), ('status', 'varchar'), ('payout_date', 'date'),
                     ('created_at', 'timestamptz')],
+        'gift_cards': [('channel', 'varchar'), ('order_id', 'varchar'), ('line_id', 'varchar'),
+                       ('currency', 'varchar'), ('sold_at', 'timestamptz'), ('amount', money), ('amount_home', money)],
         'balance_transactions': [('channel', 'varchar'), ('balance_transaction_id', 'varchar'),
                                  ('payout_id', 'varchar'), ('type', 'varchar'), ('category', 'varchar'),
                                  ('order_id', 'varchar'), ('source_id', 'varchar'), ('currency', 'varchar'),

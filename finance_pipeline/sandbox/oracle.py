@@ -64,7 +64,9 @@ class Canonical:
     `assemble`, so the accounting policy is written once.
 
     orders: order_id, customer_type ('retail' | 'trade'), currency, ordered_at, is_void,
-        shipping_amount, shipping_tax, shipping_amount_home, shipping_tax_home (shipping ex tax)
+        shipping_amount, shipping_tax, shipping_amount_home, shipping_tax_home (shipping ex tax);
+        optional gift_card_amount, gift_card_amount_home: gift cards sold on the order (scenario
+        S12: a liability, not sales; their lines are not in `lines`)
     lines: order_id, line_id, quantity, gross_amount, net_amount, tax_amount (ex-tax gross and
         net; discount = gross - net), the three `_home` twins, cogs_home
     refunds: refund_id, order_id, refunded_at, goods_amount, shipping_amount, tax_amount (ex tax,
@@ -153,16 +155,18 @@ def assemble(canonicals: Iterable[Canonical]) -> dict[str, dict]:
             refunded = sum((r["goods_amount"] for r in rs), ZERO)
             refunded_h = sum((r["goods_amount_home"] for r in rs), ZERO)
             ship, ship_h = o["shipping_amount"], o["shipping_amount_home"]
+            card, card_h = o.get("gift_card_amount", ZERO), o.get("gift_card_amount_home", ZERO)
             row = {
                 "gross_amount": gross, "discount_amount": gross - net, "shipping_amount": ship,
-                "tax_amount": tax + o["shipping_tax"], "total_amount": net + ship + tax + o["shipping_tax"],
+                "tax_amount": tax + o["shipping_tax"], "total_amount": net + ship + tax + o["shipping_tax"] + card,
+                "gift_card_amount": card, "gift_card_amount_home": card_h,
                 "refunded_amount": refunded,
                 "refunded_shipping_amount": sum((r["shipping_amount"] for r in rs), ZERO),
                 "refunded_tax_amount": sum((r["tax_amount"] for r in rs), ZERO),
                 "net_amount": net - refunded,
                 "gross_amount_home": gross_h, "discount_amount_home": gross_h - net_h, "shipping_amount_home": ship_h,
                 "tax_amount_home": tax_h + o["shipping_tax_home"],
-                "total_amount_home": net_h + ship_h + tax_h + o["shipping_tax_home"],
+                "total_amount_home": net_h + ship_h + tax_h + o["shipping_tax_home"] + card_h,
                 "refunded_amount_home": refunded_h, "net_amount_home": net_h - refunded_h,
                 "cogs_home": cogs, "cogs_reversed_home": sum((r["cogs_reversal_home"] for r in rs), ZERO),
                 "is_void": o["is_void"], "customer_type": o["customer_type"], "currency": o["currency"],
@@ -234,6 +238,12 @@ def _shopify(con, clock: datetime) -> tuple[Canonical, list[dict]]:
     for rl in refund_lines:
         rlines_by_refund[rl["refund_id"]].append(rl)
     c = Canonical("shopify")
+    # gift cards sold (S12) are not sales: their value goes on the order, not in the lines
+    cards: dict[int, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for line in [l for l in lines if l["gift_card"]]:
+        cards[line["order_id"]][0] += line["price"] * line["quantity"] - line["discount"]
+        cards[line["order_id"]][1] += line["price_shop"] * line["quantity"] - line["discount_shop"]
+    lines = [l for l in lines if not l["gift_card"]]
     for r in refunds:
         incl = order_by_id[r["order_id"]]["taxes_included"]
         goods = goods_tax = goods_h = goods_tax_h = cogs_rev = ZERO
@@ -278,6 +288,7 @@ def _shopify(con, clock: datetime) -> tuple[Canonical, list[dict]]:
             "shipping_amount": o["shipping_price"] - o["shipping_tax"] if incl else o["shipping_price"],
             "shipping_amount_home": o["shipping_price_shop"] - o["shipping_tax_shop"] if incl else o["shipping_price_shop"],
             "shipping_tax": o["shipping_tax"], "shipping_tax_home": o["shipping_tax_shop"],
+            "gift_card_amount": cards[o["order_id"]][0], "gift_card_amount_home": cards[o["order_id"]][1],
         })
     visible = {p["payout_id"] for p in payouts}
     for bt in bts:
@@ -291,7 +302,18 @@ def _shopify(con, clock: datetime) -> tuple[Canonical, list[dict]]:
     for p in payouts:
         c.payouts.append({"payout_id": str(p["payout_id"]), "amount": p["amount"], "status": "paid",
                           "payout_date": p["payout_date"]})
+    for t in gift_card_tenders(con, clock):  # paid out of a gift card the shop sold: no fee, no payout
+        c.payments.append({"payment_id": str(t["txn_id"]), "status": "succeeded", "amount": t["amount"],
+                           "amount_home": t["amount_shop"], "fee_home": ZERO, "currency": t["currency"]})
     return c, orders
+
+
+def gift_card_tenders(con, clock: datetime) -> list[dict]:
+    """Gift cards spent on Shopify orders by the clock (order transactions through the `gift_card`
+    gateway, scenario S12)."""
+    return _fetch(con, """select t.* from shopify_transactions t join shopify_orders o using (order_id)
+                          where t.gateway = 'gift_card' and t.kind = 'sale' and t.created_at <= ?
+                            and o.created_at <= ?""", [clock, clock])
 
 
 def _stripe(con, clock: datetime) -> tuple[Canonical, list[dict], list[dict]]:

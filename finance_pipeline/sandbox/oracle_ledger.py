@@ -11,7 +11,8 @@ carry, read from each channel's world tables by a *ledger facts* function keyed 
     settlements      money a processor received for (or gave back on) an order or invoice, with
                      the document it belongs to and, when it is in the document's currency, its
                      amount in that currency; `held_in` says where it waits: 'clearing' (default,
-                     the channel's processor balance), 'cash' (till), 'bank', 'undeposited'
+                     the channel's processor balance), 'cash' (till), 'bank', 'undeposited',
+                     'gift_card' (a gift card the business sold, spent: the liability is reduced)
     attempts         every payment attempt with its document, status and dispute state
     movements        other balance movements (dispute withdrawals and returns, adjustments)
     fees             every fee a processor or marketplace deducted
@@ -43,6 +44,7 @@ WRITE_OFF_LIMIT = Decimal("1.00")  # dbt var settlement_write_off_limit
 # Chart of accounts the marts use (dbt seeds gl_accounts, gl_channel_accounts, gl_tax_treatments).
 AR, INVENTORY, DISPUTES, BANK = "1200", "1300", "1400", "1100"
 TILL, UNDEPOSITED = "1050", "1060"
+GIFT_CARDS = "2400"  # gift card liability (scenario S12)
 DISCOUNTS, REFUNDS, SHIPPING, COGS = "4100", "4200", "4300", "5000"
 CHARGEBACKS, ADJUSTMENTS, FX, ROUNDING = "6200", "6900", "7100", "7900"
 CHANNEL_ACCOUNTS = {  # channel: (retail sales, trade sales, clearing, fees)
@@ -114,7 +116,8 @@ def _shopify_facts(con, clock: datetime) -> LedgerFacts:
         }
     for line in _fetch(con, """select l.line_id, l.order_id, l.category, l.unit, l.quantity
                                from shopify_order_lines l join shopify_orders o using (order_id)
-                               where o.created_at <= ? and coalesce(l.added_at, '-infinity') <= ?""", T * 2):
+                               where o.created_at <= ? and coalesce(l.added_at, '-infinity') <= ?
+                                 and not coalesce(l.gift_card, false)""", T * 2):
         f.lines[str(line["line_id"])] = {
             "order_id": str(line["order_id"]), "category": line["category"],
             "metres": Decimal(line["quantity"]) * Decimal("0.1") if line["unit"] == "10cm" else None,
@@ -140,6 +143,19 @@ def _shopify_facts(con, clock: datetime) -> LedgerFacts:
                                 "at": bt["processed_at"], "amount_home": bt["amount"]})
         if bt["fee"]:
             f.fees.append({"bt_id": str(bt["bt_id"]), "at": bt["processed_at"], "fee": bt["fee"]})
+    from finance_pipeline.sandbox.oracle import gift_card_tenders
+
+    for t in gift_card_tenders(con, clock):
+        # a gift card the shop sold, spent on this order: the money came in when the card was sold,
+        # so the order is settled out of the gift card liability (scenario S12)
+        doc = ("shopify", str(t["order_id"]))
+        f.settlements.append({
+            "source_type": "payment", "source_id": str(t["txn_id"]), "bt_id": None, "at": t["created_at"],
+            "doc": doc, "currency": t["currency"], "amount": t["amount"], "amount_home": t["amount_shop"],
+            "held_in": "gift_card"})
+        f.attempts.append({"payment_id": str(t["txn_id"]), "status": "succeeded", "at": t["created_at"],
+                           "doc": doc, "amount_home": t["amount_shop"],
+                           "dispute_open": False, "dispute_lost": False, "disputed": False})
     return f
 
 
@@ -228,8 +244,10 @@ def _accounts(channel: str) -> tuple[str, str, str, str]:
 
 def _held_in_account(channel: str, held_in: str) -> str:
     """Where settled money waits: the channel's clearing account (a processor balance, the default),
-    the showroom till, the bank itself (a bank transfer a ledger channel recorded) or undeposited funds."""
-    return {"clearing": _accounts(channel)[2], "cash": TILL, "bank": BANK, "undeposited": UNDEPOSITED}[held_in]
+    the showroom till, the bank itself (a bank transfer a ledger channel recorded), undeposited funds,
+    or the gift card liability (a gift card the business sold, spent on the order)."""
+    return {"clearing": _accounts(channel)[2], "cash": TILL, "bank": BANK, "undeposited": UNDEPOSITED,
+            "gift_card": GIFT_CARDS}[held_in]
 
 
 def _tax(order: dict) -> tuple[str, str, str, bool]:
@@ -319,6 +337,7 @@ def _ledger_marts(facts: dict[str, LedgerFacts], marts: dict[str, dict], clock: 
         j.post(e, "order", ch, at, tax_account, -(o["tax_amount_home"] - mp_tax[(ch, oid)][1]), jurisdiction=jurisdiction)
         j.post(e, "order", ch, at, COGS, o["cogs_home"])
         j.post(e, "order", ch, at, INVENTORY, -o["cogs_home"])
+        j.post(e, "order", ch, at, GIFT_CARDS, -o.get("gift_card_amount_home", ZERO))
     for (ch, rid), r in refunds.items():
         if (ch, r["order_id"]) not in live_orders:
             continue

@@ -117,6 +117,7 @@ class WorldBuilder:
             "fx_rates", "products", "product_costs", "customers",
             "shopify_orders", "shopify_order_lines", "shopify_tax_lines", "shopify_refunds",
             "shopify_refund_lines", "shopify_transactions", "shopify_balance_transactions", "shopify_payouts",
+            "shopify_gift_cards",
             "stripe_customers", "stripe_charges", "stripe_refunds", "stripe_disputes",
             "stripe_balance_transactions", "stripe_payouts",
         )}
@@ -242,6 +243,7 @@ class WorldBuilder:
         self._force_scenarios()
         if anomalies_enabled():
             self._volume_spike()
+        self._gift_cards()
         self._shopify_payouts()
         self._stripe_payouts()
         self._channels()
@@ -702,6 +704,96 @@ class WorldBuilder:
             (self.order_seq, self.line_seq, self.refund_seq, self.refund_line_seq, self.txn_seq,
              self.bt_seq) = saved
 
+    # -- gift cards (scenario S12) ---------------------------------------------------------------
+    def _gift_cards(self) -> None:
+        """A few UK retail orders a month buy a gift card (alone or beside goods), and later orders
+        spend it: part of an order, all of it, or over several orders; some cards are never used.
+
+        Gift cards are sold and spent in GBP by UK customers.  The card line carries no VAT (a
+        multi-purpose voucher: VAT is due when it is spent) and is not shipped.  At checkout the
+        card is charged first (an order transaction with gateway `gift_card`, never a Shopify
+        Payments balance transaction) and the rest, if any, through Shopify Payments.  Every draw is
+        on this scenario's own random stream (one per month) and every id in its own range, so no
+        other row of the world changes, and a longer horizon only appends months."""
+        saved = (self.order_seq, self.line_seq, self.txn_seq, self.bt_seq)
+        self.order_seq = _Seq(800_000)
+        self.line_seq = _Seq(14_800_000_000_000, 3)
+        self.txn_seq = _Seq(6_800_000_000_000, 11)
+        self.bt_seq = _Seq(7_800_000_000_000, 13)
+        customers = self.retail_customers.get("GB") or []
+        per_month = max(2.0, self.spec.size / 650)
+        try:
+            month = WORLD_START.date()
+            while month < self.spec.through and customers:
+                rng = random.Random(self.seed * 6_151 + 12 * 1_000_003 + month.toordinal())
+                for _ in range(max(0, int(round(per_month + math.sqrt(per_month) * rng.gauss(0, 1))))):
+                    day = month + timedelta(days=rng.randint(0, 27))
+                    if day >= self.spec.through:
+                        continue
+                    created = day_start(day) + timedelta(seconds=rng.randint(8 * 3600, 22 * 3600))
+                    self._gift_card_sale(rng, created, customers)
+                month = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+        finally:
+            self.order_seq, self.line_seq, self.txn_seq, self.bt_seq = saved
+
+    def _gift_card_sale(self, rng: random.Random, created: datetime, customers: list[dict]) -> None:
+        order = self._new_order(rng, created, rng.choice(customers), trade=False)
+        value = rng.choice(GIFT_CARD_VALUES)
+        goods = [self._add_line(rng, order, p, qty, None, None)
+                 for p, qty in (self._pick_lines(rng, False) if rng.random() < 0.3 else [])]
+        card_line = {
+            "line_id": self.line_seq(), "order_id": order["order_id"], "sku": GIFT_CARD_SKU,
+            "title": "Gift Card", "category": "gift_card", "unit": "piece", "variant_title": f"£{value:.0f}",
+            "quantity": 1, "price": value, "price_shop": value, "discount": ZERO, "discount_shop": ZERO,
+            "added_at": None, "sold_at": created, "unit_cost_gbp": ZERO, "tax": ZERO, "tax_shop": ZERO,
+            "taxes": [], "gift_card": True,
+        }
+        self.t["shopify_order_lines"].append(card_line)
+        if goods:
+            self._shipping(rng, order, sum((l["price"] * l["quantity"] - l["discount"] for l in goods), ZERO))
+        else:  # nothing to ship: a gift card is sent by e-mail
+            order.update(shipping_price_shop=ZERO, shipping_tax=ZERO, shipping_tax_shop=ZERO, shipping_taxes=[])
+        self.t["shopify_orders"].append(order)
+        paid_at = created + timedelta(seconds=rng.randint(2, 40))
+        self._sale(order, self._payable(order, goods) + value, paid_at)
+        order["fulfilled_at"] = created + (timedelta(hours=rng.uniform(18, 96)) if goods else timedelta(minutes=1))
+        card = {
+            "gift_card_id": GIFT_CARD_ID_BASE + order["order_number"] * 31, "order_id": order["order_id"],
+            "line_id": card_line["line_id"], "customer_id": order["customer_id"], "currency": "GBP",
+            "initial_value": value, "created_at": paid_at,
+        }
+        card["last_characters"] = gift_card_last_characters(card["gift_card_id"])
+        self.t["shopify_gift_cards"].append(card)
+        # spent later: once (~60 %), over two orders (~25 %), or never (~15 %: breakage, not recognised)
+        roll = rng.random()
+        uses = 1 if roll < 0.6 else 2 if roll < 0.85 else 0
+        balance, at = value, paid_at
+        for _ in range(uses):
+            at = at + timedelta(days=rng.uniform(3, 120), seconds=rng.randint(0, 3600))
+            balance -= self._gift_card_redemption(rng, at, card, balance, customers)
+            if balance <= 0:
+                break
+
+    def _gift_card_redemption(self, rng: random.Random, created: datetime, card: dict, balance: Decimal,
+                              customers: list[dict]) -> Decimal:
+        """An ordinary retail order paid first by the gift card, the rest (if any) by card."""
+        order = self._new_order(rng, created, rng.choice(customers), trade=False)
+        lines = [self._add_line(rng, order, p, qty, None, None) for p, qty in self._pick_lines(rng, False)]
+        self._shipping(rng, order, sum((l["price"] * l["quantity"] - l["discount"] for l in lines), ZERO))
+        self.t["shopify_orders"].append(order)
+        payable = self._payable(order, lines)
+        used = min(balance, payable)
+        at = created + timedelta(seconds=rng.randint(2, 40))
+        self.t["shopify_transactions"].append({
+            "txn_id": self.txn_seq(), "order_id": order["order_id"], "kind": "sale", "gateway": "gift_card",
+            "status": "success", "amount": used, "amount_shop": used, "currency": order["currency"],
+            "created_at": at, "refund_id": None, "parent_id": None, "gift_card_id": card["gift_card_id"],
+        })
+        if payable > used:
+            self._sale(order, payable - used, at + timedelta(seconds=1))
+        order["fulfilled_at"] = created + timedelta(hours=rng.uniform(18, 96))
+        return used
+
     def _force_scenarios(self) -> None:
         """Make sure a small world still holds at least one won and one lost dispute.
 
@@ -767,6 +859,18 @@ class WorldBuilder:
                 "method": "standard", "type": "bank_account",
             })
             carried = []
+
+
+GIFT_CARD_VALUES = (D("25.00"), D("50.00"), D("50.00"), D("75.00"), D("100.00"), D("150.00"))
+GIFT_CARD_SKU = "GIFT-CARD"
+GIFT_CARD_ID_BASE = 5_710_000_000_000  # + order number x 31
+
+
+def gift_card_last_characters(gift_card_id: int) -> str:
+    """The last four characters of a gift card's code (Shopify shows only these)."""
+    digest = hashlib.blake2b(str(gift_card_id).encode(), digest_size=8).digest()
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:4])
 
 
 SPIKE_DAY = date(2025, 12, 31)  # the volume spike: the last day before the default clock …

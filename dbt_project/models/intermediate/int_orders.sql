@@ -1,7 +1,8 @@
 {#- One row per order from every channel: amounts summed from the canonical lines, shipping
     ex tax, refunds summed from the canonical refunds, and the order's lifecycle.
     An order cancelled before anything was paid (financial status "voided") is void: it carries
-    no revenue (scenario P11). -#}
+    no revenue (scenario P11).  Gift cards sold (int_gift_cards) are not sales: they are in
+    `gift_card_amount` and in the total the buyer paid, never in gross or net (scenario S12). -#}
 with orders as (
     {{ union_channels('orders') }}
 ),
@@ -17,6 +18,12 @@ lines as (
         cast(sum(quantity) as bigint) as units,
         sum(metres) as metres
     from {{ ref('int_order_lines') }}
+    group by channel, order_id
+),
+
+gift_cards as (
+    select channel, order_id, sum(amount) as gift_card_amount, sum(amount_home) as gift_card_amount_home
+    from {{ ref('int_gift_cards') }}
     group by channel, order_id
 ),
 
@@ -59,7 +66,9 @@ select
     coalesce(l.discount_amount, 0) as discount_amount,
     o.shipping_amount,
     cast(coalesce(l.line_tax_amount, 0) + o.shipping_tax as decimal(18, 2)) as tax_amount,
-    cast(coalesce(l.line_net_amount, 0) + o.shipping_amount + coalesce(l.line_tax_amount, 0) + o.shipping_tax as decimal(18, 2)) as total_amount,
+    cast(coalesce(g.gift_card_amount, 0) as decimal(18, 2)) as gift_card_amount,
+    cast(coalesce(l.line_net_amount, 0) + o.shipping_amount + coalesce(l.line_tax_amount, 0) + o.shipping_tax
+         + coalesce(g.gift_card_amount, 0) as decimal(18, 2)) as total_amount,
     coalesce(r.refunded_amount, 0) as refunded_amount,
     coalesce(r.refunded_shipping_amount, 0) as refunded_shipping_amount,
     coalesce(r.refunded_tax_amount, 0) as refunded_tax_amount,
@@ -68,7 +77,9 @@ select
     coalesce(l.discount_amount_home, 0) as discount_amount_home,
     o.shipping_amount_home,
     cast(coalesce(l.line_tax_amount_home, 0) + o.shipping_tax_home as decimal(18, 2)) as tax_amount_home,
-    cast(coalesce(l.line_net_amount_home, 0) + o.shipping_amount_home + coalesce(l.line_tax_amount_home, 0) + o.shipping_tax_home as decimal(18, 2)) as total_amount_home,
+    cast(coalesce(g.gift_card_amount_home, 0) as decimal(18, 2)) as gift_card_amount_home,
+    cast(coalesce(l.line_net_amount_home, 0) + o.shipping_amount_home + coalesce(l.line_tax_amount_home, 0) + o.shipping_tax_home
+         + coalesce(g.gift_card_amount_home, 0) as decimal(18, 2)) as total_amount_home,
     coalesce(r.refunded_amount_home, 0) as refunded_amount_home,
     coalesce(r.refunded_shipping_amount_home, 0) as refunded_shipping_amount_home,
     coalesce(r.refunded_tax_amount_home, 0) as refunded_tax_amount_home,
@@ -78,4 +89,5 @@ select
     r.last_refunded_at
 from orders as o
 left join lines as l using (channel, order_id)
+left join gift_cards as g using (channel, order_id)
 left join refunds as r using (channel, order_id)

@@ -580,7 +580,9 @@ class GraphQLAdmin:
         fx = dict(self.em.db.execute("SELECT order_id, fx_rate FROM shopify_orders WHERE order_id IN "
                                      "(SELECT unnest(?::BIGINT[]))", [[o["id"] for o in rest if isinstance(o, dict)
                                                                       and isinstance(o.get("id"), int)]]).fetchall())
-        return [gr.order_node(o, fx.get(o["id"], Decimal(1))) for o in rest]
+        txns = render.transactions_by_order(self.em.db, [o["id"] for o in rest if isinstance(o, dict)
+                                                         and isinstance(o.get("id"), int)], clock)
+        return [gr.order_node(o, fx.get(o["id"], Decimal(1)), txns.get(o["id"], [])) for o in rest]
 
     def order_ids(self, search: dict, sort_key: str, reverse: bool, clock: datetime) -> list[int]:
         where, params = ["TRUE"], {"clock": clock}

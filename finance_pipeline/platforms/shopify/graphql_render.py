@@ -22,6 +22,7 @@ and "Field 'x' doesn't exist on type 'T'" errors.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -104,6 +105,9 @@ def _tax_line(t: dict) -> dict:
             "channelLiable": t.get("channel_liable", False)}
 
 
+FORMATTED_GATEWAYS = {"shopify_payments": "Shopify Payments", "gift_card": "Gift card"}
+
+
 def _transaction(t: dict, fx: Decimal) -> dict:
     amount = Decimal(t["amount"])
     return {
@@ -112,7 +116,10 @@ def _transaction(t: dict, fx: Decimal) -> dict:
         "amountSet": bag_from(q(amount * fx), amount, t["currency"]),
         "createdAt": utc(t["created_at"]), "processedAt": utc(t["processed_at"]), "test": t["test"],
         "authorizationCode": t.get("authorization"), "errorCode": t.get("error_code"),
-        "paymentId": t.get("payment_id"),
+        "paymentId": t.get("payment_id"), "formattedGateway": FORMATTED_GATEWAYS.get(t["gateway"], t["gateway"]),
+        # the gateway's receipt as JSON text; a gift card tender's names the card (gift_card_id,
+        # gift_card_last_characters). Shopify discourages relying on it (2026-01) but still serves it.
+        "receiptJson": json.dumps(t.get("receipt") or {}),
         "parentTransaction": ({"__typename": "OrderTransaction", "id": gid("OrderTransaction", t["parent_id"])}
                               if t.get("parent_id") else None),
     }
@@ -164,8 +171,9 @@ def _payment_terms(pt: dict | None, currency: str) -> dict | None:
     }
 
 
-def order_node(o: dict, fx: Decimal) -> dict:
-    """The GraphQL `Order` of one REST order object (`fx`: the order's presentment -> shop rate)."""
+def order_node(o: dict, fx: Decimal, transactions: list[dict] = ()) -> dict:
+    """The GraphQL `Order` of one REST order object (`fx`: the order's presentment -> shop rate)
+    with its REST `transactions` (`Order.transactions`, a plain list in GraphQL)."""
     ccy = o["presentment_currency"]
     outstanding = Decimal(o["total_outstanding"])
     customer = o.get("customer")
@@ -207,6 +215,7 @@ def order_node(o: dict, fx: Decimal) -> dict:
                           "createdAt": utc(f["created_at"]), "updatedAt": utc(f["updated_at"])}
                          for f in o["fulfillments"]],
         "refunds": [_refund(r, fx) for r in o["refunds"]],
+        "transactions": [_transaction(t, fx) for t in transactions],
         "customer": None if customer is None else {
             "__typename": "Customer", "id": customer["admin_graphql_api_id"],
             "legacyResourceId": str(customer["id"]), "email": customer["email"],

@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
-from finance_pipeline.sandbox.world import q
+from finance_pipeline.sandbox.world import gift_card_last_characters, q
 from finance_pipeline.settings import BUSINESS_TIMEZONE
 
 SHOP_CURRENCY = "GBP"
@@ -98,7 +98,7 @@ PAGE_QUERIES = {
           FROM shopify_orders WHERE {IN_PAGE} AND created_at <= $clock""",
     "lines": f"""
         SELECT order_id, line_id, sku, title, variant_title, quantity, price, price_shop, discount,
-               discount_shop, added_at
+               discount_shop, added_at, coalesce(gift_card, false) AS gift_card
           FROM shopify_order_lines WHERE {IN_PAGE} AND (added_at IS NULL OR added_at <= $clock)
          ORDER BY line_id""",
     "taxes": f"""
@@ -116,7 +116,7 @@ PAGE_QUERIES = {
                                            WHERE {IN_PAGE} AND created_at <= $clock)
          ORDER BY refund_line_id""",
     "txns": f"""
-        SELECT order_id, txn_id, kind, gateway, status, amount, currency, created_at, refund_id
+        SELECT order_id, txn_id, kind, gateway, status, amount, currency, created_at, refund_id, gift_card_id
           FROM shopify_transactions WHERE {IN_PAGE} AND created_at <= $clock ORDER BY created_at, txn_id""",
 }
 CUSTOMERS_SQL = """
@@ -150,10 +150,22 @@ def render_orders(db: Any, ids: Sequence[int], clock: datetime) -> list[dict]:
 
 
 def render_transactions(db: Any, order_id: int, clock: datetime) -> list[dict]:
-    txns = db.execute(PAGE_QUERIES["txns"], {"lo": order_id, "hi": order_id, "ids": [order_id],
-                                             "clock": clock}).fetchall()
-    first_sale = next((t[1] for t in txns if t[2] == "sale"), None)
-    return [_transaction(t, first_sale) for t in txns]
+    return transactions_by_order(db, [order_id], clock).get(order_id, [])
+
+
+def transactions_by_order(db: Any, ids: Sequence[int], clock: datetime) -> dict[int, list[dict]]:
+    """The REST transactions of the orders `ids` made by `clock` (`orders/{id}/transactions.json`;
+    the GraphQL Order lists the same under `transactions`)."""
+    if not ids:
+        return {}
+    grouped: dict[int, list] = defaultdict(list)
+    for t in db.execute(PAGE_QUERIES["txns"], {"lo": min(ids), "hi": max(ids), "ids": list(ids), "clock": clock}).fetchall():
+        grouped[t[0]].append(t)
+    out = {}
+    for order_id, txns in grouped.items():
+        first_sale = next((t[1] for t in txns if t[2] == "sale" and t[3] != "gift_card"), None)
+        out[order_id] = [_transaction(t, first_sale) for t in txns]
+    return out
 
 
 # ---------------------------------------------------------------------------- objects
@@ -175,16 +187,22 @@ def ts(value: datetime | None) -> str | None:
 
 
 def _transaction(t: tuple, first_sale: int | None) -> dict:
-    order_id, txn_id, kind, gateway, status, amount, currency, created_at, _refund_id = t
+    """A REST order transaction.  A gift card tender is a `sale` through the `gift_card` gateway
+    with no authorization, whose receipt names the card (`gift_card_id`, the last characters of
+    its code), as Shopify records it."""
+    order_id, txn_id, kind, gateway, status, amount, currency, created_at, _refund_id, gift_card_id = t
     at = ts(created_at)
+    card = gateway == "gift_card"
     return {
         "id": txn_id, "admin_graphql_api_id": f"gid://shopify/OrderTransaction/{txn_id}", "order_id": order_id,
         "kind": kind, "gateway": gateway, "status": status,
-        "message": "Transaction approved" if kind == "sale" else "Refund processed",
+        "message": None if card else "Transaction approved" if kind == "sale" else "Refund processed",
         "created_at": at, "processed_at": at, "test": False,
-        "authorization": f"ch_{txn_id}" if kind == "sale" else None,
+        "authorization": f"ch_{txn_id}" if kind == "sale" and not card else None,
         "parent_id": first_sale if kind == "refund" else None, "location_id": None, "user_id": None,
-        "device_id": None, "error_code": None, "source_name": "web", "receipt": {},
+        "device_id": None, "error_code": None, "source_name": "web",
+        "receipt": ({"gift_card_id": gift_card_id, "gift_card_last_characters": gift_card_last_characters(gift_card_id)}
+                    if card and gift_card_id is not None else {}),
         "amount": money(amount), "currency": currency, "payment_id": f"c{order_id}.{txn_id}",
     }
 
@@ -271,7 +289,8 @@ def _order(h: tuple, customer: tuple, lines: Sequence, taxes: Sequence, refunds:
     line_items = []
     items_price = discounts = line_tax = refunded_discount = ZERO
     last_event = created_at
-    for (_, line_id, sku, title, variant_title, qty, price, price_shop, discount, discount_shop, added_at) in lines:
+    for (_, line_id, sku, title, variant_title, qty, price, price_shop, discount, discount_shop, added_at,
+         gift_card) in lines:
         if added_at is not None and added_at > last_event:
             last_event = added_at
         items_price += price * qty
@@ -293,7 +312,7 @@ def _order(h: tuple, customer: tuple, lines: Sequence, taxes: Sequence, refunds:
             "discount_allocations": ([{"amount": money(discount_shop), "amount_set": bag(discount_shop, discount, ccy),
                                        "discount_application_index": 0}] if discount else []),
             "tax_lines": its_taxes, "taxable": bool(its_taxes),
-            "gift_card": False, "requires_shipping": True, "product_exists": True, "duties": [],
+            "gift_card": gift_card, "requires_shipping": not gift_card, "product_exists": True, "duties": [],
         })
     shipping_tax_lines = tax_lines(("shipping", 0))
     total_tax = line_tax + shipping_tax
@@ -303,12 +322,16 @@ def _order(h: tuple, customer: tuple, lines: Sequence, taxes: Sequence, refunds:
     # payments and refunds made by the clock
     paid = refunded = ZERO
     first_sale = None
+    gateways: list[str] = []  # payment_gateway_names: every gateway the checkout charged, in order
     txn_by_refund: dict[int, list] = defaultdict(list)
     for t in txns:
         if t[7] > last_event:
             last_event = t[7]
         if t[2] == "sale":
-            first_sale = first_sale or t[1]
+            if t[3] not in gateways:
+                gateways.append(t[3])
+            if t[3] != "gift_card":  # a refund goes back to the card payment, never to a gift card here
+                first_sale = first_sale or t[1]
             paid += t[5] if t[4] == "success" else ZERO
         elif t[2] == "refund":
             refunded += t[5] if t[4] == "success" else ZERO
@@ -365,7 +388,7 @@ def _order(h: tuple, customer: tuple, lines: Sequence, taxes: Sequence, refunds:
         "currency": SHOP_CURRENCY, "presentment_currency": ccy, "taxes_included": taxes_included,
         "tax_exempt": tax_exempt, "estimated_taxes": False, "source_name": source_name,
         "tags": "trade" if trade else "", "note": None, "note_attributes": [], "buyer_accepts_marketing": False,
-        "payment_gateway_names": [] if trade else ["shopify_payments"],
+        "payment_gateway_names": [] if trade else gateways or ["shopify_payments"],
         **amounts("total_line_items_price", items_price),
         **amounts("total_discounts", discounts),
         **amounts("subtotal_price", subtotal),
@@ -386,7 +409,7 @@ def _order(h: tuple, customer: tuple, lines: Sequence, taxes: Sequence, refunds:
                                     "allocation_method": "across", "target_selection": "all",
                                     "target_type": "line_item"}] if discount_code else []),
         "line_items": line_items,
-        "shipping_lines": [{
+        "shipping_lines": [] if shipping_title is None else [{
             "id": SHIPPING_LINE_BASE + order_number, "title": shipping_title, "code": shipping_title,
             "source": "shopify", "price": money(shipping_price_shop),
             "price_set": bag(shipping_price_shop, shipping_price, ccy),

@@ -12,8 +12,11 @@ Incremental strategy, per resource:
   `updated_at_min` = the last run's largest `updated_at` minus a 2 h lookback.  Refunds,
   cancellations and edits bump an order's `updated_at`, so late changes to old orders arrive
   (scenarios P13, R8); the lookback absorbs clock skew and late indexing, the merge on `id`
-  absorbs the overlap.  No per-order endpoint is called: refunds come embedded in the order,
-  payments from the balance transactions.
+  absorbs the overlap.  Refunds come embedded in the order, card payments from the balance
+  transactions.
+- `order_transactions` — for the few orders whose `payment_gateway_names` name a gateway other
+  than Shopify Payments (a gift card tender, scenario S12), `orders/{id}/transactions.json`: the
+  only record of what the gift card paid.  It follows the orders resource page by page.
 - `payouts` — `date_min` = the last payout date seen minus 3 days (a payout appears only once
   it has been paid out, and may appear a little late).
 - `balance_transactions` — the endpoint has no time filter, only `since_id`/`last_id`, and
@@ -84,6 +87,14 @@ BALANCE_SCHEMA: dict[str, pa.DataType] = {
     "source_order_transaction_id": pa.int64(), "processed_at": TS,
 }
 
+TRANSACTION_SCHEMA: dict[str, pa.DataType] = {
+    "id": pa.int64(), "order_id": pa.int64(), "kind": pa.string(), "gateway": pa.string(), "status": pa.string(),
+    "amount": pa.string(), "currency": pa.string(), "created_at": TS, "processed_at": TS,
+    "authorization": pa.string(), "parent_id": pa.int64(), "source_name": pa.string(), "test": pa.bool_(),
+    "payment_id": pa.string(), "receipt": JSON,
+}
+# what Shopify Payments balance transactions already show; any other gateway (a gift card) is not there
+BALANCE_GATEWAYS = frozenset({"shopify_payments"})
 
 # ------------------------------------------------------------------------------------ validation
 def validate_order(order: dict) -> None:
@@ -100,6 +111,28 @@ def validate_order(order: dict) -> None:
         require(refund, "id", "created_at")
         for txn in refund.get("transactions") or ():
             check_decimal(txn, "amount")
+
+
+def validate_transaction(txn: dict) -> None:
+    require(txn, "id", "order_id", "kind", "gateway", "status", "amount", "currency", "created_at")
+    check_int_id(txn, "id")
+    check_int_id(txn, "order_id")
+    check_currency(txn["currency"])
+    check_decimal(txn, "amount")
+    check_timestamps(txn, "created_at", "processed_at", kind="an ISO 8601 timestamp")
+
+
+def tendered_elsewhere(page: pa.Table) -> list[int]:
+    """Ids of the page's orders that a gateway other than Shopify Payments was charged for (a gift
+    card): their transactions are the only record of that tender."""
+    import orjson
+
+    out = []
+    for oid, names in zip(page.column("id").to_pylist(), page.column("payment_gateway_names").to_pylist()):
+        gateways = orjson.loads(names) if isinstance(names, str) else names or []
+        if any(g not in BALANCE_GATEWAYS for g in gateways):
+            out.append(oid)
+    return out
 
 
 def validate_payout(payout: dict) -> None:
@@ -205,6 +238,23 @@ def shopify_source(connection: Connection | None = None, quarantine: Quarantine 
                 if rows:
                     yield arrow_page(rows, ORDER_SCHEMA)
 
+    @dlt.transformer(name="order_transactions", data_from=orders, primary_key="id", write_disposition="merge")
+    def order_transactions(page: pa.Table) -> Iterator[pa.Table]:
+        """The transactions of orders on the page that were paid (in part) outside Shopify Payments:
+        `orders/{id}/transactions.json`, one call per such order (a few in a thousand: gift card
+        tenders; the card payments are in the balance transactions).  Orders re-synced by the
+        updated-at cursor are read again; the merge on `id` keeps one row per transaction."""
+        ids = tendered_elsewhere(page)
+        if not ids:
+            return
+        rows: list[dict] = []
+        with shared as client:
+            for oid in ids:
+                rows.extend(client.get_json(f"orders/{oid}/transactions.json").get("transactions") or [])
+        rows = quarantine.keep("order_transactions", rows, validate_transaction)
+        if rows:
+            yield arrow_page(rows, TRANSACTION_SCHEMA)
+
     @dlt.resource(name="payouts", primary_key="id", write_disposition="merge")
     def payouts(
         payout_date: dlt.sources.incremental[date] = dlt.sources.incremental("date", lag=PAYOUTS_LOOKBACK_DAYS),
@@ -248,6 +298,6 @@ def shopify_source(connection: Connection | None = None, quarantine: Quarantine 
 
     @dlt.source(name="shopify", max_table_nesting=0)
     def shopify() -> Any:
-        return orders, payouts, balance_transactions
+        return orders, order_transactions, payouts, balance_transactions
 
     return shopify()

@@ -9,6 +9,9 @@
     shop money) relieves AR by its home amount; what is left on such a document is swept as a
     settlement difference in fct_gl_entries.
 
+    A gift card the business sold, spent on an order (processor `gift_card`), is held in the gift
+    card liability: the money came in when the card was sold.
+
     Which document a movement belongs to: a trade invoice number (fct_invoices), else the order
     the processor names on the same channel.  Which payment a processor refund gives back is
     channel knowledge: Stripe's refund object names its charge (stg_stripe__refunds); a channel
@@ -164,6 +167,7 @@ select
     channel,
     processor,
     case when balance_transaction_id is not null then 'clearing'
+         when processor = 'gift_card' then 'gift_card'
          when processor = 'cash' then 'cash'
          when processor = 'bank_transfer' then 'bank'
          else 'undeposited' end as held_in,

@@ -6,8 +6,10 @@
                   · Cr shipping income · Cr tax payable (jurisdiction) ;  Dr COGS · Cr inventory
       refund      Dr refunds · Dr shipping income · Dr tax payable · Cr AR ;  Dr inventory · Cr COGS (restocked)
       order       AR and tax leave out tax a marketplace collects and remits (int_gl_documents)
+                  · Cr gift card liability (2400) for gift cards sold: no revenue, no VAT (S12)
       payment     Dr processor clearing (processor's home amount; the till for cash, undeposited
-                  funds for a payment no processor balance holds) · Cr AR (document rate) · ± FX / rounding
+                  funds for a payment no processor balance holds, the gift card liability for a gift
+                  card spent) · Cr AR (document rate) · ± FX / rounding
       payment_refund  the reverse of a payment
       settlement_difference  what is left on a paid-at-checkout order's AR when its payments settle
                   in another currency (sub-unit residues of converting each component): swept to FX / rounding
@@ -64,6 +66,10 @@ order_lines as (
     select 'order:' || channel || ':' || order_id, 'order', order_id, channel, ordered_at, '{{ home }}', null, null, null, 7,
            '1300', -cogs_home, -cogs_home, 'Inventory sold'
     from orders
+    union all
+    select 'order:' || channel || ':' || order_id, 'order', order_id, channel, ordered_at, currency, null, null, null, 8,
+           '2400', -gift_card_amount_home, -gift_card_amount, 'Gift cards sold (liability until spent)'
+    from orders
 ),
 
 refunds as (
@@ -103,7 +109,8 @@ refund_lines as (
 ),
 
 settlements as (
-    select s.*, case s.held_in when 'clearing' then a.clearing_account when 'cash' then '1050' when 'bank' then '1100' else '1060' end as clearing_account
+    select s.*, case s.held_in when 'clearing' then a.clearing_account when 'cash' then '1050' when 'bank' then '1100'
+                               when 'gift_card' then '2400' else '1060' end as clearing_account
     from {{ ref('int_gl_settlements') }} as s
     join {{ ref('int_gl_channel_accounts') }} as a using (channel)
 ),

@@ -1,5 +1,6 @@
 {#- One row per order, every channel.  Amounts are tax-exclusive except tax and total;
-    net_amount = gross_amount - discount_amount - refunded_amount (merchandise, ex tax). -#}
+    net_amount = gross_amount - discount_amount - refunded_amount (merchandise, ex tax);
+    gift_card_amount = gift cards sold on the order (a liability, not sales), inside total_amount. -#}
 select
     channel,
     order_id,
@@ -21,6 +22,7 @@ select
     discount_amount,
     shipping_amount,
     tax_amount,
+    gift_card_amount,
     total_amount,
     refunded_amount,
     refunded_shipping_amount,
@@ -30,6 +32,7 @@ select
     discount_amount_home,
     shipping_amount_home,
     tax_amount_home,
+    gift_card_amount_home,
     total_amount_home,
     refunded_amount_home,
     refunded_shipping_amount_home,

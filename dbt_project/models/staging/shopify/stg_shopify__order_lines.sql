@@ -2,10 +2,11 @@
 {#- One row per order line item (lines added by an order edit included, once the edit happened).
     `price` is the unit price; `discount` the line's total discount (its discount allocations);
     `tax` the sum of its tax lines and `tax_rate` the sum of their rates (a US line can carry
-    state, county and city tax).  Presentment currency, with `_shop` shop money (GBP). -#}
+    state, county and city tax).  Presentment currency, with `_shop` shop money (GBP).
+    `is_gift_card`: the line sells a gift card (Shopify's `gift_card`; no tax, not shipped). -#}
 {%- set bag = '{"shop_money": {"amount": "VARCHAR"}, "presentment_money": {"amount": "VARCHAR"}}' -%}
 {%- set line_shape = '[{"id": "BIGINT", "sku": "VARCHAR", "title": "VARCHAR", "variant_title": "VARCHAR",
-    "quantity": "BIGINT", "current_quantity": "BIGINT", "price_set": ' ~ bag ~ ',
+    "quantity": "BIGINT", "current_quantity": "BIGINT", "gift_card": "BOOLEAN", "price_set": ' ~ bag ~ ',
     "discount_allocations": [{"amount_set": ' ~ bag ~ '}],
     "tax_lines": [{"rate": "VARCHAR", "price_set": ' ~ bag ~ '}]}]' -%}
 
@@ -25,6 +26,7 @@ select
     cast({{ jget('li', 'variant_title') }} as varchar) as variant_title,
     cast({{ jget('li', 'quantity') }} as bigint) as quantity,
     cast({{ jget('li', 'current_quantity') }} as bigint) as current_quantity,
+    coalesce(cast({{ jget('li', 'gift_card') }} as boolean), false) as is_gift_card,
     currency,
     cast({{ jget('li', 'price_set.presentment_money.amount') }} as decimal(18, 2)) as price,
     cast({{ jget('li', 'price_set.shop_money.amount') }} as decimal(18, 2)) as price_shop,

@@ -1,5 +1,6 @@
 {{ config(enabled=('shopify' in var('channels'))) }}
-{#- Shopify order lines in the channel shape (list amounts in order and shop money). -#}
+{#- Shopify order lines in the channel shape (list amounts in order and shop money).  A gift card
+    line is not a sale (scenario S12): it is in int_shopify__gift_cards instead. -#}
 select
     'shopify' as channel,
     cast(o.order_id as varchar) as order_id,
@@ -22,3 +23,4 @@ select
     coalesce(l.tax_shop, 0) as tax_amount_home
 from {{ ref('stg_shopify__order_lines') }} as l
 join {{ ref('stg_shopify__orders') }} as o using (order_id)
+where not l.is_gift_card
