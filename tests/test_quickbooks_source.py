@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from finance_pipeline.ingest.pipeline import run_platform
 from finance_pipeline.ingest.quarantine import Quarantine
 from finance_pipeline.platforms.quickbooks import source as qbo_source
 from finance_pipeline.platforms.quickbooks.client import make_client, write
+from finance_pipeline.platforms.quickbooks.reference import MINOR_VERSION
 from finance_pipeline.platforms.quickbooks.source import quickbooks_source
 from quickbooks_fixtures import QboEnv, qbo_env  # noqa: F401
 
@@ -73,6 +75,65 @@ def test_incremental_reads_changes_and_deletes(qbo_env, monkeypatch):
 
     third = _load(qbo_env)
     assert not third.rows.get("invoices")
+    # runs two and three asked CDC for invoices and sales receipts (payments, never seen, have no
+    # cursor and are read in full); none had to re-list ids
+    assert qbo_env.emulator.counters["cdc"] == 4
+    assert qbo_env.emulator.counters["projections"] == 0
+
+
+def _month_old_delete(env: QboEnv) -> tuple[list[dict], dict, dict]:
+    """Five invoices loaded; one deleted; the clock then moved 31 days on and another edited: the
+    deletion is out of CDC's reach by the next run."""
+    client = make_client(env.connection())
+    cust = write(client, "Customer", {"DisplayName": "Seasonal account"}, "c1")
+    invoices = [write(client, "Invoice", _sale(cust["Id"], f"Q-{n}", 1, "10.00"), f"i{n}") for n in range(5)]
+    assert _load(env).rows.get("invoices") == 5
+    victim, edited = invoices[1], invoices[3]
+    write(client, "Invoice", {"Id": victim["Id"], "SyncToken": victim["SyncToken"]}, "d1", operation="delete")
+    env.emulator.advance_clock(31 * 86400)
+    edited = write(client, "Invoice", {**_sale(cust["Id"], "Q-3", 2, "10.00"), "Id": edited["Id"],
+                                       "SyncToken": edited["SyncToken"]}, "u1")
+    client.close()
+    return invoices, victim, edited
+
+
+def test_a_delete_older_than_cdc_reaches_is_found_by_relisting_ids(qbo_env, monkeypatch):
+    monkeypatch.setattr(qbo_source, "LOOKBACK_S", 0)  # so the second run reads only what changed
+    invoices, victim, edited = _month_old_delete(qbo_env)
+    second = _load(qbo_env)
+    rows = _rows(qbo_env, "invoices")
+    assert victim["Id"] not in rows and len(rows) == 4
+    assert rows[edited["Id"]][1] == "24.00"  # 2 x 10.00 + 20 % VAT: still read incrementally
+    assert second.rows.get("invoices") == 2, second.rows  # the edit and the deletion, nothing else
+    emulator = qbo_env.emulator
+    # one `SELECT Id` page, for invoices (sales receipts and payments, never seen, have no cursor)
+    assert emulator.counters["projections"] == 1
+    # the next run is back within CDC's window: no re-list
+    before = emulator.counters["projections"]
+    assert not _load(qbo_env).rows.get("invoices")
+    assert emulator.counters["projections"] == before
+
+
+def test_cdc_refusing_a_too_old_changed_since_also_relists(qbo_env, monkeypatch):
+    """Were our own reckoning of the window off (clocks apart), QuickBooks' refusal decides."""
+    monkeypatch.setattr(qbo_source, "CDC_WINDOW", timedelta(days=365))
+    monkeypatch.setattr(qbo_source, "LOOKBACK_S", 0)
+    invoices, victim, _ = _month_old_delete(qbo_env)
+    client = make_client(qbo_env.connection())
+    since = "2000-01-01T00:00:00Z"
+    resp = client.request("GET", "cdc", params={"entities": "Invoice", "changedSince": since,
+                                                "minorversion": MINOR_VERSION}, ok_statuses=(400,))
+    client.close()
+    assert resp.status == 400
+    assert resp.json()["Fault"]["type"] == "ValidationFault"
+    assert [e["Detail"] for e in resp.json()["Fault"]["Error"]] == [
+        f"Operation cdc with changedSince date {since} which is older than fixed days is not supported."]
+    cdc_before = qbo_env.emulator.counters["cdc"]
+    _load(qbo_env)
+    rows = _rows(qbo_env, "invoices")
+    assert victim["Id"] not in rows and len(rows) == 4
+    assert qbo_env.emulator.counters["cdc"] == cdc_before  # every CDC call of that run was refused
+    assert qbo_env.emulator.counters["projections"] == 1
 
 
 def test_bad_records_are_quarantined(qbo_env, monkeypatch):

@@ -146,11 +146,11 @@ def query(client: ApiClient, text: str) -> dict:
 
 
 def query_pages(client: ApiClient, entity: str, where: str = "", order: str = "Id",
-                page_size: int = PAGE_SIZE) -> Iterator[list[dict]]:
-    """Every row of `SELECT * FROM entity [WHERE …] ORDERBY …`, STARTPOSITION by MAXRESULTS."""
+                page_size: int = PAGE_SIZE, select: str = "*") -> Iterator[list[dict]]:
+    """Every row of `SELECT <select> FROM entity [WHERE …] ORDERBY …`, STARTPOSITION by MAXRESULTS."""
     start = 1
     while True:
-        text = f"SELECT * FROM {entity}{(' WHERE ' + where) if where else ''} ORDERBY {order} " \
+        text = f"SELECT {select} FROM {entity}{(' WHERE ' + where) if where else ''} ORDERBY {order} " \
                f"STARTPOSITION {start} MAXRESULTS {page_size}"
         rows = query(client, text).get(entity, [])
         if rows:
@@ -158,6 +158,36 @@ def query_pages(client: ApiClient, entity: str, where: str = "", order: str = "I
         if len(rows) < page_size:
             return
         start += page_size
+
+
+def list_ids(client: ApiClient, entity: str) -> set[str]:
+    """The Id of every live `entity` (`SELECT Id FROM …`, a projection: sparse objects of one field,
+    1,000 a page), e.g. to find what was deleted when CDC cannot look back far enough."""
+    return {str(doc["Id"]) for page in query_pages(client, entity, select="Id") for doc in page if doc.get("Id")}
+
+
+def cdc_too_old(errors: list[dict]) -> bool:
+    """QBO's refusal of a `changedSince` beyond CDC's 30 days ("Operation cdc with changedSince date …
+    which is older than fixed days is not supported.")."""
+    return any("older than" in f"{e.get('Message')} {e.get('Detail')}".lower() for e in errors)
+
+
+def cdc(client: ApiClient, entity: str, since: str) -> list[dict] | None:
+    """`GET /cdc?entities=<entity>&changedSince=<since>` → the entity's changed documents (deleted
+    ones as `{"Id", "status": "Deleted", …}`), or None when QBO refuses `changedSince` as older than
+    the days CDC looks back; any other Fault raises `QboFault`."""
+    resp = client.request("GET", "cdc", params={"entities": entity, "changedSince": since,
+                                                "minorversion": MINOR_VERSION}, ok_statuses=(400,))
+    body = resp.json() or {}
+    if resp.status == 400:
+        fault = body.get("Fault") or {}
+        errors = fault.get("Error") or []
+        if cdc_too_old(errors):
+            return None
+        raise QboFault(errors, fault.get("type") or "ValidationFault")
+    docs = [doc for part in (body.get("CDCResponse") or [{}])[0].get("QueryResponse") or []
+            for doc in part.get(entity) or []]
+    return docs
 
 
 def quote(value: str) -> str:

@@ -17,7 +17,10 @@ What a client meets here, as on the real API:
 - validation faults in QBO's envelope (`{"Fault": {"Error": [...], "type": "ValidationFault"}}`)
   with Intuit's codes: 2020, 2500, 2050, 5010, 6000, 6070, 6140, 6240, 610;
 - `GET|POST /query` (STARTPOSITION / MAXRESULTS paging, `{"QueryResponse": {}}` when empty) and
-  `GET /cdc?entities=…&changedSince=…` (deleted entities as `{"Id", "status": "Deleted"}`, ≤1000 objects);
+  `GET /cdc?entities=…&changedSince=…` (deleted entities as `{"Id", "status": "Deleted"}`, ≤1000 objects;
+  a changedSince more than 30 days back is a 400: "Operation cdc with changedSince date … which is
+  older than fixed days is not supported."); a query's field list (`SELECT Id FROM Invoice`) answers
+  sparse objects with those fields only;
 - `POST /batch` (≤ 30 `BatchItemRequest`s, each answered by its `bId`: the entity or its own Fault);
 - with a sandbox world, the UK trade counter's own customers, invoices, sales receipts and payments
   (`world.py`, rendered as of the clock by `world_docs.py`) are in the company too, written into the
@@ -48,6 +51,7 @@ from finance_pipeline.sandbox.store import Sandbox
 
 NEWEST_MINOR_VERSION = 75
 CDC_LIMIT = 1000
+CDC_DAYS = 30  # how far back CDC answers; an older changedSince is refused
 BATCH_LIMIT = 30  # items per /batch request
 # lower-case resource path -> entity name
 RESOURCES = {"customer": "Customer", "invoice": "Invoice", "salesreceipt": "SalesReceipt", "payment": "Payment"}
@@ -215,12 +219,15 @@ class QuickBooksEmulator(Emulator):
                 rows, total = self.store.query(q)
         except QueryError as exc:
             return _json(fault([error("4000", "Error parsing query", f"QueryParserError: {exc}")]), 400)
+        if q.fields:
+            self.counters["projections"] += 1
         if q.count:
             return _json({"QueryResponse": {"totalCount": total}, "time": _now(self)})
         if not rows:
             return _json({"QueryResponse": {}, "time": _now(self)})
-        return _json({"QueryResponse": {q.entity: [render(r) for r in rows], "startPosition": q.start,
-                                        "maxResults": len(rows)}, "time": _now(self)})
+        docs = [project(render(r), q.fields) if q.fields else render(r) for r in rows]
+        return _json({"QueryResponse": {q.entity: docs, "startPosition": q.start, "maxResults": len(rows)},
+                      "time": _now(self)})
 
     async def _cdc(self, request: Request) -> Response:
         if (denied := self._gate(request)) is not None:
@@ -244,11 +251,13 @@ class QuickBooksEmulator(Emulator):
                 since_ms = to_epoch_ms(since)
             except QueryError as exc:
                 problems.append(error("2040", "Invalid Date", str(exc), "changedSince"))
-            if since_ms < self.store.now_ms() - 30 * 86400 * 1000:
+            if since_ms < self.store.now_ms() - CDC_DAYS * 86400 * 1000:
                 problems.append(error("2010", "Request has invalid or unsupported property",
-                                      "changedSince must be within the last 30 days", "changedSince"))
+                                      f"Operation cdc with changedSince date {since} which is older than fixed "
+                                      f"days is not supported.", "changedSince"))
         if problems:
             return _json(fault(problems), 400)
+        self.counters["cdc"] += 1
 
         def collect() -> list[dict]:
             budget, parts = CDC_LIMIT, []
@@ -387,6 +396,28 @@ class QuickBooksEmulator(Emulator):
         con.execute("RELEASE batch_item")
         self.store._bump(con, "batch_items")
         return {"bId": bid, entity: render(doc)}
+
+
+def project(doc: dict, fields: list[str]) -> dict:
+    """A queried document as a projection answers it: `domain`, `sparse: true` and the named fields
+    (a dotted name, `MetaData.LastUpdatedTime`, keeps that part of its object)."""
+    def key(obj: Any, name: str) -> str | None:  # field names are case-insensitive in a query
+        return next((k for k in obj if k.lower() == name.lower()), None) if isinstance(obj, dict) else None
+
+    out: dict[str, Any] = {"domain": doc.get("domain", "QBO"), "sparse": True}
+    for name in fields:
+        source, path = doc, []
+        for part in name.split("."):
+            found = key(source, part)
+            if found is None:
+                break
+            source, path = source[found], [*path, found]
+        else:
+            target = out
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = source
+    return out
 
 
 def _now(emulator: QuickBooksEmulator) -> str:
