@@ -17,6 +17,8 @@ from finance_pipeline.platforms.quickbooks import source as qbo_source
 from finance_pipeline.platforms.quickbooks.client import make_client, write
 from finance_pipeline.platforms.quickbooks.reference import MINOR_VERSION
 from finance_pipeline.platforms.quickbooks.source import quickbooks_source
+from finance_pipeline.platforms.quickbooks.wire import COMPANY_TZ, qbo_time
+from finance_pipeline.sandbox.world import INITIAL_CLOCK
 from quickbooks_fixtures import QboEnv, qbo_env  # noqa: F401
 
 DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
@@ -134,6 +136,44 @@ def test_cdc_refusing_a_too_old_changed_since_also_relists(qbo_env, monkeypatch)
     assert victim["Id"] not in rows and len(rows) == 4
     assert qbo_env.emulator.counters["cdc"] == cdc_before  # every CDC call of that run was refused
     assert qbo_env.emulator.counters["projections"] == 1
+
+
+def test_writes_at_a_standing_clock_are_stamped_on_it_and_read_again(qbo_env):
+    """The company's clock is the sandbox clock (a bare emulator: the sandbox's initial clock), never the
+    wall clock, and it stands still between `sandbox advance`s: a document saved at the very instant of
+    the last run's newest stamp (as the publisher's writes are) is still read by the next run's cursor
+    (`>=`, an hour's lookback, merged by Id), and a deletion at that instant by its CDC pass."""
+    stamp = qbo_time(int(INITIAL_CLOCK.timestamp() * 1000))
+    client = make_client(qbo_env.connection())
+    cust = write(client, "Customer", {"DisplayName": "Standing clock"}, "c1")
+    first, second = (write(client, "Invoice", _sale(cust["Id"], f"Q-{n}", 1, "10.00"), f"i{n}")
+                     for n in (1, 2))
+    undated = write(client, "Invoice", {k: v for k, v in _sale(cust["Id"], "Q-3", 1, "10.00").items() if k != "TxnDate"}, "i3")
+    assert {d["MetaData"]["LastUpdatedTime"] for d in (cust, first, second, undated)} == {stamp}
+    assert {d["MetaData"]["CreateTime"] for d in (cust, first, second, undated)} == {stamp}
+    assert undated["TxnDate"] == INITIAL_CLOCK.astimezone(COMPANY_TZ).date().isoformat()
+    assert client.get_json("preferences", params={"minorversion": MINOR_VERSION})["time"] == stamp
+    assert _load(qbo_env).rows.get("invoices") == 3
+
+    edited = write(client, "Invoice", {**_sale(cust["Id"], "Q-1", 4, "10.00"), "Id": first["Id"],
+                                       "SyncToken": first["SyncToken"]}, "u1")
+    write(client, "Invoice", {"Id": second["Id"], "SyncToken": second["SyncToken"]}, "d1", operation="delete")
+    assert edited["MetaData"]["LastUpdatedTime"] == stamp and edited["MetaData"]["CreateTime"] == stamp
+    cdc = client.get_json("cdc", params={"entities": "Invoice", "changedSince": stamp, "minorversion": MINOR_VERSION})
+    tombstones = [d for d in cdc["CDCResponse"][0]["QueryResponse"][0]["Invoice"] if d.get("status") == "Deleted"]
+    assert tombstones == [{"Id": second["Id"], "status": "Deleted", "domain": "QBO",
+                           "MetaData": {"CreateTime": stamp, "LastUpdatedTime": stamp}}]
+    client.close()
+    _load(qbo_env)
+    rows = _rows(qbo_env, "invoices")
+    assert second["Id"] not in rows and len(rows) == 2
+    assert rows[first["Id"]][1] == "48.00"  # 4 x 10.00 + 20 % VAT: the edit at the cursor's own instant
+    con = duckdb.connect(str(qbo_env.warehouse), read_only=True)
+    try:
+        assert {r[0] for r in con.execute("select distinct updated_at from raw_quickbooks.invoices").fetchall()} \
+            == {INITIAL_CLOCK}
+    finally:
+        con.close()
 
 
 def test_bad_records_are_quarantined(qbo_env, monkeypatch):
