@@ -1,7 +1,9 @@
-"""QuickBooks as a source: query paging, the LastUpdatedTime cursor, deletes through CDC, bad records
-quarantined; the staging models build on what it loaded and keep money exact."""
+"""QuickBooks as a source: query paging, the LastUpdatedTime cursor, deletes through CDC (or, when the
+cursor is older than CDC's 30 days, a re-list of ids against the warehouse), bad records quarantined;
+the staging models build on what it loaded and keep money exact."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -19,6 +21,8 @@ from finance_pipeline.platforms.quickbooks.reference import MINOR_VERSION
 from finance_pipeline.platforms.quickbooks.source import quickbooks_source
 from finance_pipeline.platforms.quickbooks.wire import COMPANY_TZ, qbo_time
 from finance_pipeline.sandbox.world import INITIAL_CLOCK
+from finance_pipeline.settings import PostgresSettings, Secret
+from pg_helpers import pg_query, pg_server  # noqa: F401  (pg_server is a fixture)
 from quickbooks_fixtures import QboEnv, qbo_env  # noqa: F401
 
 DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
@@ -114,6 +118,22 @@ def test_a_delete_older_than_cdc_reaches_is_found_by_relisting_ids(qbo_env, monk
     before = emulator.counters["projections"]
     assert not _load(qbo_env).rows.get("invoices")
     assert emulator.counters["projections"] == before
+
+
+def test_relisting_compares_with_the_postgres_warehouse(qbo_env, pg_server, monkeypatch):
+    """The ids to check come from the raw table through the pipeline's own destination: on the
+    Postgres warehouse too."""
+    monkeypatch.setattr(qbo_source, "LOOKBACK_S", 0)
+    database = pg_server.create_database("qbo_relist")
+    qbo_env.settings = dataclasses.replace(qbo_env.settings, warehouse="postgres", postgres=PostgresSettings(
+        pg_server.host, pg_server.port, pg_server.user, Secret(pg_server.password, "FINANCE_PG_PASSWORD"),
+        database, "disable"))
+    invoices, victim, edited = _month_old_delete(qbo_env)
+    _load(qbo_env)
+    held = dict(pg_query(pg_server, database, "select id, total_amt from raw_quickbooks.invoices"))
+    assert victim["Id"] not in held and len(held) == 4
+    assert held[edited["Id"]] == "24.00"
+    assert qbo_env.emulator.counters["projections"] == 1
 
 
 def test_cdc_refusing_a_too_old_changed_since_also_relists(qbo_env, monkeypatch):
