@@ -136,6 +136,14 @@ def test_query_paging_and_cdc_with_deletes(qbo_env):
         assert len(invoices) == 25 and "Payment" not in parts[1]
         deleted = [i for i in invoices if i.get("status") == "Deleted"]
         assert [d["Id"] for d in deleted] == [victim["Id"]]
+        # a field list is a projection: sparse objects holding those fields only, paged like the rest
+        ids = query(client, "SELECT Id FROM Invoice ORDERBY Id STARTPOSITION 21 MAXRESULTS 10")["Invoice"]
+        assert ids == [{"domain": "QBO", "sparse": True, "Id": r["Id"]}
+                       for r in sorted((r for p in pages for r in p if r["Id"] != victim["Id"]),
+                                       key=lambda r: int(r["Id"]))[20:]]
+        numbers = query(client, "SELECT DocNumber, MetaData.LastUpdatedTime FROM Invoice WHERE DocNumber = 'INV-003'")
+        assert numbers["Invoice"] == [{"domain": "QBO", "sparse": True, "DocNumber": "INV-003",
+                                       "MetaData": {"LastUpdatedTime": some["Invoice"][1]["MetaData"]["LastUpdatedTime"]}}]
         try:
             query(client, "SELECT * FROM Invoice WHERE DocNumber = 'a' OR DocNumber = 'b'")
             raise AssertionError("OR accepted")

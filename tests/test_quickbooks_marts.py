@@ -96,6 +96,7 @@ def _raw_ids(warehouse) -> set[str]:
 def test_marts_equal_the_oracle_then_incremental_after_advance(pipeline_run):
     sandbox = Sandbox(pipeline_run / "sandbox")
     warehouse = pipeline_run / "warehouse.duckdb"
+    published_at = sandbox.clock  # the clock the publisher wrote at (it stands still until advanced)
     assert compare_with_oracle(warehouse, sandbox, channels={"quickbooks"}) == {}
     invoices, voided, receipts, payments, bank, part_paid, published, leaked = _counts(warehouse)
     assert invoices >= 30 and voided >= 1 and receipts >= 5 and payments >= 20 and bank >= payments
@@ -119,6 +120,37 @@ def test_marts_equal_the_oracle_then_incremental_after_advance(pipeline_run):
     assert gone and not gone & _raw_ids(warehouse)
     after = _counts(warehouse)
     assert after[0] > invoices and after[3] > payments
+    _assert_stamps_are_world_times(sandbox, warehouse, published_at)
     emulator = next(r.emulator for (d, name), r in runtime._running.items()
                     if name == "quickbooks" and d == str(pipeline_run))
     assert emulator.counters["requests"] > 0 and emulator.counters["over_limit"] == 0
+
+
+def _assert_stamps_are_world_times(sandbox: Sandbox, warehouse, published_at) -> None:
+    """LastUpdatedTime is the world's time of a document's latest change (so a voided invoice's
+    cancellation time is when it was voided), and the publisher's writes carry the sandbox clock they
+    were made at: nothing depends on the wall clock or on when the emulator happened to be asked."""
+    con = sandbox.connect()
+    try:
+        voided_at = {str(i): v for i, v in con.execute(
+            "select qbo_id, voided_at from quickbooks_documents where voided_at <= ?", [sandbox.clock]).fetchall()}
+        edited_unpaid = {str(i): e for i, e in con.execute(
+            """select qbo_id, edited_at from quickbooks_documents d where edited_at <= ? and voided_at is null
+               and deleted_at is null and not exists (select 1 from quickbooks_payments p
+                                                       where p.invoice_qbo_id = d.qbo_id and p.created_at <= ?)""",
+            [sandbox.clock] * 2).fetchall()}
+    finally:
+        con.close()
+    wh = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        raw = dict(wh.execute("select id, updated_at from raw_quickbooks.invoices").fetchall())
+        cancelled = dict(wh.execute("select order_id, cancelled_at from marts.fct_orders "
+                                    "where channel = 'quickbooks' and cancelled_at is not null").fetchall())
+        published = wh.execute("select updated_at from raw_quickbooks.invoices where doc_number = 'INV-1999'"
+                               ).fetchall()
+    finally:
+        wh.close()
+    assert voided_at and {i: raw[i] for i in voided_at} == voided_at
+    assert cancelled == voided_at
+    assert {i: raw[i] for i in edited_unpaid if i in raw} == edited_unpaid
+    assert published == [(published_at.replace(microsecond=0),)]

@@ -1,10 +1,13 @@
-"""QuickBooks as a source: query paging, the LastUpdatedTime cursor, deletes through CDC, bad records
-quarantined; the staging models build on what it loaded and keep money exact."""
+"""QuickBooks as a source: query paging, the LastUpdatedTime cursor, deletes through CDC (or, when the
+cursor is older than CDC's 30 days, a re-list of ids against the warehouse), bad records quarantined;
+the staging models build on what it loaded and keep money exact."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,7 +17,12 @@ from finance_pipeline.ingest.pipeline import run_platform
 from finance_pipeline.ingest.quarantine import Quarantine
 from finance_pipeline.platforms.quickbooks import source as qbo_source
 from finance_pipeline.platforms.quickbooks.client import make_client, write
+from finance_pipeline.platforms.quickbooks.reference import MINOR_VERSION
 from finance_pipeline.platforms.quickbooks.source import quickbooks_source
+from finance_pipeline.platforms.quickbooks.wire import COMPANY_TZ, qbo_time
+from finance_pipeline.sandbox.world import INITIAL_CLOCK
+from finance_pipeline.settings import PostgresSettings, Secret
+from pg_helpers import pg_query, pg_server  # noqa: F401  (pg_server is a fixture)
 from quickbooks_fixtures import QboEnv, qbo_env  # noqa: F401
 
 DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
@@ -73,6 +81,119 @@ def test_incremental_reads_changes_and_deletes(qbo_env, monkeypatch):
 
     third = _load(qbo_env)
     assert not third.rows.get("invoices")
+    # runs two and three asked CDC for invoices and sales receipts (payments, never seen, have no
+    # cursor and are read in full); none had to re-list ids
+    assert qbo_env.emulator.counters["cdc"] == 4
+    assert qbo_env.emulator.counters["projections"] == 0
+
+
+def _month_old_delete(env: QboEnv) -> tuple[list[dict], dict, dict]:
+    """Five invoices loaded; one deleted; the clock then moved 31 days on and another edited: the
+    deletion is out of CDC's reach by the next run."""
+    client = make_client(env.connection())
+    cust = write(client, "Customer", {"DisplayName": "Seasonal account"}, "c1")
+    invoices = [write(client, "Invoice", _sale(cust["Id"], f"Q-{n}", 1, "10.00"), f"i{n}") for n in range(5)]
+    assert _load(env).rows.get("invoices") == 5
+    victim, edited = invoices[1], invoices[3]
+    write(client, "Invoice", {"Id": victim["Id"], "SyncToken": victim["SyncToken"]}, "d1", operation="delete")
+    env.emulator.advance_clock(31 * 86400)
+    edited = write(client, "Invoice", {**_sale(cust["Id"], "Q-3", 2, "10.00"), "Id": edited["Id"],
+                                       "SyncToken": edited["SyncToken"]}, "u1")
+    client.close()
+    return invoices, victim, edited
+
+
+def test_a_delete_older_than_cdc_reaches_is_found_by_relisting_ids(qbo_env, monkeypatch):
+    monkeypatch.setattr(qbo_source, "LOOKBACK_S", 0)  # so the second run reads only what changed
+    invoices, victim, edited = _month_old_delete(qbo_env)
+    second = _load(qbo_env)
+    rows = _rows(qbo_env, "invoices")
+    assert victim["Id"] not in rows and len(rows) == 4
+    assert rows[edited["Id"]][1] == "24.00"  # 2 x 10.00 + 20 % VAT: still read incrementally
+    assert second.rows.get("invoices") == 2, second.rows  # the edit and the deletion, nothing else
+    emulator = qbo_env.emulator
+    # one `SELECT Id` page, for invoices (sales receipts and payments, never seen, have no cursor)
+    assert emulator.counters["projections"] == 1
+    # the next run is back within CDC's window: no re-list
+    before = emulator.counters["projections"]
+    assert not _load(qbo_env).rows.get("invoices")
+    assert emulator.counters["projections"] == before
+
+
+def test_relisting_compares_with_the_postgres_warehouse(qbo_env, pg_server, monkeypatch):
+    """The ids to check come from the raw table through the pipeline's own destination: on the
+    Postgres warehouse too."""
+    monkeypatch.setattr(qbo_source, "LOOKBACK_S", 0)
+    database = pg_server.create_database("qbo_relist")
+    qbo_env.settings = dataclasses.replace(qbo_env.settings, warehouse="postgres", postgres=PostgresSettings(
+        pg_server.host, pg_server.port, pg_server.user, Secret(pg_server.password, "FINANCE_PG_PASSWORD"),
+        database, "disable"))
+    invoices, victim, edited = _month_old_delete(qbo_env)
+    _load(qbo_env)
+    held = dict(pg_query(pg_server, database, "select id, total_amt from raw_quickbooks.invoices"))
+    assert victim["Id"] not in held and len(held) == 4
+    assert held[edited["Id"]] == "24.00"
+    assert qbo_env.emulator.counters["projections"] == 1
+
+
+def test_cdc_refusing_a_too_old_changed_since_also_relists(qbo_env, monkeypatch):
+    """Were our own reckoning of the window off (clocks apart), QuickBooks' refusal decides."""
+    monkeypatch.setattr(qbo_source, "CDC_WINDOW", timedelta(days=365))
+    monkeypatch.setattr(qbo_source, "LOOKBACK_S", 0)
+    invoices, victim, _ = _month_old_delete(qbo_env)
+    client = make_client(qbo_env.connection())
+    since = "2000-01-01T00:00:00Z"
+    resp = client.request("GET", "cdc", params={"entities": "Invoice", "changedSince": since,
+                                                "minorversion": MINOR_VERSION}, ok_statuses=(400,))
+    client.close()
+    assert resp.status == 400
+    assert resp.json()["Fault"]["type"] == "ValidationFault"
+    assert [e["Detail"] for e in resp.json()["Fault"]["Error"]] == [
+        f"Operation cdc with changedSince date {since} which is older than fixed days is not supported."]
+    cdc_before = qbo_env.emulator.counters["cdc"]
+    _load(qbo_env)
+    rows = _rows(qbo_env, "invoices")
+    assert victim["Id"] not in rows and len(rows) == 4
+    assert qbo_env.emulator.counters["cdc"] == cdc_before  # every CDC call of that run was refused
+    assert qbo_env.emulator.counters["projections"] == 1
+
+
+def test_writes_at_a_standing_clock_are_stamped_on_it_and_read_again(qbo_env):
+    """The company's clock is the sandbox clock (a bare emulator: the sandbox's initial clock), never the
+    wall clock, and it stands still between `sandbox advance`s: a document saved at the very instant of
+    the last run's newest stamp (as the publisher's writes are) is still read by the next run's cursor
+    (`>=`, an hour's lookback, merged by Id), and a deletion at that instant by its CDC pass."""
+    stamp = qbo_time(int(INITIAL_CLOCK.timestamp() * 1000))
+    client = make_client(qbo_env.connection())
+    cust = write(client, "Customer", {"DisplayName": "Standing clock"}, "c1")
+    first, second = (write(client, "Invoice", _sale(cust["Id"], f"Q-{n}", 1, "10.00"), f"i{n}")
+                     for n in (1, 2))
+    undated = write(client, "Invoice", {k: v for k, v in _sale(cust["Id"], "Q-3", 1, "10.00").items() if k != "TxnDate"}, "i3")
+    assert {d["MetaData"]["LastUpdatedTime"] for d in (cust, first, second, undated)} == {stamp}
+    assert {d["MetaData"]["CreateTime"] for d in (cust, first, second, undated)} == {stamp}
+    assert undated["TxnDate"] == INITIAL_CLOCK.astimezone(COMPANY_TZ).date().isoformat()
+    assert client.get_json("preferences", params={"minorversion": MINOR_VERSION})["time"] == stamp
+    assert _load(qbo_env).rows.get("invoices") == 3
+
+    edited = write(client, "Invoice", {**_sale(cust["Id"], "Q-1", 4, "10.00"), "Id": first["Id"],
+                                       "SyncToken": first["SyncToken"]}, "u1")
+    write(client, "Invoice", {"Id": second["Id"], "SyncToken": second["SyncToken"]}, "d1", operation="delete")
+    assert edited["MetaData"]["LastUpdatedTime"] == stamp and edited["MetaData"]["CreateTime"] == stamp
+    cdc = client.get_json("cdc", params={"entities": "Invoice", "changedSince": stamp, "minorversion": MINOR_VERSION})
+    tombstones = [d for d in cdc["CDCResponse"][0]["QueryResponse"][0]["Invoice"] if d.get("status") == "Deleted"]
+    assert tombstones == [{"Id": second["Id"], "status": "Deleted", "domain": "QBO",
+                           "MetaData": {"CreateTime": stamp, "LastUpdatedTime": stamp}}]
+    client.close()
+    _load(qbo_env)
+    rows = _rows(qbo_env, "invoices")
+    assert second["Id"] not in rows and len(rows) == 2
+    assert rows[first["Id"]][1] == "48.00"  # 4 x 10.00 + 20 % VAT: the edit at the cursor's own instant
+    con = duckdb.connect(str(qbo_env.warehouse), read_only=True)
+    try:
+        assert {r[0] for r in con.execute("select distinct updated_at from raw_quickbooks.invoices").fetchall()} \
+            == {INITIAL_CLOCK}
+    finally:
+        con.close()
 
 
 def test_bad_records_are_quarantined(qbo_env, monkeypatch):

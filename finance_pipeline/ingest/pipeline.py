@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dlt
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from finance_pipeline.ingest.quarantine import Quarantine
 from finance_pipeline.settings import Settings
@@ -78,6 +79,22 @@ def save_quarantine(settings: Settings, quarantine: Quarantine) -> int:
 
     pipeline.run(rows())
     return len(quarantine.rows)
+
+
+def loaded_keys(table: str, column: str) -> set[str]:
+    """What the warehouse holds in `column` of `table`, in the dataset of the dlt pipeline running
+    now (a resource asks this during extract: e.g. the ids to check against a platform's own list),
+    as text; empty before the table's first load."""
+    pipeline = dlt.current.pipeline()
+    if pipeline.destination is None:
+        raise RuntimeError(f"reading {table}.{column} from the warehouse needs a pipeline with a destination")
+    with pipeline.sql_client() as sql:
+        try:
+            rows = sql.execute_sql(f"SELECT {sql.escape_column_name(column)} FROM "
+                                   f"{sql.make_qualified_table_name(table)}")
+        except DatabaseUndefinedRelation:
+            return set()
+    return {str(row[0]) for row in rows or [] if row[0] is not None}
 
 
 def run_platform(settings: Settings, platform: str, source: Any, quarantine: Quarantine) -> IngestResult:

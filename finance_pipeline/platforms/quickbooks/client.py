@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterator
 
@@ -140,24 +141,81 @@ def fault_codes(exc: ApiError) -> set[str]:
         return set()
 
 
-def query(client: ApiClient, text: str) -> dict:
+class ServerClock:
+    """QuickBooks' own idea of now: the `time` of its latest answer (the sandbox emulator answers with
+    the sandbox clock, the live API with Intuit's), so windows such as CDC's 30 days are measured on
+    the same clock as the LastUpdatedTime stamps; the local clock until an answer has been seen."""
+
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+    def saw(self, body: dict) -> None:
+        try:
+            at = datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            return
+        if at.tzinfo is not None:
+            self.at = at.astimezone(timezone.utc)
+
+    def now(self) -> datetime:
+        return self.at or datetime.now(timezone.utc)
+
+
+def query(client: ApiClient, text: str, clock: ServerClock | None = None) -> dict:
     """`GET /query?query=…&minorversion=75` → the QueryResponse object (`{}` when nothing matched)."""
-    return client.get_json("query", params={"query": text, "minorversion": MINOR_VERSION}).get("QueryResponse", {})
+    body = client.get_json("query", params={"query": text, "minorversion": MINOR_VERSION})
+    if clock is not None:
+        clock.saw(body)
+    return body.get("QueryResponse", {})
 
 
 def query_pages(client: ApiClient, entity: str, where: str = "", order: str = "Id",
-                page_size: int = PAGE_SIZE) -> Iterator[list[dict]]:
-    """Every row of `SELECT * FROM entity [WHERE …] ORDERBY …`, STARTPOSITION by MAXRESULTS."""
+                page_size: int = PAGE_SIZE, select: str = "*",
+                clock: ServerClock | None = None) -> Iterator[list[dict]]:
+    """Every row of `SELECT <select> FROM entity [WHERE …] ORDERBY …`, STARTPOSITION by MAXRESULTS."""
     start = 1
     while True:
-        text = f"SELECT * FROM {entity}{(' WHERE ' + where) if where else ''} ORDERBY {order} " \
+        text = f"SELECT {select} FROM {entity}{(' WHERE ' + where) if where else ''} ORDERBY {order} " \
                f"STARTPOSITION {start} MAXRESULTS {page_size}"
-        rows = query(client, text).get(entity, [])
+        rows = query(client, text, clock).get(entity, [])
         if rows:
             yield rows
         if len(rows) < page_size:
             return
         start += page_size
+
+
+def list_ids(client: ApiClient, entity: str, clock: ServerClock | None = None) -> set[str]:
+    """The Id of every live `entity` (`SELECT Id FROM …`, a projection: sparse objects of one field,
+    1,000 a page), e.g. to find what was deleted when CDC cannot look back far enough."""
+    return {str(doc["Id"]) for page in query_pages(client, entity, select="Id", clock=clock)
+            for doc in page if doc.get("Id")}
+
+
+def cdc_too_old(errors: list[dict]) -> bool:
+    """QBO's refusal of a `changedSince` beyond CDC's 30 days ("Operation cdc with changedSince date …
+    which is older than fixed days is not supported.")."""
+    return any("older than" in f"{e.get('Message')} {e.get('Detail')}".lower() for e in errors)
+
+
+def cdc(client: ApiClient, entity: str, since: str, clock: ServerClock | None = None) -> list[dict] | None:
+    """`GET /cdc?entities=<entity>&changedSince=<since>` → the entity's changed documents (deleted
+    ones as `{"Id", "status": "Deleted", …}`), or None when QBO refuses `changedSince` as older than
+    the days CDC looks back; any other Fault raises `QboFault`."""
+    resp = client.request("GET", "cdc", params={"entities": entity, "changedSince": since,
+                                                "minorversion": MINOR_VERSION}, ok_statuses=(400,))
+    body = resp.json() or {}
+    if clock is not None:
+        clock.saw(body)
+    if resp.status == 400:
+        fault = body.get("Fault") or {}
+        errors = fault.get("Error") or []
+        if cdc_too_old(errors):
+            return None
+        raise QboFault(errors, fault.get("type") or "ValidationFault")
+    docs = [doc for part in (body.get("CDCResponse") or [{}])[0].get("QueryResponse") or []
+            for doc in part.get(entity) or []]
+    return docs
 
 
 def quote(value: str) -> str:

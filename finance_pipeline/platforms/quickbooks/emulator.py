@@ -17,7 +17,10 @@ What a client meets here, as on the real API:
 - validation faults in QBO's envelope (`{"Fault": {"Error": [...], "type": "ValidationFault"}}`)
   with Intuit's codes: 2020, 2500, 2050, 5010, 6000, 6070, 6140, 6240, 610;
 - `GET|POST /query` (STARTPOSITION / MAXRESULTS paging, `{"QueryResponse": {}}` when empty) and
-  `GET /cdc?entities=…&changedSince=…` (deleted entities as `{"Id", "status": "Deleted"}`, ≤1000 objects);
+  `GET /cdc?entities=…&changedSince=…` (deleted entities as `{"Id", "status": "Deleted"}`, ≤1000 objects;
+  a changedSince more than 30 days back is a 400: "Operation cdc with changedSince date … which is
+  older than fixed days is not supported."); a query's field list (`SELECT Id FROM Invoice`) answers
+  sparse objects with those fields only;
 - `POST /batch` (≤ 30 `BatchItemRequest`s, each answered by its `bId`: the entity or its own Fault);
 - with a sandbox world, the UK trade counter's own customers, invoices, sales receipts and payments
   (`world.py`, rendered as of the clock by `world_docs.py`) are in the company too, written into the
@@ -29,6 +32,7 @@ import base64
 import hashlib
 import hmac
 import threading
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -42,12 +46,14 @@ from finance_pipeline.platforms.quickbooks import reference as ref
 from finance_pipeline.platforms.quickbooks import world_docs
 from finance_pipeline.platforms.quickbooks.query import QueryError, parse, to_epoch_ms
 from finance_pipeline.platforms.quickbooks.store import ENTITIES, Invalid, QboStore, render
-from finance_pipeline.platforms.quickbooks.wire import dumps, error, fault, loads
+from finance_pipeline.platforms.quickbooks.wire import dumps, error, fault, loads, qbo_time
 from finance_pipeline.sandbox.server import Emulator, EmulatorConfig
 from finance_pipeline.sandbox.store import Sandbox
+from finance_pipeline.sandbox.world import INITIAL_CLOCK
 
 NEWEST_MINOR_VERSION = 75
 CDC_LIMIT = 1000
+CDC_DAYS = 30  # how far back CDC answers; an older changedSince is refused
 BATCH_LIMIT = 30  # items per /batch request
 # lower-case resource path -> entity name
 RESOURCES = {"customer": "Customer", "invoice": "Invoice", "salesreceipt": "SalesReceipt", "payment": "Payment"}
@@ -69,7 +75,7 @@ class QuickBooksEmulator(Emulator):
 
     def __init__(self, sandbox: Sandbox, config: EmulatorConfig | None = None) -> None:
         super().__init__(sandbox, config)
-        self.store = QboStore(sandbox.root / "quickbooks.sqlite")
+        self.store = QboStore(sandbox.root / "quickbooks.sqlite", self.clock)
         self.write_delay_s = 0.0  # tests: hold each write's answer this long after it committed
         self._world_key: str | None = None
         self._world_lock = threading.Lock()
@@ -102,7 +108,13 @@ class QuickBooksEmulator(Emulator):
                 self.store.sync_world(key, world_docs.render(self.db, self.sandbox.clock))
             self._world_key = key
 
+    def clock(self) -> datetime:
+        """The company's clock: the sandbox clock; without a sandbox world (a bare emulator) the
+        sandbox's initial clock, fixed, so what a client writes is stamped the same run after run."""
+        return self.sandbox.clock if self.sandbox.exists() else INITIAL_CLOCK
+
     def advance_clock(self, seconds: float) -> None:
+        """Move this company's clock: token expiry and the requestid window, and every stamp."""
         self.store.advance_clock(seconds)
 
     def sign_webhook(self, body: bytes) -> str:
@@ -136,12 +148,15 @@ class QuickBooksEmulator(Emulator):
     def fault_response(self, status: int) -> Response:
         if status == 429:
             return _json(self._throttle_body(), 429)
-        return _json(fault([error(str(status), "An application error has occurred while processing your request",
-                                  "System Failure Error: injected fault (sandbox)")], "SystemFault"), status)
+        return _json(self._fault([error(str(status), "An application error has occurred while processing your request",
+                                       "System Failure Error: injected fault (sandbox)")], "SystemFault"), status)
+
+    def _fault(self, errors: list[dict], kind: str = "ValidationFault") -> dict:
+        return fault(errors, kind, self.store.clock_ms())
 
     def _throttle_body(self) -> dict:
-        return fault([error("003001", "message=ThrottleExceeded; errorCode=003001; statusCode=429",
-                            "The request limit was reached.")], "SERVICE", self.store.now_ms())
+        return self._fault([error("003001", "message=ThrottleExceeded; errorCode=003001; statusCode=429",
+                                 "The request limit was reached.")], "SERVICE")
 
     # -- gatekeeping -----------------------------------------------------------------------------
     def rate_limit(self, request: Request) -> Response | None:
@@ -160,18 +175,18 @@ class QuickBooksEmulator(Emulator):
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token or not self.store.access_token_valid(token.strip()):
-            return _json(fault([error("3200", "message=AuthenticationFailed; errorCode=003200; statusCode=401",
-                                      "Token expired or invalid")], "AuthenticationFault", self.store.now_ms()), 401,
+            return _json(self._fault([error("3200", "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+                                           "Token expired or invalid")], "AuthenticationFault"), 401,
                          {"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'})
         if request.path_params.get("realm") != self.store.realm_id:
-            return _json(fault([error("3100", "message=ApplicationAuthorizationFailed; errorCode=003100; "
-                                      "statusCode=403", "The app is not authorised for this company")],
-                               "AuthorizationFault", self.store.now_ms()), 403)
+            return _json(self._fault([error("3100", "message=ApplicationAuthorizationFailed; errorCode=003100; "
+                                           "statusCode=403", "The app is not authorised for this company")],
+                                    "AuthorizationFault"), 403)
         minor = request.query_params.get("minorversion")
         if minor is not None and (not minor.isdigit() or int(minor) > NEWEST_MINOR_VERSION):
-            return _json(fault([error("2010", "Request has invalid or unsupported property",
-                                      f"Invalid minorversion {minor!r}; the newest is {NEWEST_MINOR_VERSION}",
-                                      "minorversion")]), 400)
+            return _json(self._fault([error("2010", "Request has invalid or unsupported property",
+                                           f"Invalid minorversion {minor!r}; the newest is {NEWEST_MINOR_VERSION}",
+                                           "minorversion")]), 400)
         return None
 
     # -- OAuth -----------------------------------------------------------------------------------
@@ -214,13 +229,16 @@ class QuickBooksEmulator(Emulator):
             else:
                 rows, total = self.store.query(q)
         except QueryError as exc:
-            return _json(fault([error("4000", "Error parsing query", f"QueryParserError: {exc}")]), 400)
+            return _json(self._fault([error("4000", "Error parsing query", f"QueryParserError: {exc}")]), 400)
+        if q.fields:
+            self.counters["projections"] += 1
         if q.count:
             return _json({"QueryResponse": {"totalCount": total}, "time": _now(self)})
         if not rows:
             return _json({"QueryResponse": {}, "time": _now(self)})
-        return _json({"QueryResponse": {q.entity: [render(r) for r in rows], "startPosition": q.start,
-                                        "maxResults": len(rows)}, "time": _now(self)})
+        docs = [project(render(r), q.fields) if q.fields else render(r) for r in rows]
+        return _json({"QueryResponse": {q.entity: docs, "startPosition": q.start, "maxResults": len(rows)},
+                      "time": _now(self)})
 
     async def _cdc(self, request: Request) -> Response:
         if (denied := self._gate(request)) is not None:
@@ -244,11 +262,13 @@ class QuickBooksEmulator(Emulator):
                 since_ms = to_epoch_ms(since)
             except QueryError as exc:
                 problems.append(error("2040", "Invalid Date", str(exc), "changedSince"))
-            if since_ms < self.store.now_ms() - 30 * 86400 * 1000:
+            if since_ms < self.store.clock_ms() - CDC_DAYS * 86400 * 1000:
                 problems.append(error("2010", "Request has invalid or unsupported property",
-                                      "changedSince must be within the last 30 days", "changedSince"))
+                                      f"Operation cdc with changedSince date {since} which is older than fixed "
+                                      f"days is not supported.", "changedSince"))
         if problems:
-            return _json(fault(problems), 400)
+            return _json(self._fault(problems), 400)
+        self.counters["cdc"] += 1
 
         def collect() -> list[dict]:
             budget, parts = CDC_LIMIT, []
@@ -268,12 +288,13 @@ class QuickBooksEmulator(Emulator):
             return denied
         entity = RESOURCES.get(request.path_params["resource"].lower())
         if entity is None:
-            return _json(fault([error("610", "Object Not Found", "Unsupported resource")]), 400)
+            return _json(self._fault([error("610", "Object Not Found", "Unsupported resource")]), 400)
         doc = await run_in_threadpool(self.store.get, None, entity, request.path_params["entity_id"])
         if doc is None or doc.get("_status") == "Deleted":
-            return _json(fault([error("610", "Object Not Found",
-                                      f"Object Not Found : Something you're trying to use has been made inactive or "
-                                      f"deleted. {entity} Id={request.path_params['entity_id']}")]), 400)
+            return _json(self._fault([error("610", "Object Not Found",
+                                           f"Object Not Found : Something you're trying to use has been made "
+                                           f"inactive or deleted. {entity} Id={request.path_params['entity_id']}")]),
+                         400)
         return _json({entity: render(doc), "time": _now(self)})
 
     async def _companyinfo(self, request: Request) -> Response:
@@ -292,28 +313,28 @@ class QuickBooksEmulator(Emulator):
             return denied
         entity = RESOURCES.get(request.path_params["resource"].lower())
         if entity is None:
-            return _json(fault([error("2010", "Request has invalid or unsupported property",
-                                      f"Unsupported entity {request.path_params['resource']}")]), 400)
+            return _json(self._fault([error("2010", "Request has invalid or unsupported property",
+                                           f"Unsupported entity {request.path_params['resource']}")]), 400)
         body = await request.body()
         operation = request.query_params.get("operation")
         requestid = request.query_params.get("requestid")
         if requestid is not None and not 0 < len(requestid) <= 50:
-            return _json(fault([error("2050", "String length is either shorter or longer than supported by "
-                                      "specification", "requestid: Min:1 Max:50", "requestid")]), 400)
+            return _json(self._fault([error("2050", "String length is either shorter or longer than supported by "
+                                           "specification", "requestid: Min:1 Max:50", "requestid")]), 400)
         if operation not in (None, "void", "delete", "update"):
-            return _json(fault([error("2010", "Request has invalid or unsupported property",
-                                      f"Unsupported operation {operation}")]), 400)
+            return _json(self._fault([error("2010", "Request has invalid or unsupported property",
+                                           f"Unsupported operation {operation}")]), 400)
 
         def apply(con) -> tuple[int, bytes]:  # noqa: ANN001 - sqlite3 connection
             try:
                 payload = loads(body) if body.strip() else None
             except ValueError:
-                return 400, dumps(fault([error("2010", "Request has invalid or unsupported property",
-                                               "The request body is not valid JSON")]))
+                return 400, dumps(self._fault([error("2010", "Request has invalid or unsupported property",
+                                                    "The request body is not valid JSON")]))
             try:
                 doc = self.store.save(con, entity, payload, None if operation == "update" else operation)
             except Invalid as exc:
-                return exc.status, dumps(fault(exc.errors, exc.kind, self.store.now_ms()))
+                return exc.status, dumps(self._fault(exc.errors, exc.kind))
             return 200, dumps({entity: render(doc), "time": _now(self)})
 
         status, answer, _ = await run_in_threadpool(self.store.once, requestid, apply)
@@ -334,8 +355,8 @@ class QuickBooksEmulator(Emulator):
         body = await request.body()
         requestid = request.query_params.get("requestid")
         if requestid is not None and not 0 < len(requestid) <= 50:
-            return _json(fault([error("2050", "String length is either shorter or longer than supported by "
-                                      "specification", "requestid: Min:1 Max:50", "requestid")]), 400)
+            return _json(self._fault([error("2050", "String length is either shorter or longer than supported by "
+                                           "specification", "requestid: Min:1 Max:50", "requestid")]), 400)
 
         def apply(con) -> tuple[int, bytes]:  # noqa: ANN001 - sqlite3 connection
             try:
@@ -343,12 +364,13 @@ class QuickBooksEmulator(Emulator):
             except (ValueError, AttributeError):
                 items = None
             if not isinstance(items, list) or not items:
-                return 400, dumps(fault([error("2020", "Required param missing, need to supply the required value "
-                                               "for the API", "BatchItemRequest is missing", "BatchItemRequest")]))
+                return 400, dumps(self._fault([error("2020", "Required param missing, need to supply the required "
+                                                    "value for the API", "BatchItemRequest is missing",
+                                                    "BatchItemRequest")]))
             if len(items) > BATCH_LIMIT:
-                return 400, dumps(fault([error("2010", "Request has invalid or unsupported property",
-                                               f"A batch holds at most {BATCH_LIMIT} items; got {len(items)}",
-                                               "BatchItemRequest")]))
+                return 400, dumps(self._fault([error("2010", "Request has invalid or unsupported property",
+                                                    f"A batch holds at most {BATCH_LIMIT} items; got {len(items)}",
+                                                    "BatchItemRequest")]))
             answers = []
             for n, item in enumerate(items):
                 bid = str(item.get("bId")) if isinstance(item, dict) and item.get("bId") is not None else None
@@ -368,14 +390,14 @@ class QuickBooksEmulator(Emulator):
 
     def _batch_item(self, con, item: Any, bid: str) -> dict:  # noqa: ANN001
         if not isinstance(item, dict):
-            return {"bId": bid, "Fault": fault([error("2010", "Request has invalid or unsupported property",
-                                                      "A batch item must be an object")])["Fault"]}
+            return {"bId": bid, "Fault": self._fault([error("2010", "Request has invalid or unsupported property",
+                                                           "A batch item must be an object")])["Fault"]}
         operation = item.get("operation") or "create"
         names = [k for k in item if k in RESOURCES.values()]
         if operation not in ("create", "update", "delete", "void") or len(names) != 1:
-            return {"bId": bid, "Fault": fault([error("2010", "Request has invalid or unsupported property",
-                                                      f"Unsupported batch item (operation {operation!r}, "
-                                                      f"entities {names})")])["Fault"]}
+            return {"bId": bid, "Fault": self._fault([error("2010", "Request has invalid or unsupported property",
+                                                           f"Unsupported batch item (operation {operation!r}, "
+                                                           f"entities {names})")])["Fault"]}
         entity = names[0]
         con.execute("SAVEPOINT batch_item")
         try:
@@ -389,7 +411,28 @@ class QuickBooksEmulator(Emulator):
         return {"bId": bid, entity: render(doc)}
 
 
-def _now(emulator: QuickBooksEmulator) -> str:
-    from finance_pipeline.platforms.quickbooks.wire import qbo_time
+def project(doc: dict, fields: list[str]) -> dict:
+    """A queried document as a projection answers it: `domain`, `sparse: true` and the named fields
+    (a dotted name, `MetaData.LastUpdatedTime`, keeps that part of its object)."""
+    def key(obj: Any, name: str) -> str | None:  # field names are case-insensitive in a query
+        return next((k for k in obj if k.lower() == name.lower()), None) if isinstance(obj, dict) else None
 
-    return qbo_time(emulator.store.now_ms())
+    out: dict[str, Any] = {"domain": doc.get("domain", "QBO"), "sparse": True}
+    for name in fields:
+        source, path = doc, []
+        for part in name.split("."):
+            found = key(source, part)
+            if found is None:
+                break
+            source, path = source[found], [*path, found]
+        else:
+            target = out
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = source
+    return out
+
+
+def _now(emulator: QuickBooksEmulator) -> str:
+    """An answer's `time`: the company's clock."""
+    return qbo_time(emulator.store.clock_ms())

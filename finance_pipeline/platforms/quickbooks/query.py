@@ -1,12 +1,13 @@
 """The QuickBooks query language, as far as the emulator serves it, compiled to SQL.
 
-    SELECT * | COUNT(*) FROM <Entity> [WHERE <cond> [AND <cond>]…] [ORDERBY <field> [ASC|DESC][, …]]
-    [STARTPOSITION n] [MAXRESULTS m]
+    SELECT * | COUNT(*) | <field>[, <field>…] FROM <Entity> [WHERE <cond> [AND <cond>]…]
+    [ORDERBY <field> [ASC|DESC][, …]] [STARTPOSITION n] [MAXRESULTS m]
 
 Conditions: `<field> <op> <literal>` with `= < > <= >= !=`, `IN ('a', 'b')`, `LIKE '%x%'`.  As
 Intuit documents: no OR, no JOIN, no GROUP BY; strings and dates in single quotes (a quote inside
 doubled or backslash-escaped); keywords case-insensitive, entity names as Intuit spells them.
-STARTPOSITION is 1-based, MAXRESULTS at most 1000 (default 100).
+STARTPOSITION is 1-based, MAXRESULTS at most 1000 (default 100).  A field list (`SELECT Id FROM
+Invoice`) is a projection: QBO answers sparse objects holding only those fields.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class QueryError(ValueError):
 class Query:
     entity: str
     count: bool = False
+    fields: list[str] = field(default_factory=list)  # a projection; empty: every field
     where: list[tuple[str, str, Any]] = field(default_factory=list)
     order: list[tuple[str, str]] = field(default_factory=list)
     start: int = 1
@@ -78,6 +80,7 @@ def parse(text: str) -> Query:
 
     take("word", "SELECT")
     count = False
+    fields: list[str] = []
     if peek()[1] == "*":
         take("op")
     elif peek()[1].upper() == "COUNT":
@@ -86,13 +89,15 @@ def parse(text: str) -> Query:
         take("op", "*")
         take("op", ")")
         count = True
-    else:  # a field list: QBO answers whole entities anyway
+    else:
         while peek()[0] == "word" and peek()[1].upper() != "FROM":
-            take("word")
+            fields.append(take("word"))
             if peek()[1] == ",":
                 take("op")
+        if not fields:
+            raise QueryError("Error parsing query: expected *, COUNT(*) or a field list after SELECT")
     take("word", "FROM")
-    q = Query(take("word"), count=count)
+    q = Query(take("word"), count=count, fields=fields)
     if peek()[1].upper() == "WHERE":
         take("word")
         while True:

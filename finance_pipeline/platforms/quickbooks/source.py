@@ -5,8 +5,15 @@
   (STARTPOSITION += 1000 until a short page); the cursor is dlt's incremental on `updated_at` (UTC).
 - Deletes: invisible to /query, so each run also asks CDC (`GET /cdc?entities=Invoice,SalesReceipt&
   changedSince=<cursor>`) and yields the deleted ids with `deleted = true`, a dlt hard-delete hint
-  that removes them from the raw table.  CDC only looks back 30 days: a cursor older than that
-  skips the delete pass (logged) — a full reload (`dlt pipeline drop`) catches up.
+  that removes them from the raw table.  CDC only looks back 30 days, counted on QuickBooks' clock
+  (the `time` of its answers: the sandbox clock in the sandbox): when the cursor is older than that
+  (by that reckoning, or because QuickBooks refuses `changedSince` as too old), the run re-lists the
+  entity's ids instead (`SELECT Id FROM <Entity>`, 1,000 a page) and hard-deletes every id the
+  warehouse holds that QuickBooks no longer lists.  Otherwise no re-list: runs stay incremental.
+- The cursor query is `>=` with an hour's lookback (dlt's `lag`, which also turns off dlt's
+  boundary de-duplication), merged by Id: a document saved at the very instant the last run's
+  newest stamp carries (the sandbox clock stands still between `sandbox advance`s, so the publisher's
+  writes share one stamp) is read again, never skipped.
 - Voided documents stay, with zero amounts and PrivateNote "Voided" (`voided` column).
 - Payments (ReceivePayment) are read the same way; `lines` keeps each line's `LinkedTxn` (the
   invoices a payment is applied to, and how much to each).
@@ -26,11 +33,11 @@ import pyarrow as pa
 
 from finance_pipeline.http.client import dumps
 from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
+from finance_pipeline.ingest.pipeline import loaded_keys
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, check_decimal, require
 from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
-from finance_pipeline.platforms.quickbooks.client import make_client, query_pages
-from finance_pipeline.platforms.quickbooks.reference import MINOR_VERSION
+from finance_pipeline.platforms.quickbooks.client import ServerClock, cdc, list_ids, make_client, query_pages
 
 log = logging.getLogger("finance_pipeline.quickbooks.source")
 
@@ -93,6 +100,33 @@ def _qbo_literal(at: datetime) -> str:
     return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def cdc_deletes(client: Any, entity: str, since: datetime, server: ServerClock) -> list[dict] | None:
+    """The entity's deletions since `since` as hard-delete rows, from CDC; None when QuickBooks
+    refuses `since` as older than CDC's window."""
+    docs = cdc(client, entity, _qbo_literal(since), server)
+    if docs is None:
+        return None
+    return [{"id": str(doc["Id"]), "deleted": True,
+             "updated_at": parse_timestamp((doc.get("MetaData") or {}).get("LastUpdatedTime")) or server.now()}
+            for doc in docs if doc.get("status") == "Deleted" and doc.get("Id")]
+
+
+def relisted_deletes(client: Any, resource_name: str, entity: str, since: datetime,
+                     server: ServerClock) -> list[dict]:
+    """Hard-delete rows for every id the warehouse holds that QuickBooks no longer lists (`SELECT Id
+    FROM <entity>`, paged): the deletions since `since` when CDC cannot look back that far.  Stamped
+    with QuickBooks' time of the listing, by which they were gone (never the local clock, which the
+    sandbox clock can be months behind)."""
+    log.warning("quickbooks %s: cursor %s is older than CDC's 30 days; re-listing %s ids to find deletions",
+                resource_name, since.isoformat(), entity)
+    live = list_ids(client, entity, server)
+    held = loaded_keys(resource_name, "id")
+    gone = sorted(held - live)
+    log.info("quickbooks %s: %d of %d ids in the warehouse are gone from QuickBooks", resource_name, len(gone),
+             len(held))
+    return [{"id": i, "deleted": True, "updated_at": server.now()} for i in gone]
+
+
 def quickbooks_source(connection: Connection | None = None, quarantine: Quarantine | None = None) -> Any:
     quarantine = quarantine if quarantine is not None else Quarantine("quickbooks")
     shared = SharedClient('quickbooks', connection, make_client)
@@ -106,8 +140,9 @@ def quickbooks_source(connection: Connection | None = None, quarantine: Quaranti
             start = updated_at.start_value
             first = start is None or start <= datetime(2000, 1, 2, tzinfo=timezone.utc)
             where = "" if first else f"MetaData.LastUpdatedTime >= '{_qbo_literal(start - timedelta(seconds=LOOKBACK_S))}'"
+            server = ServerClock()
             with shared as client:
-                for page in query_pages(client, entity, where, order="MetaData.LastUpdatedTime"):
+                for page in query_pages(client, entity, where, order="MetaData.LastUpdatedTime", clock=server):
                     rows = []
                     for doc in page:
                         try:
@@ -119,20 +154,11 @@ def quickbooks_source(connection: Connection | None = None, quarantine: Quaranti
                 if first:
                     return
                 since = start - timedelta(seconds=LOOKBACK_S)
-                if datetime.now(timezone.utc) - since > CDC_WINDOW:
-                    log.warning("quickbooks %s: cursor older than CDC's 30 days; deletes before %s not seen",
-                                resource_name, since.isoformat())
-                    return
-                body = client.get_json("cdc", params={"entities": entity, "changedSince": _qbo_literal(since),
-                                                      "minorversion": MINOR_VERSION})
-                deleted = []
-                for part in (body.get("CDCResponse") or [{}])[0].get("QueryResponse") or []:
-                    for doc in part.get(entity) or []:
-                        if doc.get("status") == "Deleted" and doc.get("Id"):
-                            meta = doc.get("MetaData") or {}
-                            deleted.append({"id": str(doc["Id"]), "deleted": True,
-                                            "updated_at": parse_timestamp(meta.get("LastUpdatedTime"))
-                                            or datetime.now(timezone.utc)})
+                deleted = None
+                if server.now() - since <= CDC_WINDOW:
+                    deleted = cdc_deletes(client, entity, since, server)
+                if deleted is None:  # CDC cannot look back that far: whatever QuickBooks no longer lists
+                    deleted = relisted_deletes(client, resource_name, entity, since, server)
                 if deleted:
                     yield _table(deleted)
         return read

@@ -18,14 +18,16 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from finance_pipeline.platforms.quickbooks import reference as ref
 from finance_pipeline.platforms.quickbooks.query import Query, QueryError, to_epoch_ms
-from finance_pipeline.platforms.quickbooks.wire import dumps, error, loads, money, qbo_time, to_decimal
+from finance_pipeline.platforms.quickbooks.wire import (
+    COMPANY_TZ, dumps, error, loads, money, qbo_time, to_decimal,
+)
 
 ACCESS_TTL_S = 3600
 REFRESH_TTL_S = 100 * 86400
@@ -105,10 +107,17 @@ def _ref_value(obj: Any) -> str | None:
 
 
 class QboStore:
-    """One QBO company (realm) and its OAuth state."""
+    """One QBO company (realm) and its OAuth state.
 
-    def __init__(self, path: Path) -> None:
+    Two clocks, both moved by `advance_clock`'s persisted offset: `now()` (wall clock) for what is
+    wall-clock time even in the sandbox — token lifetimes, the refresh grace, the requestid window —
+    and `clock_ms()` (the `clock` callable: the sandbox clock) for every time the company writes or
+    shows — CreateTime / LastUpdatedTime, void and delete stamps, a default TxnDate, CDC's window,
+    the `time` of an answer — so the same world at the same clock reads the same, run after run."""
+
+    def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
         self.path = Path(path)
+        self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         con = self._con()
@@ -169,12 +178,21 @@ class QboStore:
     def counters(self) -> dict[str, int]:
         return dict(self._con().execute("SELECT name, value FROM counters").fetchall())
 
-    def now(self) -> float:
+    def _offset(self) -> float:
         row = self._con().execute("SELECT value FROM meta WHERE key = 'clock_offset'").fetchone()
-        return time.time() + float(row[0])
+        return float(row[0])
 
-    def now_ms(self) -> int:
-        return int(self.now() * 1000)
+    def now(self) -> float:
+        """Wall-clock seconds (+ offset): token expiry, grace periods, the requestid window."""
+        return time.time() + self._offset()
+
+    def clock_ms(self) -> int:
+        """The company's clock in epoch ms: the sandbox clock (+ offset), for every stamp it writes."""
+        return int((self._clock().timestamp() + self._offset()) * 1000)
+
+    def today(self) -> str:
+        """The company-local date of its clock (a transaction's TxnDate when none is given)."""
+        return datetime.fromtimestamp(self.clock_ms() / 1000, COMPANY_TZ).date().isoformat()
 
     def advance_clock(self, seconds: float) -> None:
         with self.write() as con:
@@ -254,18 +272,21 @@ class QboStore:
         row = self._con().execute("SELECT value FROM meta WHERE key = 'world_key'").fetchone()
         return row[0] if row else None
 
-    def sync_world(self, key: str, rendered: Iterable[tuple[str, dict, str, int]]) -> int:
-        """Bring the world's documents (entity, doc, status, created ms) to what `key` (world + clock)
-        renders: a document whose content or status changed gets SyncToken + 1 and LastUpdatedTime =
-        now, as if the bookkeeper had just saved it; unchanged ones are left alone (so the
-        LastUpdatedTime cursor and CDC see exactly what moved).  Returns how many were stamped."""
+    def sync_world(self, key: str, rendered: Iterable[tuple[str, dict, str, int, int]]) -> int:
+        """Bring the world's documents (entity, doc, status, created ms, last changed ms) to what `key`
+        (world + clock) renders: a document whose content or status changed gets SyncToken + 1 and
+        LastUpdatedTime = the world's time of that change, as the bookkeeper's save stamped it;
+        unchanged ones are left alone (so the LastUpdatedTime cursor and CDC see exactly what moved).
+        A change the world dates no later than the stored stamp (the world putting back a document a
+        client had edited) is stamped with the clock instead, never earlier than what a cursor has
+        seen.  Returns how many were stamped."""
         rendered = list(rendered)
         changed = 0
         with self.write() as con:
             if self.world_key() == key:
                 return 0
-            now = self.now_ms()
-            for entity, doc, status, created_ms in rendered:
+            now = self.clock_ms()
+            for entity, doc, status, created_ms, updated_ms in rendered:
                 fingerprint = hashlib.blake2b(dumps([doc, status]), digest_size=12).hexdigest()
                 row = con.execute("SELECT doc FROM entities WHERE type = ? AND id = ?",
                                   (entity, int(doc["Id"]))).fetchone()
@@ -275,8 +296,10 @@ class QboStore:
                 doc = {**doc, "_world_fp": fingerprint, "SyncToken": str(int(old["SyncToken"]) + 1) if old else "0"}
                 if status == "Deleted":
                     doc["_status"] = "Deleted"
-                doc["MetaData"] = {"CreateTime": qbo_time(created_ms), "LastUpdatedTime": qbo_time(now),
-                                   "_created_ms": created_ms, "_updated_ms": now}
+                if old is not None and updated_ms <= old["MetaData"]["_updated_ms"]:
+                    updated_ms = max(now, old["MetaData"]["_updated_ms"])
+                doc["MetaData"] = {"CreateTime": qbo_time(created_ms), "LastUpdatedTime": qbo_time(updated_ms),
+                                   "_created_ms": created_ms, "_updated_ms": updated_ms}
                 self._store(con, entity, doc, status)
                 changed += 1
             con.execute("INSERT OR REPLACE INTO meta VALUES ('world_key', ?)", (key,))
@@ -361,7 +384,7 @@ class QboStore:
              meta["_created_ms"], meta["_updated_ms"], status, dumps(doc).decode()))
 
     def _stamp(self, doc: dict, created_ms: int | None = None) -> None:
-        now = self.now_ms()
+        now = self.clock_ms()
         created = created_ms if created_ms is not None else doc.get("MetaData", {}).get("_created_ms", now)
         doc["MetaData"] = {"CreateTime": qbo_time(created), "LastUpdatedTime": qbo_time(now),
                            "_created_ms": created, "_updated_ms": now}
@@ -427,7 +450,7 @@ class QboStore:
         if existing is None:
             doc["Id"] = str(self._next_id(con))
             doc["SyncToken"] = "0"
-            self._stamp(doc, self.now_ms())
+            self._stamp(doc, self.clock_ms())
         else:
             doc["Id"] = existing["Id"]
             doc["SyncToken"] = str(int(existing["SyncToken"]) + 1)
@@ -514,7 +537,7 @@ class QboStore:
                     doc[field] = date.fromisoformat(str(doc[field])[:10]).isoformat()
                 except ValueError:
                     errors.append(error("2040", "Invalid Date", f"Invalid Date : {field}={doc[field]!r}", field))
-        doc.setdefault("TxnDate", date.fromtimestamp(self.now()).isoformat())
+        doc.setdefault("TxnDate", self.today())
         number = doc.get("DocNumber")
         if number is not None:
             number = doc["DocNumber"] = str(number)
@@ -679,7 +702,7 @@ class QboStore:
         doc["CurrencyRef"] = {"value": currency, "name": ref.ENABLED_CURRENCIES.get(currency, currency)}
         doc["ExchangeRate"] = ref.DEFAULT_RATES.get(currency, Decimal(1))
         try:
-            doc["TxnDate"] = date.fromisoformat(str(doc.get("TxnDate") or date.fromtimestamp(self.now()))[:10]
+            doc["TxnDate"] = date.fromisoformat(str(doc.get("TxnDate") or self.today())[:10]
                                                 ).isoformat()
         except ValueError:
             errors.append(error("2040", "Invalid Date", f"Invalid Date : TxnDate={doc.get('TxnDate')!r}", "TxnDate"))

@@ -7,8 +7,10 @@ the sandbox clock, for the emulator's store (`QboStore.sync_world`).
 - Voided: as QBO voids (amounts zero, Qty and UnitPrice kept, `PrivateNote` "Voided").
 - Deleted: status `Deleted` — gone from `/query` and reads, a tombstone in `/cdc`.
 
-`LastUpdatedTime` and `SyncToken` are the store's business: it stamps a document when the
-rendering of it changes (see `QboStore.sync_world`), on the emulator's own clock, like any write.
+`LastUpdatedTime` is the world's own time of the document's latest change by the clock (raised,
+edited, a payment recorded against it, voided, deleted), as the bookkeeper's save would have
+stamped it; `SyncToken` is the store's business: it bumps it when the rendering of a document
+changes (see `QboStore.sync_world`).
 """
 from __future__ import annotations
 
@@ -39,15 +41,16 @@ def _currency(code: str) -> dict:
     return {"value": code, "name": ref.ENABLED_CURRENCIES.get(code, code)}
 
 
-def render(cur, clock: datetime) -> Iterator[tuple[str, dict, str, int]]:
-    """(entity, doc, status, created epoch ms) of every world document that exists by `clock`."""
+def render(cur, clock: datetime) -> Iterator[tuple[str, dict, str, int, int]]:
+    """(entity, doc, status, created epoch ms, last changed epoch ms) of every world document that
+    exists by `clock`."""
     for c in _fetch(cur, "select * from quickbooks_customers where created_at <= ? order by qbo_id", [clock]):
         yield "Customer", {
             "Id": str(c["qbo_id"]), "DisplayName": c["display_name"], "CompanyName": c["company"],
             "PrintOnCheckName": c["company"], "PrimaryEmailAddr": {"Address": c["email"]},
             "BillAddr": {"Country": c["country"]}, "CurrencyRef": _currency(c["currency"]),
             "Active": True, "Taxable": True, "domain": "QBO", "sparse": False,
-        }, "Active", _ms(c["created_at"])
+        }, "Active", _ms(c["created_at"]), _ms(c["created_at"])
     docs = _fetch(cur, "select * from quickbooks_documents where created_at <= ? order by qbo_id", [clock])
     lines: dict[int, list[dict]] = defaultdict(list)
     for line in _fetch(cur, """select l.* from quickbooks_lines l join quickbooks_documents d using (qbo_id)
@@ -61,9 +64,12 @@ def render(cur, clock: datetime) -> Iterator[tuple[str, dict, str, int]]:
         deleted = d["deleted_at"] is not None and d["deleted_at"] <= clock
         voided = d["voided_at"] is not None and d["voided_at"] <= clock
         doc = _sale(d, lines[d["qbo_id"]], payments[d["qbo_id"]], voided)
-        yield d["entity"], doc, "Deleted" if deleted else ("Voided" if voided else "Active"), _ms(d["created_at"])
+        changed = max([d["created_at"], *(p["created_at"] for p in payments[d["qbo_id"]]),
+                       *(d[k] for k in ("edited_at", "voided_at", "deleted_at") if d[k] is not None and d[k] <= clock)])
+        yield (d["entity"], doc, "Deleted" if deleted else ("Voided" if voided else "Active"), _ms(d["created_at"]),
+               _ms(changed))
         for p in payments[d["qbo_id"]]:
-            yield "Payment", _payment(p, d), "Active", _ms(p["created_at"])
+            yield "Payment", _payment(p, d), "Active", _ms(p["created_at"]), _ms(p["created_at"])
 
 
 def _sale(d: dict, lines: list[dict], payments: list[dict], voided: bool) -> dict:
