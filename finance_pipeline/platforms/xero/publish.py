@@ -629,6 +629,7 @@ def publish_trade_invoices(settings: Settings, connection: Connection, warehouse
         result.of(object_type)
     dry = DryRun(DESTINATION) if dry_run else None
     run = None
+    journals: dict[str, dict] = {}
     try:
         invoices = load_trade_invoices(con)
         payments = load_invoice_payments(con, invoices)
@@ -645,8 +646,15 @@ def publish_trade_invoices(settings: Settings, connection: Connection, warehouse
             from finance_pipeline.platforms.xero.payouts import publish_payouts
 
             publish_payouts(run, con)
+            from finance_pipeline.platforms.xero.gift_cards import publish_gift_card_journals
+
+            journals = publish_gift_card_journals(run, con)
         if dry is None:
             run.read_back(invoices, payments if payments else None)
+            if payouts and (journals or ledger.entries("gift_card_journal")):
+                from finance_pipeline.platforms.xero.gift_cards import compare_journals
+
+                result.mismatches += compare_journals(run, journals)
             if refunds:
                 from finance_pipeline.platforms.xero.credit_notes import compare_credit_notes
                 from finance_pipeline.platforms.xero.payouts import all_credit_notes
