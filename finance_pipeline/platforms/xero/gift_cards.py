@@ -12,7 +12,8 @@ as one journal a day per channel:
     Cr  825 Tax collected                              each tender's tax share of its order
 
 The tax share of a tender is its amount × the order's tax / the order's revenue (total less gift
-cards sold on it), to the cent; the Shopify Payments charge of the same order carries the rest of
+cards sold on it), to the cent (rounded cumulatively over the order's tenders, so an order paid
+wholly by cards gives exactly its tax); the Shopify Payments charge of the same order carries the rest of
 the order's tax (`OrderMoney.split_charge`), so the two add up to the order's VAT exactly.
 
 Journals are keyed `GC-<channel>-<YYYY-MM-DD>` (the GL's business date `posted_on`), and the key
@@ -89,7 +90,7 @@ def load_redemptions(con: duckdb.DuckDBPyConnection, orders: dict[tuple[str, str
         day.tenders += amount
         order = orders.get((channel, str(order_id)))
         if order is not None:
-            day.tax += order.tax_of_card_payment(amount)
+            day.tax += order.tender_tax.get(str(payment_id), Decimal(0))
         day.payments.append(str(payment_id))
     return days
 

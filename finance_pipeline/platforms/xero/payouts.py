@@ -99,20 +99,27 @@ def gift_card_account() -> str:
 class OrderMoney:
     """What an order's money splits into (order currency): `total` paid by the buyer, of which
     `gift_cards` sold (a liability, no tax) and the rest revenue (goods and shipping with `tax`);
-    `card_paid` of it tendered with gift cards the shop sold earlier, whose tax share is `card_tax`."""
+    `card_paid` of it tendered with gift cards the shop sold earlier, whose tax share is `card_tax`
+    (`tender_tax` per payment id)."""
     tax: Decimal
     total: Decimal
     gift_cards: Decimal = Decimal(0)
     card_paid: Decimal = Decimal(0)
     card_tax: Decimal = Decimal(0)
+    tender_tax: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def revenue(self) -> Decimal:
         return self.total - self.gift_cards
 
-    def tax_of_card_payment(self, amount: Decimal) -> Decimal:
-        """The tax inside a gift card tender: its share of the revenue's tax."""
-        return _cents(amount * self.tax / self.revenue) if self.revenue else Decimal(0)
+    def add_tender(self, payment_id: str, amount: Decimal) -> None:
+        """A gift card tender's tax: its share of the revenue's tax, rounded cumulatively so the
+        tenders of an order paid wholly by cards carry exactly the order's tax."""
+        before = _cents(self.card_paid * self.tax / self.revenue) if self.revenue else Decimal(0)
+        self.card_paid += amount
+        after = _cents(self.card_paid * self.tax / self.revenue) if self.revenue else Decimal(0)
+        self.tender_tax[payment_id] = after - before
+        self.card_tax += after - before
 
     def split_charge(self, amount: Decimal) -> tuple[Decimal, Decimal]:
         """(gift cards sold, tax) inside a processor charge: the charges cover the total less the
@@ -140,21 +147,15 @@ def load_order_money(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], Or
     gift = "gift_card_amount" if "gift_card_amount" in _columns(con, "marts", "fct_orders") else "0"
     orders = {(r[0], str(r[1])): OrderMoney(to_decimal(r[2]), to_decimal(r[3]), to_decimal(r[4])) for r in con.execute(
         f"SELECT channel, order_id, tax_amount, total_amount, {gift} FROM marts.fct_orders").fetchall()}
-    for channel, order_id, amount in gift_card_tenders(con):
-        order = orders.get((channel, order_id))
-        if order is not None:
-            order.card_paid += amount
-            order.card_tax += order.tax_of_card_payment(amount)
+    if _has_table(con, "marts", "fct_payments"):
+        for channel, order_id, payment_id, amount in con.execute(
+                "SELECT channel, order_id, payment_id, amount FROM marts.fct_payments WHERE processor = 'gift_card' "
+                "AND status = 'succeeded' AND order_id IS NOT NULL ORDER BY channel, order_id, attempted_at, "
+                "payment_id").fetchall():
+            order = orders.get((channel, str(order_id)))
+            if order is not None:
+                order.add_tender(str(payment_id), to_decimal(amount))
     return orders
-
-
-def gift_card_tenders(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, Decimal]]:
-    """(channel, order id, amount) of every gift card spent (succeeded `gift_card` payments)."""
-    if not _has_table(con, "marts", "fct_payments"):
-        return []
-    return [(r[0], str(r[1]), to_decimal(r[2])) for r in con.execute(
-        "SELECT channel, order_id, amount FROM marts.fct_payments WHERE processor = 'gift_card' "
-        "AND status = 'succeeded' AND order_id IS NOT NULL ORDER BY channel, order_id, payment_id").fetchall()]
 
 
 def load_payouts(con: duckdb.DuckDBPyConnection) -> list[MartPayout]:
