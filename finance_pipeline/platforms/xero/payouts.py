@@ -7,6 +7,8 @@ kind — every line `NoTax`-style (TaxType NONE), because the tax is a line of i
 
     Sales, <channel> (ex tax)            200  sales through the channel that no invoice carries
     Tax collected on those sales         825  liability to the tax authority (VAT, OSS, US, AU)
+    Gift cards sold                      845  the value of gift cards sold (S12): a liability until
+                                              spent, no VAT (XERO_GIFT_CARD_ACCOUNT names the account)
     Refunds, <channel> (ex tax)          200  negative
     Tax refunded                         825  negative
     Card payments of trade invoices      835  charges that paid trade invoices (already posted as
@@ -17,7 +19,12 @@ kind — every line `NoTax`-style (TaxType NONE), because the tax is a line of i
 
 Then a payment of the invoice's total from the bank account (090) on the arrival date: Xero's bank
 feed line for the deposit matches that payment exactly.  Tax on a charge or a refund is its order's
-tax share (tax / total of the order, applied to the settlement amount, to the cent); a charge or
+tax share, applied to the settlement amount, to the cent (`OrderMoney`): a refund's is
+tax / (total − gift cards sold); a charge covers the order's total less what gift card tenders paid,
+so it carries the gift cards sold on the order (× cards sold / (total − tenders)) and the tax the
+tenders do not (× (tax − tenders' tax) / (total − tenders)) — a single charge exactly the rest of the
+order's VAT.  The tenders themselves reach no payout: `gift_cards.py` books them in a manual
+journal a day (Dr gift card liability, Cr sales, Cr tax).  A charge or
 refund with no order (trade-invoice payments, refunds of duplicate payments) goes to clearing;
 where the processor itemises tax as rows of its own (a category containing "tax", as Amazon's
 settlements do) those rows are the tax line instead.
@@ -29,7 +36,8 @@ that does not reconcile (`rpt_payout_reconciliation`), or of exactly zero, is re
 the reason (and quarantined) for the bookkeeper.  Payouts not yet paid wait.
 
 Channel-agnostic: it reads `marts.fct_payouts`, `intermediate.int_balance_transactions`,
-`marts.fct_orders` and `marts.fct_payments`, whatever channels they hold.
+`marts.fct_orders` (with `gift_card_amount` when the marts have it) and `marts.fct_payments`
+(trade payments; `processor = 'gift_card'` tenders), whatever channels they hold.
 """
 from __future__ import annotations
 

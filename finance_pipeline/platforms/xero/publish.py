@@ -7,7 +7,10 @@ Reads exactly `marts.fct_invoices` and `marts.fct_invoice_lines` (docs/architect
   the tax treatment, each line's TaxAmount taken from the mart so Xero's totals equal the marts'
   to the cent;
 - a mart invoice with status 'voided' is voided in Xero if it exists there, and not posted if it
-  never did.
+  never did;
+- card payments of those invoices, credit notes of their refunds (`credit_notes.py`), a summary
+  invoice per processor payout (`payouts.py`) and a manual journal per day of gift cards spent
+  (`gift_cards.py`).
 
 The mechanics (ledger protocol, look-up-before-re-posting, batching) are the shared ones in
 `finance_pipeline.publish`; this module is the Xero mapping plus Xero's batch answers
