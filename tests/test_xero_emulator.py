@@ -371,3 +371,77 @@ def test_the_official_sdk_lists_invoices_from_the_emulator(xero_env, monkeypatch
                                       idempotency_key="sdk-create-1")
     assert made.invoices[0].status_attribute_string == "OK" and made.invoices[0].total == 30.0
     assert made.invoices[0].date == date(2025, 6, 1)
+
+
+def journal(**over) -> dict:
+    body = {"Narration": "Gift cards spent on Shopify orders, 2025-03-04 [GC-shopify-2025-03-04]", "Date": "2025-03-04",
+            "Status": "POSTED",
+            "JournalLines": [{"LineAmount": 60.00, "AccountCode": "845", "TaxType": "NONE", "Description": "Cards spent"},
+                             {"LineAmount": -50.00, "AccountCode": "200", "TaxType": "NONE", "Description": "Sales"},
+                             {"LineAmount": -10.00, "AccountCode": "825", "TaxType": "NONE", "Description": "VAT"}]}
+    body.update(over)
+    return body
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"JournalLines": [{"LineAmount": 60.00, "AccountCode": "845"}, {"LineAmount": -59.99, "AccountCode": "200"}]},
+     "The total debits (60.00) must equal total credits (59.99)"),
+    ({"JournalLines": [{"LineAmount": 0, "AccountCode": "845"}]}, "at least two journal lines"),
+    ({"JournalLines": [{"LineAmount": 5, "AccountCode": "2400"}, {"LineAmount": -5, "AccountCode": "200"}]},
+     "Account code '2400' is not a valid code"),
+    ({"JournalLines": [{"LineAmount": 5, "AccountCode": "845", "TaxType": "GST10"},
+                       {"LineAmount": -5, "AccountCode": "200"}]}, "does not exist"),
+    ({"JournalLines": [{"AccountCode": "845"}, {"LineAmount": -5, "AccountCode": "200"}]}, "LineAmount must be specified"),
+    ({"Narration": " "}, "Narration must be specified"),
+    ({"Date": "2025-02-30"}, "is not a valid date"),
+    ({"Status": "VOIDED"}, "is not valid for a new manual journal"),
+])
+def test_manual_journals_are_validated_like_xero(api, change, message):
+    resp = api.send("PUT", "ManualJournals", {"ManualJournals": [journal(**change)]}, params={"summarizeErrors": "false"})
+    assert resp.status_code == 200
+    element = resp.json()["ManualJournals"][0]
+    assert element["StatusAttributeString"] == "ERROR"
+    errors = [v["Message"] for v in element["ValidationErrors"]]
+    assert any(message in e for e in errors), errors
+    summarized = api.send("PUT", "ManualJournals", {"ManualJournals": [journal(**change)]})
+    assert summarized.status_code == 400 and summarized.json()["Type"] == "ValidationException"
+    assert api.get("ManualJournals").json()["ManualJournals"] == []
+
+
+def test_manual_journals_are_stored_found_edited_and_voided(xero_env, api):
+    accounts = {a["Code"]: a for a in api.get("Accounts").json()["Accounts"]}
+    assert accounts["845"]["Type"] == "CURRLIAB" and accounts["845"]["Class"] == "LIABILITY"
+    resp = api.send("PUT", "ManualJournals", {"ManualJournals": [journal(), journal(Narration="Another [GC-x-2025-03-05]",
+                                                                                   Date="2025-03-05")]})
+    assert resp.status_code == 200, resp.text
+    made = resp.json()["ManualJournals"]
+    first = made[0]["ManualJournalID"]
+    raw = api.get(f"ManualJournals/{first}").text
+    assert '"LineAmount":-50.00' in raw.replace(" ", "")  # money as 2-dp JSON numbers
+    got = loads(raw)["ManualJournals"][0]
+    assert got["Date"] == "/Date(1741046400000+0000)/" and got["Status"] == "POSTED"
+    assert got["LineAmountTypes"] == "NoTax"
+    assert [(ln["AccountCode"], ln["LineAmount"], ln["TaxAmount"]) for ln in got["JournalLines"]] == [
+        ("845", Decimal("60.00"), Decimal("0.00")), ("200", Decimal("-50.00"), Decimal("0.00")),
+        ("825", Decimal("-10.00"), Decimal("0.00"))]
+    where = 'Narration=="Gift cards spent on Shopify orders, 2025-03-04 [GC-shopify-2025-03-04]"'
+    found = api.get("ManualJournals", params={"where": where}).json()["ManualJournals"]
+    assert [j["ManualJournalID"] for j in found] == [first]
+    paged = api.get("ManualJournals", params={"page": 1, "pageSize": 1}).json()
+    assert paged["pagination"]["itemCount"] == 2 and len(paged["ManualJournals"]) == 1
+    # a posted journal is edited in place (POST with its id); a PUT never updates
+    lines = journal()["JournalLines"]
+    lines[0]["LineAmount"], lines[1]["LineAmount"] = 72.00, -62.00
+    edited = api.send("POST", "ManualJournals", {"ManualJournals": [{"ManualJournalID": first, "JournalLines": lines}]})
+    assert edited.status_code == 200, edited.text
+    assert loads(api.get(f"ManualJournals/{first}").text)["ManualJournals"][0]["JournalLines"][0]["LineAmount"] == 72
+    refused = api.send("PUT", "ManualJournals", {"ManualJournals": [{"ManualJournalID": first, **journal()}]})
+    assert refused.status_code == 400
+    voided = api.send("POST", f"ManualJournals/{first}", {"Status": "VOIDED"})
+    assert voided.status_code == 200 and voided.json()["ManualJournals"][0]["Status"] == "VOIDED"
+    again = api.send("POST", f"ManualJournals/{first}", {"Status": "POSTED"})
+    assert again.status_code == 400  # a voided journal is final
+    assert api.get("ManualJournals/not-an-id").status_code == 404
+    stats = xero_env.emulator.stats()
+    assert stats["manual_journals"] == 2 and stats["manual_journals_created"] == 2
+    assert stats["manual_journals_updated"] == 2

@@ -147,6 +147,10 @@ class XeroEmulator(Emulator):
     def contacts(self) -> list[dict]:
         return self.store.contact_docs()
 
+    def manual_journals(self) -> list[dict]:
+        """Every manual journal as stored (Decimals, ISO dates), creation order."""
+        return self.store.manual_journal_docs()
+
     def advance_clock(self, seconds: float) -> None:
         """Move this organisation's clock (token expiry, grace periods, idempotency window)."""
         self.store.advance_clock(seconds)
@@ -166,9 +170,10 @@ class XeroEmulator(Emulator):
         out["credit_notes"] = con.execute("SELECT COUNT(*) FROM invoices WHERE type LIKE '%CREDIT'").fetchone()[0]
         out["contacts"] = con.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
         out["payments"] = con.execute("SELECT COUNT(*) FROM payments WHERE status <> 'DELETED'").fetchone()[0]
+        out["manual_journals"] = con.execute("SELECT COUNT(*) FROM manual_journals").fetchone()[0]
         for name in ("invoices_created", "invoices_updated", "invoices_voided", "contacts_created", "payments_created",
                      "credit_notes_created", "credit_notes_updated", "allocations_created", "allocations_deleted",
-                     "payments_deleted",
+                     "payments_deleted", "manual_journals_created", "manual_journals_updated",
                      "contacts_updated", "token_refreshes", "refresh_forks", "idempotent_replays"):
             out[name] = persisted.get(name, 0)
         return out
@@ -188,6 +193,8 @@ class XeroEmulator(Emulator):
             Route(f"{API}/CreditNotes/{{ref}}/Allocations/{{aid}}", self._allocation, methods=["DELETE"]),
             Route(f"{API}/Payments/{{ref}}", self._payment, methods=["GET", "POST"]),
             Route(f"{API}/Contacts/{{ref}}", self._contact, methods=["GET", "POST"]),
+            Route(f"{API}/ManualJournals", self._manual_journals, methods=["GET", "PUT", "POST"]),
+            Route(f"{API}/ManualJournals/{{ref}}", self._manual_journal, methods=["GET", "POST"]),
             Route(f"{API}/Accounts", self._reference(lambda: [a.wire() for a in ref.ACCOUNTS.values()], "Accounts")),
             Route(f"{API}/TaxRates", self._reference(lambda: [t.wire() for t in ref.TAX_RATES.values()], "TaxRates")),
             Route(f"{API}/Currencies", self._reference(ref.currencies, "Currencies")),
@@ -480,6 +487,33 @@ class XeroEmulator(Emulator):
             return _raw(envelope(self.store.now(), "Payments", [found]))
         body = await request.body()
         return await run_in_threadpool(self._write, request, body, "Payments", self.store.save_payments,
+                                       create_only=False, forced_id=ref_)
+
+    async def _manual_journals(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        if request.method == "GET":
+            def fetch(page: int | None, size: int) -> tuple[list[bytes], int]:
+                return self.store.list_manual_journals(where=request.query_params.get("where"),
+                                                       modified_since_ms=_modified_since(request),
+                                                       order=request.query_params.get("order"), page=page,
+                                                       page_size=size)
+            return await run_in_threadpool(self._listing, request, "ManualJournals", fetch)
+        body = await request.body()
+        return await run_in_threadpool(self._write, request, body, "ManualJournals", self.store.save_manual_journals,
+                                       create_only=request.method == "PUT")
+
+    async def _manual_journal(self, request: Request) -> Response:
+        if (denied := self._authorise(request)) is not None:
+            return denied
+        ref_ = request.path_params["ref"]
+        found = await run_in_threadpool(self.store.get_manual_journal, ref_)
+        if found is None:
+            return _problem(404, "The resource you're looking for cannot be found")
+        if request.method == "GET":
+            return _raw(envelope(self.store.now(), "ManualJournals", [found]))
+        body = await request.body()
+        return await run_in_threadpool(self._write, request, body, "ManualJournals", self.store.save_manual_journals,
                                        create_only=False, forced_id=ref_)
 
     async def _contacts(self, request: Request) -> Response:

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from finance_pipeline.platforms.xero import reference as ref
+from finance_pipeline.platforms.xero.emulator_journals import ManualJournalsMixin
 from finance_pipeline.platforms.xero.emulator_payments import CreditNotesMixin, PaymentsMixin
 from finance_pipeline.platforms.xero.where import Field, WhereError, compile_where
 from finance_pipeline.platforms.xero.wire import (
@@ -128,7 +129,7 @@ def _validation_echo(element: Any, errors: list[str], id_field: str | None = Non
     return echo
 
 
-class XeroStore(PaymentsMixin, CreditNotesMixin):
+class XeroStore(PaymentsMixin, CreditNotesMixin, ManualJournalsMixin):
     """One Xero organisation (tenant) and its OAuth state, persisted in SQLite."""
 
     def __init__(self, path: Path) -> None:
@@ -141,6 +142,7 @@ class XeroStore(PaymentsMixin, CreditNotesMixin):
         con.execute("PRAGMA journal_mode=WAL")
         con.executescript(SCHEMA)
         self._ensure_payment_schema(con)
+        self._ensure_journal_schema(con)
         self._seed()
         meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
         self.tenant_id: str = meta["tenant_id"]

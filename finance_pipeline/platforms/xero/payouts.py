@@ -7,6 +7,8 @@ kind — every line `NoTax`-style (TaxType NONE), because the tax is a line of i
 
     Sales, <channel> (ex tax)            200  sales through the channel that no invoice carries
     Tax collected on those sales         825  liability to the tax authority (VAT, OSS, US, AU)
+    Gift cards sold                      845  the value of gift cards sold (S12): a liability until
+                                              spent, no VAT (XERO_GIFT_CARD_ACCOUNT names the account)
     Refunds, <channel> (ex tax)          200  negative
     Tax refunded                         825  negative
     Card payments of trade invoices      835  charges that paid trade invoices (already posted as
@@ -17,7 +19,12 @@ kind — every line `NoTax`-style (TaxType NONE), because the tax is a line of i
 
 Then a payment of the invoice's total from the bank account (090) on the arrival date: Xero's bank
 feed line for the deposit matches that payment exactly.  Tax on a charge or a refund is its order's
-tax share (tax / total of the order, applied to the settlement amount, to the cent); a charge or
+tax share, applied to the settlement amount, to the cent (`OrderMoney`): a refund's is
+tax / (total − gift cards sold); a charge covers the order's total less what gift card tenders paid,
+so it carries the gift cards sold on the order (× cards sold / (total − tenders)) and the tax the
+tenders do not (× (tax − tenders' tax) / (total − tenders)) — a single charge exactly the rest of the
+order's VAT.  The tenders themselves reach no payout: `gift_cards.py` books them in a manual
+journal a day (Dr gift card liability, Cr sales, Cr tax).  A charge or
 refund with no order (trade-invoice payments, refunds of duplicate payments) goes to clearing;
 where the processor itemises tax as rows of its own (a category containing "tax", as Amazon's
 settlements do) those rows are the tax line instead.
@@ -29,7 +36,8 @@ that does not reconcile (`rpt_payout_reconciliation`), or of exactly zero, is re
 the reason (and quarantined) for the bookkeeper.  Payouts not yet paid wait.
 
 Channel-agnostic: it reads `marts.fct_payouts`, `intermediate.int_balance_transactions`,
-`marts.fct_orders` and `marts.fct_payments`, whatever channels they hold.
+`marts.fct_orders` (with `gift_card_amount` when the marts have it) and `marts.fct_payments`
+(trade payments; `processor = 'gift_card'` tenders), whatever channels they hold.
 """
 from __future__ import annotations
 
@@ -52,9 +60,11 @@ log = logging.getLogger("finance_pipeline.xero.payouts")
 PAYOUT_MAPPING = "xero-payout-summary/1"
 BANK_ACCOUNT = "090"
 CONTACT_NAMES = {"shopify": "Shopify Payments", "stripe": "Stripe"}
-LINES = (  # (line kind, description, account code) in the order they appear
+GIFT_CARD_ACCOUNT = "845"  # Gift Card Liability (CURRLIAB); XERO_GIFT_CARD_ACCOUNT names another
+LINES = (  # (line kind, description, account code) in the order they appear; None: the gift card account
     ("sales", "Sales, {title} (ex tax)", "200"),
     ("sales_tax", "Tax collected on {title} sales", "825"),
+    ("gift_cards", "Gift cards sold", None),
     ("refunds", "Refunds, {title} (ex tax)", "200"),
     ("refunds_tax", "Tax refunded on {title} refunds", "825"),
     ("trade_payments", "Card payments of trade invoices (from clearing)", "835"),
@@ -86,6 +96,76 @@ def _cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def gift_card_account() -> str:
+    """The Xero account holding gift cards sold and not yet spent (`XERO_GIFT_CARD_ACCOUNT`)."""
+    from finance_pipeline.settings import env
+
+    return (env("XERO_GIFT_CARD_ACCOUNT") or "").strip() or GIFT_CARD_ACCOUNT
+
+
+@dataclass
+class OrderMoney:
+    """What an order's money splits into (order currency): `total` paid by the buyer, of which
+    `gift_cards` sold (a liability, no tax) and the rest revenue (goods and shipping with `tax`);
+    `card_paid` of it tendered with gift cards the shop sold earlier, whose tax share is `card_tax`
+    (`tender_tax` per payment id)."""
+    tax: Decimal
+    total: Decimal
+    gift_cards: Decimal = Decimal(0)
+    card_paid: Decimal = Decimal(0)
+    card_tax: Decimal = Decimal(0)
+    tender_tax: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def revenue(self) -> Decimal:
+        return self.total - self.gift_cards
+
+    def add_tender(self, payment_id: str, amount: Decimal) -> None:
+        """A gift card tender's tax: its share of the revenue's tax, rounded cumulatively so the
+        tenders of an order paid wholly by cards carry exactly the order's tax."""
+        before = _cents(self.card_paid * self.tax / self.revenue) if self.revenue else Decimal(0)
+        self.card_paid += amount
+        after = _cents(self.card_paid * self.tax / self.revenue) if self.revenue else Decimal(0)
+        self.tender_tax[payment_id] = after - before
+        self.card_tax += after - before
+
+    def split_charge(self, amount: Decimal) -> tuple[Decimal, Decimal]:
+        """(gift cards sold, tax) inside a processor charge: the charges cover the total less the
+        gift card tenders, i.e. the cards sold and the revenue's tax less the tenders' share, so a
+        single charge carries exactly what the card tenders do not."""
+        rest = self.total - self.card_paid
+        if not rest:
+            return Decimal(0), Decimal(0)
+        return _cents(amount * self.gift_cards / rest), _cents(amount * (self.tax - self.card_tax) / rest)
+
+    def tax_of_refund(self, amount: Decimal) -> Decimal:
+        return _cents(amount * self.tax / self.revenue) if self.revenue else Decimal(0)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
+    return {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                      "WHERE table_schema = ? AND table_name = ?", [schema, table]).fetchall()}
+
+
+def load_order_money(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], OrderMoney]:
+    """Every order's tax, total, gift cards sold and gift card tenders (`marts.fct_orders`,
+    `marts.fct_payments` with processor `gift_card`)."""
+    if not _has_table(con, "marts", "fct_orders"):
+        return {}
+    gift = "gift_card_amount" if "gift_card_amount" in _columns(con, "marts", "fct_orders") else "0"
+    orders = {(r[0], str(r[1])): OrderMoney(to_decimal(r[2]), to_decimal(r[3]), to_decimal(r[4])) for r in con.execute(
+        f"SELECT channel, order_id, tax_amount, total_amount, {gift} FROM marts.fct_orders").fetchall()}
+    if _has_table(con, "marts", "fct_payments"):
+        for channel, order_id, payment_id, amount in con.execute(
+                "SELECT channel, order_id, payment_id, amount FROM marts.fct_payments WHERE processor = 'gift_card' "
+                "AND status = 'succeeded' AND order_id IS NOT NULL ORDER BY channel, order_id, attempted_at, "
+                "payment_id").fetchall():
+            order = orders.get((channel, str(order_id)))
+            if order is not None:
+                order.add_tender(str(payment_id), to_decimal(amount))
+    return orders
+
+
 def load_payouts(con: duckdb.DuckDBPyConnection) -> list[MartPayout]:
     """Paid payouts with their transactions split into the summary's line kinds."""
     needed = [("marts", "fct_payouts"), ("intermediate", "int_balance_transactions")]
@@ -104,10 +184,7 @@ def load_payouts(con: duckdb.DuckDBPyConnection) -> list[MartPayout]:
         payouts[(channel, str(payout_id))] = MartPayout(channel, str(payout_id), payout_date, (currency or "").upper(),
                                                         to_decimal(amount), (status or "").lower(),
                                                         status_ == "matched", reason)
-    orders = {}
-    if _has_table(con, "marts", "fct_orders"):
-        orders = {(r[0], str(r[1])): (to_decimal(r[2]), to_decimal(r[3])) for r in con.execute(
-            "SELECT channel, order_id, tax_amount, total_amount FROM marts.fct_orders").fetchall()}
+    orders = load_order_money(con)
     trade_payments = set()
     if _has_table(con, "marts", "fct_payments"):
         trade_payments = {(r[0], str(r[1])) for r in con.execute(
@@ -117,9 +194,7 @@ def load_payouts(con: duckdb.DuckDBPyConnection) -> list[MartPayout]:
             "WHERE invoice_number IS NOT NULL AND balance_transaction_id IS NOT NULL").fetchall()}
     refund_sources = {}
     if _has_table(con, "marts", "fct_refunds"):
-        cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
-                                          "WHERE table_schema = 'marts' AND table_name = 'fct_refunds'").fetchall()}
-        if {"refund_id", "payment_id"} <= cols:
+        if {"refund_id", "payment_id"} <= _columns(con, "marts", "fct_refunds"):
             refund_sources = {(r[0], str(r[1])): str(r[2]) for r in con.execute(
                 "SELECT channel, refund_id, payment_id FROM marts.fct_refunds").fetchall()}
     itemised = {r[0] for r in con.execute(  # channels whose settlements carry tax as rows of its own
@@ -147,25 +222,28 @@ def load_payouts(con: duckdb.DuckDBPyConnection) -> list[MartPayout]:
             if category and "tax" in str(category).lower():  # the processor itemises the tax itself
                 payout.parts[f"{base}_tax"] += amount
                 continue
-            tax_share = Decimal(0)
-            if channel not in itemised and (channel, str(order_id)) in orders:
-                tax, total = orders[(channel, str(order_id))]
-                if total:
-                    tax_share = _cents(amount * tax / total)
-            payout.parts[base] += amount - tax_share
+            tax_share, gift_cards = Decimal(0), Decimal(0)
+            order = orders.get((channel, str(order_id)))
+            if channel not in itemised and order is not None:
+                if kind == "charge":
+                    gift_cards, tax_share = order.split_charge(amount)
+                else:
+                    tax_share = order.tax_of_refund(amount)
+            payout.parts[base] += amount - tax_share - gift_cards
             payout.parts[f"{base}_tax"] += tax_share
+            payout.parts["gift_cards"] += gift_cards
         else:
             payout.parts["adjustments"] += amount
     return list(payouts.values())
 
 
-def summary_payload(p: MartPayout) -> dict:
+def summary_payload(p: MartPayout, gift_account: str = GIFT_CARD_ACCOUNT) -> dict:
     """The summary invoice of a positive payout, or the credit note of a negative one (signs turned)."""
     title = CONTACT_NAMES.get(p.channel, p.channel.title())
     sign = Decimal(-1) if p.amount < 0 else Decimal(1)
     lines = [{"Description": text.format(title=title), "Quantity": Decimal(1),
               "UnitAmount": money(sign * p.parts[kind]), "LineAmount": money(sign * p.parts[kind]),
-              "AccountCode": account, "TaxType": "NONE", "TaxAmount": Decimal("0.00")}
+              "AccountCode": account or gift_account, "TaxType": "NONE", "TaxAmount": Decimal("0.00")}
              for kind, text, account in LINES if money(p.parts.get(kind, Decimal(0))) != 0]
     common = {"Reference": f"{title} payout {p.payout_id}", "Date": p.payout_date.isoformat(),
               "CurrencyCode": p.currency, "LineAmountTypes": "Exclusive", "Status": "AUTHORISED", "LineItems": lines}
@@ -262,8 +340,9 @@ def publish_payouts(run: Any, con: duckdb.DuckDBPyConnection) -> None:
                    if e.remote_id and e.status == "done"}
 
     desired: dict[str, Desired[tuple[MartPayout, dict]]] = {}
+    gift_account = gift_card_account()
     for p in eligible:
-        payload = summary_payload(p)
+        payload = summary_payload(p, gift_account)
         # a posted payout is history: only what the bank saw (amount, date, currency) is hashed, so a
         # later change of the line mapping never tries to rewrite a paid summary (Xero would refuse)
         desired[p.number] = Desired(p.number, content_hash({"v": PAYOUT_MAPPING, "number": p.number,

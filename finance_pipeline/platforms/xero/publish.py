@@ -7,7 +7,10 @@ Reads exactly `marts.fct_invoices` and `marts.fct_invoice_lines` (docs/architect
   the tax treatment, each line's TaxAmount taken from the mart so Xero's totals equal the marts'
   to the cent;
 - a mart invoice with status 'voided' is voided in Xero if it exists there, and not posted if it
-  never did.
+  never did;
+- card payments of those invoices, credit notes of their refunds (`credit_notes.py`), a summary
+  invoice per processor payout (`payouts.py`) and a manual journal per day of gift cards spent
+  (`gift_cards.py`).
 
 The mechanics (ledger protocol, look-up-before-re-posting, batching) are the shared ones in
 `finance_pipeline.publish`; this module is the Xero mapping plus Xero's batch answers
@@ -629,6 +632,7 @@ def publish_trade_invoices(settings: Settings, connection: Connection, warehouse
         result.of(object_type)
     dry = DryRun(DESTINATION) if dry_run else None
     run = None
+    journals: dict[str, dict] = {}
     try:
         invoices = load_trade_invoices(con)
         payments = load_invoice_payments(con, invoices)
@@ -645,8 +649,15 @@ def publish_trade_invoices(settings: Settings, connection: Connection, warehouse
             from finance_pipeline.platforms.xero.payouts import publish_payouts
 
             publish_payouts(run, con)
+            from finance_pipeline.platforms.xero.gift_cards import publish_gift_card_journals
+
+            journals = publish_gift_card_journals(run, con)
         if dry is None:
             run.read_back(invoices, payments if payments else None)
+            if payouts and (journals or ledger.entries("gift_card_journal")):
+                from finance_pipeline.platforms.xero.gift_cards import compare_journals
+
+                result.mismatches += compare_journals(run, journals)
             if refunds:
                 from finance_pipeline.platforms.xero.credit_notes import compare_credit_notes
                 from finance_pipeline.platforms.xero.payouts import all_credit_notes

@@ -62,6 +62,9 @@ ACCOUNTS: dict[str, Account] = {a.code: a for a in (
     Account("800", "Accounts Payable", "CURRLIAB", "LIABILITY", "NONE", "CREDITORS"),
     Account("820", "VAT", "CURRLIAB", "LIABILITY", "NONE", "GST"),
     Account("825", "Sales Tax Collected (OSS, US, AU)", "CURRLIAB", "LIABILITY", "NONE"),
+    # gift cards sold and not yet spent (UK multi-purpose vouchers: no VAT until spent); the
+    # publisher's XERO_GIFT_CARD_ACCOUNT defaults to this code
+    Account("845", "Gift Card Liability", "CURRLIAB", "LIABILITY", "NONE"),
     Account("835", "Payment Processor Clearing", "CURRENT", "ASSET", "NONE", enable_payments=True),
     Account("970", "Owner A Funds Introduced", "EQUITY", "EQUITY", "NONE"),
 )}
