@@ -24,7 +24,7 @@ LEDGER_MARTS = ["fct_gl_entries", "rpt_tax_obligations", "rpt_payment_status", "
                 "rpt_ar_invoice_detail", "rpt_profit_and_loss", "rpt_outstanding_balances"]
 IDENTITY_TESTS = ["assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_pnl_ties_to_gl",
                   "assert_tax_ties_to_gl", "assert_clearing_ties_to_balance_transactions",
-                  "assert_gift_card_liability_ties"]
+                  "assert_gift_card_liability_ties", "assert_tax_rounding_ties"]
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +259,60 @@ def test_dropping_a_gift_card_redemption_fails_the_identity_tests(warehouse, tmp
     failed = {name for name in IDENTITY_TESTS if f"FAIL 1 {name}" in done.stdout}
     assert failed == {"assert_gl_entries_balance", "assert_gl_balances_per_day",
                       "assert_gift_card_liability_ties"}, done.stdout[-3000:]
+
+
+def test_tax_rounded_per_order_goes_to_the_rounding_account(warehouse):
+    """Scenario S13: where Shopify rounded an order's tax once (order-level `tax_lines`) rather than
+    per line, the order's tax owed is the order-level figure and the cent or two its line tax lines
+    add up to beyond it is in 7900 Rounding differences, on the order's entry, to the cent."""
+    world = {r[0]: r[1:] for r in _world(warehouse, """
+        select t.order_id::varchar,
+               sum(t.amount_shop) filter (where t.owner <> 'order') - sum(t.amount_shop) filter (where t.owner = 'order'),
+               sum(t.amount) filter (where t.owner = 'order'), sum(t.amount_shop) filter (where t.owner = 'order'),
+               any_value(o.currency)
+          from shopify_tax_lines t join shopify_orders o using (order_id)
+         where o.created_at <= $clock and t.order_id in (select order_id from shopify_tax_lines where owner = 'order')
+         group by 1""")}
+    # the small world has such orders, in more than one currency, rounded both ways
+    assert len(world) >= 20, len(world)
+    assert {w[0] > 0 for w in world.values()} == {True, False}
+    assert len({w[3] for w in world.values()}) >= 2
+    # the mart's order tax is the order-level figure; the difference is its own column
+    orders = {r[0]: r[1:] for r in _q(warehouse, """
+        select order_id, tax_amount, tax_amount_home, tax_rounding_amount_home, is_void from marts.fct_orders
+        where channel = 'shopify' and (tax_rounding_amount <> 0 or tax_rounding_amount_home <> 0)""")}
+    assert set(orders) == set(world)
+    for oid, (tax, tax_home, rounding_home, _) in orders.items():
+        assert (tax, tax_home, rounding_home) == (world[oid][1], world[oid][2], world[oid][0]), oid
+    # every difference is on 7900 on its order's entry, and they sum to the cent
+    gl = dict(_q(warehouse, """
+        select source_id, sum(amount_home) from marts.fct_gl_entries
+        where source_type = 'order' and channel = 'shopify' and account_code = '7900'
+          and description like 'Tax rounding%' group by 1"""))
+    live = {oid: world[oid][0] for oid, o in orders.items() if not o[3] and world[oid][0] != 0}
+    assert gl == {oid: -d for oid, d in live.items()}
+    assert sum(gl.values()) == -sum(live.values()) != 0
+    # the P&L shows the rounding account whole (tax rounding and settlement rounding)
+    (pnl,), = _q(warehouse, "select sum(rounding) from marts.rpt_profit_and_loss where channel = 'shopify'")
+    (gl_rounding,), = _q(warehouse, """select -sum(amount_home) from marts.fct_gl_entries
+                                       where channel = 'shopify' and account_code = '7900'""")
+    assert pnl == gl_rounding
+
+
+def test_dropping_a_tax_rounding_line_fails_the_identity_tests(warehouse, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(warehouse / "warehouse.duckdb", broken / "warehouse.duckdb")
+    con = duckdb.connect(str(broken / "warehouse.duckdb"))
+    try:
+        entry = con.execute("""select entry_id from marts.fct_gl_entries
+                               where source_type = 'order' and account_code = '7900'
+                               order by entry_id limit 1""").fetchone()[0]
+        con.execute("delete from marts.fct_gl_entries where entry_id = ? and account_code = '7900'", [entry])
+    finally:
+        con.close()
+    done = _dbt_test(broken, tmp_path / "broken-run", IDENTITY_TESTS)
+    assert done.returncode != 0
+    failed = {name for name in IDENTITY_TESTS if f"FAIL 1 {name}" in done.stdout}
+    assert failed == {"assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_pnl_ties_to_gl",
+                      "assert_tax_rounding_ties"}, done.stdout[-3000:]

@@ -145,6 +145,8 @@ def test_filters(api, sandbox):
 
 def test_order_wire_format(api, sandbox):
     orders, _ = walk(api, "orders.json", {"status": "any", "limit": 250})
+    per_order = dict(world(sandbox, "select order_id, sum(amount) from shopify_tax_lines where owner = 'order' group by 1"))
+    rounded_once = 0
     for o in orders:
         assert o["currency"] == "GBP" and o["presentment_currency"] in {"GBP", "EUR", "USD", "AUD"}
         for field in ("total_price", "subtotal_price", "total_tax", "total_discounts", "current_total_price"):
@@ -162,7 +164,14 @@ def test_order_wire_format(api, sandbox):
                        for li in o["line_items"] for t in li["tax_lines"])
         ship_tax = sum(Decimal(t["price_set"]["presentment_money"]["amount"])
                        for s in o["shipping_lines"] for t in s["tax_lines"])
-        assert pres["total_tax"] == line_tax + ship_tax
+        # total_tax is the order-level tax_lines; rounded once per order (S13) it can be a cent or
+        # two off the line and shipping tax lines, and only where the world says so
+        assert pres["total_tax"] == sum(Decimal(t["price_set"]["presentment_money"]["amount"]) for t in o["tax_lines"])
+        order_level = per_order.get(o["id"])
+        assert pres["total_tax"] == (line_tax + ship_tax if order_level is None else order_level), o["id"]
+        assert abs(pres["total_tax"] - (line_tax + ship_tax)) <= Decimal("0.02")
+        rounded_once += pres["total_tax"] != line_tax + ship_tax
+    assert rounded_once >= 5
 
     trade = [o for o in orders if o["payment_terms"]]
     assert trade and all(o["tags"] == "trade" and o["source_name"] == "shopify_draft_order" for o in trade)

@@ -66,7 +66,9 @@ class Canonical:
     orders: order_id, customer_type ('retail' | 'trade'), currency, ordered_at, is_void,
         shipping_amount, shipping_tax, shipping_amount_home, shipping_tax_home (shipping ex tax);
         optional gift_card_amount, gift_card_amount_home: gift cards sold on the order (scenario
-        S12: a liability, not sales; their lines are not in `lines`)
+        S12: a liability, not sales; their lines are not in `lines`); optional tax_rounding,
+        tax_rounding_home: the line and shipping tax less the platform's order-level tax (S13: tax
+        rounded once per order; the order's tax owed is the lines' less this, the rest is rounding)
     lines: order_id, line_id, quantity, gross_amount, net_amount, tax_amount (ex-tax gross and
         net; discount = gross - net), the three `_home` twins, cogs_home
     refunds: refund_id, order_id, refunded_at, goods_amount, shipping_amount, tax_amount (ex tax,
@@ -156,16 +158,19 @@ def assemble(canonicals: Iterable[Canonical]) -> dict[str, dict]:
             refunded_h = sum((r["goods_amount_home"] for r in rs), ZERO)
             ship, ship_h = o["shipping_amount"], o["shipping_amount_home"]
             card, card_h = o.get("gift_card_amount", ZERO), o.get("gift_card_amount_home", ZERO)
+            # the order's tax is the platform's order-level figure; its lines' tax beyond it is rounding (S13)
+            rnd, rnd_h = o.get("tax_rounding", ZERO), o.get("tax_rounding_home", ZERO)
             row = {
                 "gross_amount": gross, "discount_amount": gross - net, "shipping_amount": ship,
-                "tax_amount": tax + o["shipping_tax"], "total_amount": net + ship + tax + o["shipping_tax"] + card,
+                "tax_amount": tax + o["shipping_tax"] - rnd, "tax_rounding_amount": rnd,
+                "total_amount": net + ship + tax + o["shipping_tax"] + card,
                 "gift_card_amount": card, "gift_card_amount_home": card_h,
                 "refunded_amount": refunded,
                 "refunded_shipping_amount": sum((r["shipping_amount"] for r in rs), ZERO),
                 "refunded_tax_amount": sum((r["tax_amount"] for r in rs), ZERO),
                 "net_amount": net - refunded,
                 "gross_amount_home": gross_h, "discount_amount_home": gross_h - net_h, "shipping_amount_home": ship_h,
-                "tax_amount_home": tax_h + o["shipping_tax_home"],
+                "tax_amount_home": tax_h + o["shipping_tax_home"] - rnd_h, "tax_rounding_amount_home": rnd_h,
                 "total_amount_home": net_h + ship_h + tax_h + o["shipping_tax_home"] + card_h,
                 "refunded_amount_home": refunded_h, "net_amount_home": net_h - refunded_h,
                 "cogs_home": cogs, "cogs_reversed_home": sum((r["cogs_reversal_home"] for r in rs), ZERO),
@@ -232,6 +237,13 @@ def _shopify(con, clock: datetime) -> tuple[Canonical, list[dict]]:
     payouts = _fetch(con, "select * from shopify_payouts where visible_at <= ?", T)
     line_rates = {r["owner_id"]: r["rate"] for r in _fetch(
         con, "select owner_id, sum(rate) as rate from shopify_tax_lines where owner = 'line' group by owner_id")}
+    # S13: orders whose tax Shopify rounded once per order: the line and shipping tax less the order's
+    tax_rounding = {r["order_id"]: (r["d"], r["d_shop"]) for r in _fetch(con, """
+        select order_id, sum(case when owner = 'order' then -amount else amount end) as d,
+               sum(case when owner = 'order' then -amount_shop else amount_shop end) as d_shop
+          from shopify_tax_lines
+         where order_id in (select order_id from shopify_tax_lines where owner = 'order')
+         group by order_id""")}
     order_by_id = {o["order_id"]: o for o in orders}
     line_by_id = {l["line_id"]: l for l in lines}
     rlines_by_refund: dict[int, list[dict]] = defaultdict(list)
@@ -289,6 +301,8 @@ def _shopify(con, clock: datetime) -> tuple[Canonical, list[dict]]:
             "shipping_amount_home": o["shipping_price_shop"] - o["shipping_tax_shop"] if incl else o["shipping_price_shop"],
             "shipping_tax": o["shipping_tax"], "shipping_tax_home": o["shipping_tax_shop"],
             "gift_card_amount": cards[o["order_id"]][0], "gift_card_amount_home": cards[o["order_id"]][1],
+            "tax_rounding": tax_rounding.get(o["order_id"], (ZERO, ZERO))[0],
+            "tax_rounding_home": tax_rounding.get(o["order_id"], (ZERO, ZERO))[1],
         })
     visible = {p["payout_id"] for p in payouts}
     for bt in bts:

@@ -338,6 +338,7 @@ def _ledger_marts(facts: dict[str, LedgerFacts], marts: dict[str, dict], clock: 
         j.post(e, "order", ch, at, COGS, o["cogs_home"])
         j.post(e, "order", ch, at, INVENTORY, -o["cogs_home"])
         j.post(e, "order", ch, at, GIFT_CARDS, -o.get("gift_card_amount_home", ZERO))
+        j.post(e, "order", ch, at, ROUNDING, -o.get("tax_rounding_amount_home", ZERO))  # S13
     for (ch, rid), r in refunds.items():
         if (ch, r["order_id"]) not in live_orders:
             continue

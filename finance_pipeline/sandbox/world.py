@@ -244,6 +244,7 @@ class WorldBuilder:
         if anomalies_enabled():
             self._volume_spike()
         self._gift_cards()
+        self._tax_rounded_per_order()
         self._shopify_payouts()
         self._stripe_payouts()
         self._channels()
@@ -705,6 +706,43 @@ class WorldBuilder:
              self.bt_seq) = saved
 
     # -- gift cards (scenario S12) ---------------------------------------------------------------
+    def _tax_rounded_per_order(self) -> None:
+        """Scenario S13: some tax-inclusive orders have their order-level tax rounded once, on the
+        sum of the unrounded tax of every taxed line and the shipping line, while each line's own
+        tax line stays rounded on its own (what Shopify shows for such an order: line `tax_lines`
+        that add up to a cent or two more or less than the order's `tax_lines` / `total_tax`).
+
+        The buyer pays the same (prices include tax); only the order-level figure differs.  It is
+        kept as one extra `shopify_tax_lines` row per order with owner 'order' (one per rate; a
+        tax-inclusive order has a single rate) and only for orders where the two figures differ.
+        Eligible: tax-inclusive, at least two taxed owners (lines and shipping), no line added by a
+        later edit.  The draws are on this scenario's own random stream, so no other row of the
+        world changes."""
+        rng = random.Random(self.seed * 15_485_863 + 13)
+        lines_by_order: dict[int, list[dict]] = {}
+        for line in self.t["shopify_order_lines"]:
+            lines_by_order.setdefault(line["order_id"], []).append(line)
+        for order in self.t["shopify_orders"]:
+            if not order["taxes_included"] or order["edited_at"] is not None:
+                continue
+            owners = [(l["price"] * l["quantity"] - l["discount"], l["taxes"]) for l in lines_by_order.get(order["order_id"], ())
+                      if l["taxes"]]
+            if order.get("shipping_taxes"):
+                owners.append((order["shipping_price"], order["shipping_taxes"]))
+            if len(owners) < 2:
+                continue
+            if rng.random() >= 0.4:  # draw for every eligible order, so the stream does not depend on amounts
+                continue
+            (title, rate, _), = owners[0][1]
+            exact = sum((amount * rate / (1 + rate) for amount, _ in owners), ZERO)
+            rounded = sum((t[0][2] for _, t in owners), ZERO)
+            if q(exact) == rounded:
+                continue
+            self.t["shopify_tax_lines"].append({
+                "order_id": order["order_id"], "owner": "order", "owner_id": 0, "position": 0,
+                "title": title, "rate": rate, "amount": q(exact), "amount_shop": q(q(exact) * order["fx_rate"]),
+            })
+
     def _gift_cards(self) -> None:
         """A few UK retail orders a month buy a gift card (alone or beside goods), and later orders
         spend it: part of an order, all of it, or over several orders; some cards are never used.

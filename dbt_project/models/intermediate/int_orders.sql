@@ -2,9 +2,15 @@
     ex tax, refunds summed from the canonical refunds, and the order's lifecycle.
     An order cancelled before anything was paid (financial status "voided") is void: it carries
     no revenue (scenario P11).  Gift cards sold (int_gift_cards) are not sales: they are in
-    `gift_card_amount` and in the total the buyer paid, never in gross or net (scenario S12). -#}
+    `gift_card_amount` and in the total the buyer paid, never in gross or net (scenario S12).
+    `tax_amount` is the tax the platform charged on the order (its order-level figure, the tax
+    owed); a channel whose order-level tax is rounded once per order rather than per line gives
+    the difference as `tax_rounding_amount` (line and shipping tax lines less the order's tax, 0
+    where absent), so total_amount = net + shipping + tax + gift cards + tax rounding: what the
+    buyer paid, unchanged (scenario S13). -#}
 with orders as (
-    {{ union_channels('orders') }}
+    {{ union_channels_with('orders', [('tax_rounding_amount', 'decimal(18, 2)'),
+                                      ('tax_rounding_amount_home', 'decimal(18, 2)')]) }}
 ),
 
 lines as (
@@ -65,7 +71,8 @@ select
     coalesce(l.gross_amount, 0) as gross_amount,
     coalesce(l.discount_amount, 0) as discount_amount,
     o.shipping_amount,
-    cast(coalesce(l.line_tax_amount, 0) + o.shipping_tax as decimal(18, 2)) as tax_amount,
+    cast(coalesce(l.line_tax_amount, 0) + o.shipping_tax - coalesce(o.tax_rounding_amount, 0) as decimal(18, 2)) as tax_amount,
+    cast(coalesce(o.tax_rounding_amount, 0) as decimal(18, 2)) as tax_rounding_amount,
     cast(coalesce(g.gift_card_amount, 0) as decimal(18, 2)) as gift_card_amount,
     cast(coalesce(l.line_net_amount, 0) + o.shipping_amount + coalesce(l.line_tax_amount, 0) + o.shipping_tax
          + coalesce(g.gift_card_amount, 0) as decimal(18, 2)) as total_amount,
@@ -76,7 +83,9 @@ select
     coalesce(l.gross_amount_home, 0) as gross_amount_home,
     coalesce(l.discount_amount_home, 0) as discount_amount_home,
     o.shipping_amount_home,
-    cast(coalesce(l.line_tax_amount_home, 0) + o.shipping_tax_home as decimal(18, 2)) as tax_amount_home,
+    cast(coalesce(l.line_tax_amount_home, 0) + o.shipping_tax_home - coalesce(o.tax_rounding_amount_home, 0)
+         as decimal(18, 2)) as tax_amount_home,
+    cast(coalesce(o.tax_rounding_amount_home, 0) as decimal(18, 2)) as tax_rounding_amount_home,
     cast(coalesce(g.gift_card_amount_home, 0) as decimal(18, 2)) as gift_card_amount_home,
     cast(coalesce(l.line_net_amount_home, 0) + o.shipping_amount_home + coalesce(l.line_tax_amount_home, 0) + o.shipping_tax_home
          + coalesce(g.gift_card_amount_home, 0) as decimal(18, 2)) as total_amount_home,

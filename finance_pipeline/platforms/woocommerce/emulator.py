@@ -361,6 +361,8 @@ class WooCommerceEmulator(Emulator):
         rate, rate_id = o["tax_rate"], o["tax_rate_id"]
         pct = o["coupon_pct"]
         cart_tax = sum((l["total_tax"] for l in lines), Decimal(0))
+        if o.get("cart_tax_at_subtotal") is not None:  # rounded once at subtotal level (S13)
+            cart_tax = o["cart_tax_at_subtotal"]
         discount = sum((l["subtotal"] - l["total"] for l in lines), Decimal(0))
         discount_tax = sum((l["subtotal_tax"] - l["total_tax"] for l in lines), Decimal(0))
         paid = o["status"] not in ("pending", "failed")

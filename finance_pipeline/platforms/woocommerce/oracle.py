@@ -34,14 +34,23 @@ def expected(con, clock: datetime) -> Canonical:
     for rl in refund_lines:
         rl_by_refund[rl["refund_id"]].append(rl)
     c = Canonical("woocommerce")
+    line_tax: dict[int, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for l in lines:
+        line_tax[l["order_id"]][0] += l["total_tax"]
+        line_tax[l["order_id"]][1] += _q(l["total_tax"] * by_id[l["order_id"]]["fx_rate"])
     for o in orders:
         fx = o["fx_rate"]
+        # S13: a cart tax rounded once at subtotal level is the tax; the lines' excess is rounding
+        cart = o.get("cart_tax_at_subtotal")
+        rounding = (line_tax[o["order_id"]][0] - cart, line_tax[o["order_id"]][1] - _q(cart * fx)) if cart is not None \
+            else (ZERO, ZERO)
         paid = o["paid_at"] is not None and o["paid_at"] <= clock
         c.orders.append({
             "order_id": str(o["order_id"]), "customer_type": "retail", "currency": o["currency"],
             "ordered_at": o["created_at"], "is_void": not paid,
             "shipping_amount": o["shipping_total"], "shipping_tax": o["shipping_tax"],
             "shipping_amount_home": _q(o["shipping_total"] * fx), "shipping_tax_home": _q(o["shipping_tax"] * fx),
+            "tax_rounding": rounding[0], "tax_rounding_home": rounding[1],
         })
         failed = o["failed_at"] is not None and o["failed_at"] <= clock
         if paid or failed:

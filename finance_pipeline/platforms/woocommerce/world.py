@@ -79,11 +79,32 @@ def generate(world) -> dict[str, list[dict]]:
             created = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
                 seconds=rng.randint(6 * 3600, 23 * 3600 - 1))
             _order(world, rng, created, post, item, t)
+    _tax_rounded_at_subtotal(world, t)
     world.index("woocommerce_orders", "order_id", "created_at")
     world.index("woocommerce_order_lines", "order_id")
     world.index("woocommerce_refunds", "order_id", "created_at")
     world.index("woocommerce_refund_lines", "refund_id")
     return t
+
+
+def _tax_rounded_at_subtotal(world, t: dict) -> None:
+    """Scenario S13: orders taken while the store rounded tax at subtotal level
+    (`woocommerce_tax_round_at_subtotal`): the order's cart tax (`cart_tax`, its tax line's
+    `tax_total`, `total_tax`) is the sum of the lines' unrounded VAT rounded once, while each line
+    keeps its own rounded `total_tax`.  Kept as `cart_tax_at_subtotal` on the orders where the two
+    differ (none elsewhere).  Draws on the scenario's own random stream: no other value changes."""
+    rng = random.Random(world.seed * 15_485_867 + 29)
+    lines: dict[int, list[dict]] = {}
+    for line in t["woocommerce_order_lines"]:
+        lines.setdefault(line["order_id"], []).append(line)
+    for order in t["woocommerce_orders"]:
+        mine = lines.get(order["order_id"], [])
+        if len(mine) < 2 or rng.random() >= 0.4:
+            continue
+        rate = order["tax_rate"]
+        exact = q(sum(((l["total"] + l["total_tax"]) * rate / (1 + rate) for l in mine), ZERO))
+        if exact != sum((l["total_tax"] for l in mine), ZERO):
+            order["cart_tax_at_subtotal"] = exact
 
 
 def _order(world, rng: random.Random, created: datetime, post: _Seq, item: _Seq, t: dict) -> None:

@@ -7,6 +7,8 @@
       refund      Dr refunds · Dr shipping income · Dr tax payable · Cr AR ;  Dr inventory · Cr COGS (restocked)
       order       AR and tax leave out tax a marketplace collects and remits (int_gl_documents)
                   · Cr gift card liability (2400) for gift cards sold: no revenue, no VAT (S12)
+                  · tax payable is the platform's order-level tax; what its line and shipping tax
+                  lines add up to beyond it (once-per-order rounding) is Cr rounding (7900) (S13)
       payment     Dr processor clearing (processor's home amount; the till for cash, undeposited
                   funds for a payment no processor balance holds, the gift card liability for a gift
                   card spent) · Cr AR (document rate) · ± FX / rounding
@@ -69,6 +71,10 @@ order_lines as (
     union all
     select 'order:' || channel || ':' || order_id, 'order', order_id, channel, ordered_at, currency, null, null, null, 8,
            '2400', -gift_card_amount_home, -gift_card_amount, 'Gift cards sold (liability until spent)'
+    from orders
+    union all
+    select 'order:' || channel || ':' || order_id, 'order', order_id, channel, ordered_at, currency, null, null, null, 9,
+           '7900', -tax_rounding_amount_home, -tax_rounding_amount, 'Tax rounding (order tax vs its line tax lines)'
     from orders
 ),
 

@@ -1,6 +1,8 @@
 {#- One row per order, every channel.  Amounts are tax-exclusive except tax and total;
     net_amount = gross_amount - discount_amount - refunded_amount (merchandise, ex tax);
-    gift_card_amount = gift cards sold on the order (a liability, not sales), inside total_amount. -#}
+    gift_card_amount = gift cards sold on the order (a liability, not sales), inside total_amount;
+    tax_amount = the platform's order-level tax (the tax owed); tax_rounding_amount = what its
+    line and shipping tax lines add up to beyond it (per-order rounding, S13), inside total_amount. -#}
 select
     channel,
     order_id,
@@ -22,6 +24,7 @@ select
     discount_amount,
     shipping_amount,
     tax_amount,
+    tax_rounding_amount,
     gift_card_amount,
     total_amount,
     refunded_amount,
@@ -32,6 +35,7 @@ select
     discount_amount_home,
     shipping_amount_home,
     tax_amount_home,
+    tax_rounding_amount_home,
     gift_card_amount_home,
     total_amount_home,
     refunded_amount_home,

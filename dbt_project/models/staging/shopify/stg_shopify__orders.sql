@@ -3,11 +3,15 @@
 
     Money columns are the presentment (buyer currency) amounts from each `*_set` MoneyBag, as
     DECIMAL(18,2); the `_shop` columns are the shop money (GBP) Shopify converted itself.
+    `order_tax_lines_amount[_shop]` sum the order-level `tax_lines`: the tax Shopify charged on the
+    order, which can differ by a cent or two from the sum of the line and shipping tax lines when it
+    rounded once per order (scenario S13).
     `customer_type` is 'trade' for B2B orders (payment terms, or the tag `trade`); the tax
     treatment follows from it and the ship-to country. -#}
 {%- set eu = "'AT','BE','BG','HR','CY','CZ','DK','EE','FI','FR','DE','GR','HU','IE','IT','LV','LT','LU','MT','NL','PL','PT','RO','SK','SI','ES','SE'" -%}
 {%- set bag = '{"shop_money": {"amount": "VARCHAR"}, "presentment_money": {"amount": "VARCHAR"}}' -%}
 {%- set shipping_shape = '[{"price_set": ' ~ bag ~ ', "tax_lines": [{"price_set": ' ~ bag ~ '}]}]' -%}
+{%- set tax_shape = '[{"price_set": ' ~ bag ~ '}]' -%}
 
 with orders as (
     select * from {{ source('shopify', 'orders') }}
@@ -17,6 +21,7 @@ parsed as (
     select
         *,
         {{ json_parse('shipping_lines', shipping_shape) }} as shipping,
+        {{ json_parse('tax_lines', tax_shape) }} as order_taxes,
         upper(coalesce(
             {{ json_text('shipping_address', '$.country_code') }},
             {{ json_text('billing_address', '$.country_code') }}
@@ -68,6 +73,10 @@ select
          as decimal(18, 2)) as shipping_price,
     cast(coalesce({{ jsum_nested('shipping', 'tax_lines', 'price_set.presentment_money.amount', 'decimal(18, 2)') }}, 0)
          as decimal(18, 2)) as shipping_tax,
+    cast(coalesce({{ jsum('order_taxes', 'price_set.presentment_money.amount', 'decimal(18, 2)') }}, 0)
+         as decimal(18, 2)) as order_tax_lines_amount,
+    cast(coalesce({{ jsum('order_taxes', 'price_set.shop_money.amount', 'decimal(18, 2)') }}, 0)
+         as decimal(18, 2)) as order_tax_lines_amount_shop,
     cast({{ json_text('total_price_set', '$.shop_money.amount') }} as decimal(18, 2)) as total_price_shop,
     cast({{ json_text('subtotal_price_set', '$.shop_money.amount') }} as decimal(18, 2)) as subtotal_price_shop,
     cast({{ json_text('total_tax_set', '$.shop_money.amount') }} as decimal(18, 2)) as total_tax_shop,
