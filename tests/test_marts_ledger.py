@@ -164,26 +164,31 @@ def _dbt_test(data: Path, tmp: Path, select: list[str]) -> subprocess.CompletedP
         env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_dropping_a_gl_line_fails_the_identity_tests(warehouse, tmp_path):
-    intact = _dbt_test(warehouse, tmp_path / "intact", IDENTITY_TESTS)
-    assert intact.returncode == 0, intact.stdout[-3000:]
-    assert f"PASS={len(IDENTITY_TESTS)}" in intact.stdout
-
+def _failed_after_dropping(warehouse: Path, tmp_path: Path, source_type: str, account: str) -> set[str]:
+    """Delete the first `source_type` entry's line on `account` from a copy of the warehouse, run the
+    identity tests on it, and return the ones that failed."""
     broken = tmp_path / "broken"
     broken.mkdir()
     shutil.copy(warehouse / "warehouse.duckdb", broken / "warehouse.duckdb")
     con = duckdb.connect(str(broken / "warehouse.duckdb"))
     try:
-        entry = con.execute("""select entry_id from marts.fct_gl_entries
-                               where source_type = 'order' and account_code = '4000' order by entry_id limit 1""").fetchone()[0]
-        con.execute("delete from marts.fct_gl_entries where entry_id = ? and account_code = '4000'", [entry])
+        entry = con.execute("""select entry_id from marts.fct_gl_entries where source_type = ? and account_code = ?
+                               order by entry_id limit 1""", [source_type, account]).fetchone()[0]
+        con.execute("delete from marts.fct_gl_entries where entry_id = ? and account_code = ?", [entry, account])
     finally:
         con.close()
     done = _dbt_test(broken, tmp_path / "broken-run", IDENTITY_TESTS)
-    assert done.returncode != 0
-    failed = {name for name in IDENTITY_TESTS if f"FAIL 1 {name}" in done.stdout or f"FAIL 1 {name} " in done.stdout}
+    assert done.returncode != 0, done.stdout[-3000:]
+    return {name for name in IDENTITY_TESTS if f"FAIL 1 {name}" in done.stdout}
+
+
+def test_dropping_a_gl_line_fails_the_identity_tests(warehouse, tmp_path):
+    intact = _dbt_test(warehouse, tmp_path / "intact", IDENTITY_TESTS)
+    assert intact.returncode == 0, intact.stdout[-3000:]
+    assert f"PASS={len(IDENTITY_TESTS)}" in intact.stdout
     # one sale dropped: that entry no longer balances, nor does its day, and the P&L no longer ties
-    assert failed == {"assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_pnl_ties_to_gl"}, done.stdout[-3000:]
+    assert _failed_after_dropping(warehouse, tmp_path, "order", "4000") == {
+        "assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_pnl_ties_to_gl"}
 
 
 def _world(warehouse: Path, sql: str):
@@ -243,22 +248,8 @@ def test_gift_cards_are_a_liability_until_spent(warehouse):
 
 
 def test_dropping_a_gift_card_redemption_fails_the_identity_tests(warehouse, tmp_path):
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    shutil.copy(warehouse / "warehouse.duckdb", broken / "warehouse.duckdb")
-    con = duckdb.connect(str(broken / "warehouse.duckdb"))
-    try:
-        entry = con.execute("""select entry_id from marts.fct_gl_entries
-                               where source_type = 'payment' and account_code = '2400'
-                               order by entry_id limit 1""").fetchone()[0]
-        con.execute("delete from marts.fct_gl_entries where entry_id = ? and account_code = '2400'", [entry])
-    finally:
-        con.close()
-    done = _dbt_test(broken, tmp_path / "broken-run", IDENTITY_TESTS)
-    assert done.returncode != 0
-    failed = {name for name in IDENTITY_TESTS if f"FAIL 1 {name}" in done.stdout}
-    assert failed == {"assert_gl_entries_balance", "assert_gl_balances_per_day",
-                      "assert_gift_card_liability_ties"}, done.stdout[-3000:]
+    assert _failed_after_dropping(warehouse, tmp_path, "payment", "2400") == {
+        "assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_gift_card_liability_ties"}
 
 
 def test_tax_rounded_per_order_goes_to_the_rounding_account(warehouse):
@@ -300,19 +291,5 @@ def test_tax_rounded_per_order_goes_to_the_rounding_account(warehouse):
 
 
 def test_dropping_a_tax_rounding_line_fails_the_identity_tests(warehouse, tmp_path):
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    shutil.copy(warehouse / "warehouse.duckdb", broken / "warehouse.duckdb")
-    con = duckdb.connect(str(broken / "warehouse.duckdb"))
-    try:
-        entry = con.execute("""select entry_id from marts.fct_gl_entries
-                               where source_type = 'order' and account_code = '7900'
-                               order by entry_id limit 1""").fetchone()[0]
-        con.execute("delete from marts.fct_gl_entries where entry_id = ? and account_code = '7900'", [entry])
-    finally:
-        con.close()
-    done = _dbt_test(broken, tmp_path / "broken-run", IDENTITY_TESTS)
-    assert done.returncode != 0
-    failed = {name for name in IDENTITY_TESTS if f"FAIL 1 {name}" in done.stdout}
-    assert failed == {"assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_pnl_ties_to_gl",
-                      "assert_tax_rounding_ties"}, done.stdout[-3000:]
+    assert _failed_after_dropping(warehouse, tmp_path, "order", "7900") == {
+        "assert_gl_entries_balance", "assert_gl_balances_per_day", "assert_pnl_ties_to_gl", "assert_tax_rounding_ties"}
