@@ -154,10 +154,13 @@ def summary(settings: Settings) -> str:
                             "(select max(ordered_at)::date from marts.fct_orders))").fetchone()[0]
         out.append(f"Finance summary as of {as_of} (amounts in GBP)")
         out.append("\nOrders and net sales per channel:")
-        for channel, orders, net, gross in con.execute(
-                "select channel, count(*), sum(net_amount_home), sum(gross_amount_home) from marts.fct_orders "
-                "where not is_void group by channel order by channel").fetchall():
-            out.append(f"  {channel:<10} {orders:>9,} orders   net sales {_money(net):>16}   (gross {_money(gross)})")
+        per_channel = con.execute(
+            "select channel, count(*), sum(net_amount_home), sum(gross_amount_home) from marts.fct_orders "
+            "where not is_void group by channel order by channel").fetchall()
+        width = max([10, *(len(row[0]) for row in per_channel)])  # every channel by its full name, aligned
+        for channel, orders, net, gross in per_channel:
+            out.append(f"  {channel:<{width}} {orders:>9,} orders   net sales {_money(net):>16}   "
+                       f"(gross {_money(gross)})")
         total, customers, b90, oldest = con.execute(
             "select sum(open_amount_home), count(*) filter (where open_amount_home > 0), "
             "sum(days_over_90_home), max(max_days_past_due) from marts.rpt_outstanding_balances").fetchone()
@@ -175,12 +178,12 @@ def summary(settings: Settings) -> str:
         ).fetchone()[0]
         if month is not None:
             out.append(f"\nP&L for {month:%B %Y}:")
-            out.append(f"  {'channel':<10} {'gross sales':>14} {'discounts':>12} {'refunds':>12} {'net sales':>14} "
+            out.append(f"  {'channel':<{width}} {'gross sales':>14} {'discounts':>12} {'refunds':>12} {'net sales':>14} "
                        f"{'COGS':>14} {'fees':>10} {'gross margin':>14}")
             for row in con.execute(
                     "select channel, gross_sales, discounts, refunds, net_sales, cogs, fees, gross_margin "
                     "from marts.rpt_profit_and_loss where month = ? order by channel", [month]).fetchall():
-                out.append(f"  {row[0]:<10} " + " ".join(f"{_money(v):>{w}}" for v, w in
+                out.append(f"  {row[0]:<{width}} " + " ".join(f"{_money(v):>{w}}" for v, w in
                                                        zip(row[1:], (14, 12, 12, 14, 14, 10, 14))))
         breaks = con.execute("select count(*) from marts.rpt_payout_reconciliation "
                              "where reconciliation_status <> 'matched'").fetchone()[0]

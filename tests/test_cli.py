@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from finance_pipeline.platforms import registry
@@ -30,6 +31,16 @@ def test_main_job_runs_and_prints_the_summary(tmp_path):
                      "oldest bucket", "P&L for December 2025", "Payouts reconciled", "Warehouse:"):
         assert expected in text, text
     assert str(tmp_path / "warehouse.duckdb") in text
+    # every channel that sold something is listed by name, the web stores and POS among them
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        selling = {c for (c,) in con.execute(
+            "select distinct channel from marts.fct_orders where not is_void").fetchall()}
+    finally:
+        con.close()
+    assert {"shopify", "woocommerce", "magento", "bigcommerce", "square", "lightspeed"} <= selling
+    listed = text.split("Orders and net sales per channel:")[1].split("\n\n")[0]
+    assert {line.split()[0] for line in listed.strip().splitlines()} == selling, listed
     # every destination the sandbox switches on published, and each read back equal to the marts
     from finance_pipeline.publish.destinations import destination_names
 

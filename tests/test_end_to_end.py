@@ -8,9 +8,10 @@ import shutil
 import duckdb
 import pytest
 
+from finance_pipeline.sandbox import oracle as oracle_mod
 from finance_pipeline.sandbox import runtime
 from finance_pipeline.sandbox.store import Sandbox
-from tests.pipeline_helpers import compare_with_oracle, run_job
+from tests.pipeline_helpers import compare_with_oracle, run_job, summary_text, warehouse_rows
 
 pytestmark = pytest.mark.slow
 WORLD = 20_000
@@ -81,18 +82,64 @@ def test_the_processor_outage_raised_one_alert(clean_run):
 
 
 def test_rate_limits_were_honoured(clean_run):
-    for name, running in runtime.start_emulators(_settings(clean_run)).items():
-        assert running.emulator.counters["over_limit"] == 0, name
+    running = runtime.start_emulators(_settings(clean_run))
+    for name, emulator in running.items():
+        assert emulator.emulator.counters["over_limit"] == 0, name
+    # the clean run read every web store and POS (and ran into none of their limits)
+    assert all(running[name].emulator.counters["requests"] > 0 for name in STORES_AND_POS)
+
+
+# The web stores and POS of issue #4: each must be in the marts of the 20,000-order world
+STORES_AND_POS = ("woocommerce", "magento", "bigcommerce", "square", "lightspeed")
+# Channels whose world edits old orders, and where: (store table, its id column). An edit moves the
+# platform's modified time, which the marts carry as fct_orders.updated_at. Square's world has no
+# edits (its orders close with their payment; returns are separate orders).
+EDITS = {"shopify": ("shopify_orders", "order_id"), "woocommerce": ("woocommerce_orders", "order_id"),
+         "magento": ("magento_orders", "entity_id"), "bigcommerce": ("bigcommerce_orders", "order_id"),
+         "lightspeed": ("lightspeed_sales", "sale_id")}
+
+
+def _keys_by_channel(keys) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for channel, key in keys:
+        out.setdefault(str(channel), set()).add(str(key))
+    return out
+
+
+def _mart_keys(warehouse, mart, id_column) -> dict[str, set[str]]:
+    return _keys_by_channel(warehouse_rows(warehouse, f"select channel, {id_column}::varchar from marts.{mart}"))
+
+
+def test_the_world_holds_30000_orders_on_every_channel(clean_run):
+    per_channel = dict(warehouse_rows(clean_run / "warehouse.duckdb",
+                                      "select channel, count(*) from marts.fct_orders group by channel"))
+    assert sum(per_channel.values()) >= 30_000, per_channel
+    assert set(STORES_AND_POS) | {"shopify"} <= set(per_channel), per_channel
+
+
+def test_the_summary_lists_every_channel(clean_run):
+    text = summary_text(clean_run, size=WORLD)
+    listed = text.split("Orders and net sales per channel:")[1].split("\n\n")[0]
+    channels = {c for (c,) in warehouse_rows(clean_run / "warehouse.duckdb",
+                                             "select distinct channel from marts.fct_orders where not is_void")}
+    assert set(STORES_AND_POS) <= channels
+    assert {line.split()[0] for line in listed.strip().splitlines()} == channels, listed
 
 
 def test_rerun_adds_no_duplicates_and_advance_brings_changes(clean_run, tmp_path):
     data = tmp_path / "incremental"
     shutil.copytree(clean_run, data)
-    before = _counts(data / "warehouse.duckdb", RAW_TABLES)
+    warehouse = data / "warehouse.duckdb"
+    before = _counts(warehouse, RAW_TABLES)
     run_job(data, job="hourly_sync", size=WORLD)
-    assert _counts(data / "warehouse.duckdb", RAW_TABLES) == before
+    assert _counts(warehouse, RAW_TABLES) == before
 
     sandbox = Sandbox(data / "sandbox")
+    expected_before = oracle_mod.compute(sandbox)
+    orders_before = _mart_keys(warehouse, "fct_orders", "order_id")
+    refunds_before = _mart_keys(warehouse, "fct_refunds", "refund_id")
+    updated_before = {(c, o): u for c, o, u in warehouse_rows(
+        warehouse, "select channel, order_id::varchar, updated_at from marts.fct_orders")}
     old_clock = sandbox.clock
     sandbox.advance(hours=24 * 30)
     with sandbox.connect() as con:
@@ -105,12 +152,41 @@ def test_rerun_adds_no_duplicates_and_advance_brings_changes(clean_run, tmp_path
                     where r.created_at > ? and r.created_at <= ? and o.created_at < ? - interval 30 day)""",
             [old_clock, sandbox.clock] * 2 + [old_clock] + [old_clock, sandbox.clock, old_clock],
         ).fetchone()
+        edited = {channel: {str(i) for (i,) in con.execute(
+                      f"select {key} from {table} where edited_at > ? and edited_at <= ? and created_at <= ?",
+                      [old_clock, sandbox.clock, old_clock]).fetchall()}
+                  for channel, (table, key) in EDITS.items()}
     assert new_orders > 1000 and edits > 0 and late_refunds > 0
+    expected_after = oracle_mod.compute(sandbox)
     run_job(data, job="hourly_sync", size=WORLD)
-    after = _counts(data / "warehouse.duckdb", RAW_TABLES)
+    after = _counts(warehouse, RAW_TABLES)
     assert after["raw_shopify.orders"] == before["raw_shopify.orders"] + new_orders
-    assert compare_with_oracle(data / "warehouse.duckdb", sandbox) == {}
-    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+
+    # every channel: the advance brought new orders (and refunds where the channel has them) in the
+    # sandbox, and the hourly run put exactly those in the marts
+    orders_after = _mart_keys(warehouse, "fct_orders", "order_id")
+    refunds_after = _mart_keys(warehouse, "fct_refunds", "refund_id")
+    for mart, was, now, got_before, got_after in [
+            ("fct_orders", expected_before, expected_after, orders_before, orders_after),
+            ("fct_refunds", expected_before, expected_after, refunds_before, refunds_after)]:
+        exp_was, exp_now = _keys_by_channel(was.marts[mart]), _keys_by_channel(now.marts[mart])
+        assert got_before == exp_was, mart
+        for channel, keys in exp_now.items():
+            brought = keys - exp_was.get(channel, set())
+            assert brought, f"{mart}: the advance brought nothing new on {channel}"
+            assert got_after[channel] - got_before.get(channel, set()) == brought, (mart, channel)
+        assert set(STORES_AND_POS) <= set(exp_now), mart
+    # edits to old orders: in the marts with the platform's new modified time
+    for channel, ids in edited.items():
+        assert ids, f"no edits to old {channel} orders in 30 days"
+        for order_id in ids:
+            assert updated_before[(channel, order_id)] <= old_clock, (channel, order_id)
+        moved = dict(warehouse_rows(warehouse, "select order_id::varchar, updated_at from marts.fct_orders "
+                                               "where channel = ? and ordered_at <= ?", [channel, old_clock]))
+        assert all(moved[i] > old_clock for i in ids), (channel, {i: moved[i] for i in ids})
+
+    assert compare_with_oracle(warehouse, sandbox, expected=expected_after) == {}
+    con = duckdb.connect(str(warehouse), read_only=True)
     for table, key in [("raw_shopify.orders", "id"), ("raw_stripe.charges", "id"),
                        ("raw_shopify.balance_transactions", "id"), ("raw_stripe.balance_transactions", "id")]:
         dupes = con.execute(f"select count(*) - count(distinct {key}) from {table}").fetchone()[0]
@@ -133,8 +209,9 @@ def test_faults_change_nothing(world_20k, clean_run, tmp_path):
     finally:
         clean.close()
         faulty.close()
-    injected = sum(sum(r.emulator.faults.values()) for r in runtime.start_emulators(_settings(data)).values())
-    assert injected > 50
+    injected = {name: sum(r.emulator.faults.values()) for name, r in runtime.start_emulators(_settings(data)).items()}
+    assert sum(injected.values()) > 50
+    assert all(injected[name] > 0 for name in ("shopify", "stripe", *STORES_AND_POS)), injected
 
 
 def _settings(data):

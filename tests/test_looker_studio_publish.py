@@ -178,6 +178,34 @@ def test_publishing_twice_writes_nothing_then_an_edit_rewrites_one_file(looker):
     assert not [p for p in os.listdir(directory) if p.endswith(".tmp")]
 
 
+class _BehindAFlakyNetwork(LookerStudioEndpoint):
+    """The endpoint injects no faults of its own (it is our service); between it and its readers sits
+    a network that does: 429 / 503 from a proxy, answers that time out or fail after they were made."""
+
+    def faults_apply(self, method: str, path: str) -> bool:
+        return path.startswith("/connector/")
+
+
+def test_read_back_through_injected_faults(tmp_path):
+    settings = make_settings(tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    build_bi_marts(settings.warehouse_path)
+    running = serve(_BehindAFlakyNetwork(Sandbox(settings.sandbox_dir), EmulatorConfig(
+        time_scale=settings.time_scale, fault_rate=0.3, fault_seed=4, timeout_delay_s=1.5)))
+    try:
+        runtime.write_endpoints(settings, {"looker_studio": running})
+        first = _publish(settings)
+        assert first.ok and first.mismatches == [], first.summary()
+        assert first.read_back == sum(mart_count(settings.warehouse_path, t) for t in TABLES)
+        assert sum(running.emulator.faults.values()) > 0, running.emulator.faults
+        assert first.requests > 2 * len(TABLES)  # a getSchema and a getData per mart, and the retries
+        again = _publish(settings)
+        assert again.ok and again.writes == 0 and again.mismatches == []
+        assert read_manifest(snapshot_dir(settings.data_dir))["version"] == 1
+    finally:
+        running.stop()
+
+
 def test_live_connection_needs_the_token(monkeypatch, tmp_path):
     monkeypatch.delenv("LOOKER_STUDIO_TOKEN", raising=False)
     monkeypatch.setattr("finance_pipeline.settings._load_dotenv", lambda path: {})

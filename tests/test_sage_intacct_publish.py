@@ -108,3 +108,29 @@ def test_dry_run_sends_nothing(si):
     result = _publish(dataclasses.replace(settings, publish_dry_run=True), running, dry_run=True)
     assert result.dry_run["would_send"]["invoice.create_sotransaction"] == made["invoices"] - made["voided"]
     assert running.emulator.documents() == [] and running.emulator.counters["requests"] == 0
+
+
+def test_injected_faults_leave_no_duplicate_and_a_rerun_writes_nothing(settings, start_emulator):
+    """15 % of gateway calls fail (429 GW-0010, 503, a timeout or a 500 after Intacct committed the
+    document): the publisher retries and looks documents up by number, so every invoice ends up in
+    Intacct once, equal to the marts, and a clean re-run writes nothing."""
+    made = build_marts(settings.warehouse_path, n_invoices=40, n_customers=10)
+    expected = made["invoices"] - made["voided"]
+    running = start_emulator(SageIntacctEmulator, runtime_sandbox(settings), time_scale=settings.time_scale,
+                             fault_rate=0.15, fault_seed=7, timeout_delay_s=1.0)
+    runtime.write_endpoints(settings, {"sage_intacct": running})
+    for _ in range(4):
+        result = _publish(settings, running)
+        if result.ok:
+            break
+    assert result.ok, result.summary()
+    assert sum(running.emulator.faults.values()) > 0, running.emulator.faults
+    assert result.mismatches == []  # its read-back, through the faults, found Intacct equal to the marts
+    running.emulator.config.fault_rate = 0.0
+    docs = running.emulator.documents()
+    assert len(docs) == len({d["DOCNO"] for d in docs}) == expected
+    marts = mart_rows(settings.warehouse_path)
+    assert all(d["TRX_TOTAL"] == str(marts[d["DOCNO"]]["total_amount"]) for d in docs)
+    assert len(running.emulator.customers()) == made["customers"]
+    again = _publish(settings, running)
+    assert again.ok and again.writes == 0 and again.unchanged == expected
