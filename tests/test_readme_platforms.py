@@ -1,4 +1,5 @@
-"""The README's platform table: one row per platform of the registry (24 systems), each saying what
+"""The README's platform table: one row per platform of the registry (the 24 systems of the brief and the
+ECB rates feed), each saying what
 the pipeline does with it and which settings live mode needs, named as the platform's code reads them."""
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def _row_for(platform: registry.Platform, rows: list[list[str]]) -> list[str]:
 
 def test_every_platform_has_one_row_with_its_live_settings():
     rows = _rows()
-    assert len(rows) == len(registry.PLATFORMS) == 24, [r[0] for r in rows]
+    assert len(rows) == len(registry.PLATFORMS) == 25, [r[0] for r in rows]
     for platform in registry.PLATFORMS:
         row = _row_for(platform, rows)
         assert len(row) == 4 and all(row), row
