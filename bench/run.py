@@ -541,18 +541,6 @@ def _project(measured: list[dict[str, Any]], size: int) -> float:
     return per_order * size
 
 
-def _last_to_run(result: dict[str, Any], sizes: list[int], left_s: float, tail_factor: float) -> bool:
-    """Whether sizes[0] will be the largest size run: no size follows, or (projected from the
-    last size measured) the next would not fit the budget after it.  The first of several sizes
-    has nothing to project from and is taken not to be last."""
-    if len(sizes) == 1:
-        return True
-    if not result["sizes"]:
-        return False
-    this, following = _project(result["sizes"], sizes[0]), _project(result["sizes"], sizes[1])
-    return this + following * tail_factor + TAIL_FIXED_S > left_s
-
-
 def run(sizes: list[int], *, budget_min: float, work: Path, quick: bool,
         profile: Path | None = None) -> dict[str, Any]:
     started = time.perf_counter()
@@ -561,16 +549,16 @@ def run(sizes: list[int], *, budget_min: float, work: Path, quick: bool,
         "machine": {"python": platform_mod.python_version(), "cpus": os.cpu_count(), "platform": platform_mod.platform()},
         "mode": "quick" if quick else "full", "sizes": [], "skipped": [],
     }
-    for i, size in enumerate(sizes):
+    for size in sizes:
         if result["sizes"]:
             projected = _project(result["sizes"], size)
             left = budget_min * 60 - (time.perf_counter() - started)
             if projected * _tail_factor(result["mode"]) + TAIL_FIXED_S > left:
                 result["skipped"].append({"size": size, "projected_s": round(projected), "budget_left_s": round(left)})
                 continue
-        result["sizes"].append(measure_size(work, size, profile=profile if _last_to_run(
-            result, sizes[i:], budget_min * 60 - (time.perf_counter() - started), _tail_factor(result["mode"]))
-            else None))
+        # --profile: every size's full job runs under cProfile (which size will be the largest to
+        # run is known only afterwards); the largest one's profile is the one left in the file
+        result["sizes"].append(measure_size(work, size, profile=profile))
     largest = result["sizes"][-1]
     largest["incremental"] = measure_incremental(work, largest)
     result["floor"] = measure_floor(work / f"n{largest['size']}", largest["size"])
@@ -747,7 +735,8 @@ def render_markdown(r: dict[str, Any]) -> str:
            "| figure | measured | target | status |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in figures(r)]
     if full.get("profile"):
-        out += ["", f"The full run at {largest['size']:,} ran under cProfile: its times include the profiler's overhead."]
+        out += ["", "With `--profile` every full run ran under cProfile: the job times include the profiler's overhead "
+                "on the main thread (the emulators' threads and dbt's process run without it)."]
     out += ["", "## Growth", "", "| size (Shopify orders a year) | orders in the world store, all channels (incl. beyond the clock) | world s | job s | ingest s | dbt s | publish s | other s | RSS GiB |",
             "|---|---|---|---|---|---|---|---|---|"]
     rows = [(s["size"], f"| {s['size']:,} | {s['world']['orders_all_channels']:,} | {s['world']['seconds']} | "
