@@ -26,7 +26,7 @@ Everything is measured in one run on this machine, and reported beside its targe
 
 A size whose projected time would break the budget (`--budget-min`) is skipped and reported as
 such with the projection, never silently dropped; the 1M-order figures are then projected and
-marked so.  `--profile` runs the largest size's full job under cProfile (`data/bench/profile.txt`).
+marked so.  `--profile` runs the full jobs under cProfile (the largest's: `data/bench/profile.txt`).
 """
 from __future__ import annotations
 
@@ -796,8 +796,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-min", type=float, default=15.0, help="skip sizes projected past this")
     parser.add_argument("--out", default=str(ROOT / "data" / "bench"), help="where result.md/json go")
     parser.add_argument("--profile", action="store_true",
-                        help="run the largest size's full job under cProfile; its top 30 functions go to profile.txt "
-                             "(that run's times then include the profiler's overhead)")
+                        help="run the full jobs under cProfile; the largest size's top 30 functions go to "
+                             "profile.txt (the job times then include the profiler's overhead)")
     args = parser.parse_args(argv)
     default = "50000" if args.quick else "100000,300000,1000000"
     sizes = [int(s) for s in (args.sizes or default).split(",")]
