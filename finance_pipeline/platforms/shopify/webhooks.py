@@ -12,7 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
 
@@ -65,18 +68,29 @@ def inbox_events(headers: Headers, body: bytes) -> list[tuple[str, str | None, b
     return [(event_id, _header(headers, ("x-shopify-topic", "shopify-topic")), body)]
 
 
+def delivery(secret: str, topic: str, payload: dict, webhook_id: str,
+             at: "datetime | None" = None) -> tuple[dict[str, str], bytes]:
+    """A delivery of `payload` (the resource's REST JSON) on `topic` as Shopify sends it, signed
+    with `secret` (the sandbox and the benchmark send these to the receiver)."""
+    from datetime import datetime, timezone
+
+    from finance_pipeline.http.client import dumps
+
+    body = dumps(payload)  # as the API serves it: a Decimal as a JSON number with its exact digits
+    triggered = (at or datetime.now(timezone.utc)).isoformat()
+    return ({"Content-Type": "application/json", "X-Shopify-Topic": topic,
+             "X-Shopify-Hmac-Sha256": sign(body, secret), "X-Shopify-Shop-Domain": "curtains-sandbox.myshopify.com",
+             "X-Shopify-API-Version": "2025-07", "X-Shopify-Triggered-At": triggered,
+             "X-Shopify-Webhook-Id": webhook_id}, body)
+
+
 def sample_delivery(secret: str, n: int, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
     """An `orders/updated` delivery as Shopify sends it (tests and the benchmark)."""
     import uuid
     from datetime import datetime, timezone
 
-    import orjson
-
     at = datetime.fromtimestamp(timestamp, timezone.utc) if timestamp else datetime.now(timezone.utc)
     order_id = 5_100_000_000_000 + n * 7919
-    body = orjson.dumps({"id": order_id, "name": f"#{1000 + n}", "total_price": "113.00", "currency": "GBP",
-                         "updated_at": at.isoformat(timespec="seconds")})
-    return ({"Content-Type": "application/json", "X-Shopify-Topic": "orders/updated",
-             "X-Shopify-Hmac-Sha256": sign(body, secret), "X-Shopify-Shop-Domain": "curtains-sandbox.myshopify.com",
-             "X-Shopify-API-Version": "2025-07", "X-Shopify-Triggered-At": at.isoformat(),
-             "X-Shopify-Webhook-Id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"shopify-webhook:{n}"))}, body)
+    payload = {"id": order_id, "name": f"#{1000 + n}", "total_price": "113.00", "currency": "GBP",
+               "updated_at": at.isoformat(timespec="seconds")}
+    return delivery(secret, "orders/updated", payload, str(uuid.uuid5(uuid.NAMESPACE_URL, f"shopify-webhook:{n}")), at)
