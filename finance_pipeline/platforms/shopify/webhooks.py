@@ -14,6 +14,8 @@ import hashlib
 import hmac
 from typing import TYPE_CHECKING, Iterable, Mapping
 
+from finance_pipeline.platforms.shopify import API_VERSION
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -80,7 +82,7 @@ def delivery(secret: str, topic: str, payload: dict, webhook_id: str,
     triggered = (at or datetime.now(timezone.utc)).isoformat()
     return ({"Content-Type": "application/json", "X-Shopify-Topic": topic,
              "X-Shopify-Hmac-Sha256": sign(body, secret), "X-Shopify-Shop-Domain": "curtains-sandbox.myshopify.com",
-             "X-Shopify-API-Version": "2025-07", "X-Shopify-Triggered-At": triggered,
+             "X-Shopify-API-Version": API_VERSION, "X-Shopify-Triggered-At": triggered,
              "X-Shopify-Webhook-Id": webhook_id}, body)
 
 
