@@ -155,6 +155,21 @@ def _norm(v: Any) -> Any:
     return v
 
 
+def row_differences(want: dict, got: dict, norm: Any = lambda v: v, limit: int = 20) -> list[str]:
+    """What differs between oracle rows and mart rows keyed alike: missing and unexpected keys, then
+    every column whose values differ after `norm` (at most `limit` lines)."""
+    issues = []
+    if set(want) != set(got):
+        issues.append(f"keys: {len(set(want) - set(got))} missing {sorted(set(want) - set(got), key=str)[:3]}, "
+                      f"{len(set(got) - set(want))} unexpected {sorted(set(got) - set(want), key=str)[:3]}")
+    for key, row in want.items():
+        have = got.get(key)
+        for col, value in (row.items() if have else ()):
+            if norm(have[col]) != norm(value):
+                issues.append(f"{key} {col}: mart {have[col]!r} != oracle {value!r}")
+    return issues[:limit]
+
+
 def _mart_key(key: Any) -> Any:
     """An oracle key as `mart_rows` spells it: ids as text, dates (P&L months) as dates."""
     if not isinstance(key, tuple):

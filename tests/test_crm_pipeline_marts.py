@@ -13,7 +13,7 @@ import pytest
 
 from finance_pipeline.platforms.hubspot.oracle_pipeline import expected
 from finance_pipeline.sandbox.store import Sandbox
-from tests.pipeline_helpers import _norm, mart_rows, run_job
+from tests.pipeline_helpers import _norm, mart_rows, row_differences, run_job
 
 WORLD = 2_000
 MART = "rpt_pipeline_to_cash"
@@ -24,16 +24,7 @@ SOURCES = "shopify,stripe,hubspot,salesforce"
 def differences(data: Path) -> list[str]:
     want = expected(Sandbox(data / "sandbox"))
     got = mart_rows(data / "warehouse.duckdb", MART)
-    issues = []
-    if set(want) != set(got):
-        issues.append(f"keys: {len(set(want) - set(got))} missing {sorted(set(want) - set(got))[:3]}, "
-                      f"{len(set(got) - set(want))} unexpected {sorted(set(got) - set(want))[:3]}")
-    for key, row in want.items():
-        have = got.get(key)
-        for col, value in (row.items() if have else ()):
-            if _norm(have[col]) != _norm(value):
-                issues.append(f"{key} {col}: mart {have[col]!r} != oracle {value!r}")
-    return issues[:20]
+    return row_differences(want, got, norm=_norm)
 
 
 @pytest.fixture(scope="module")

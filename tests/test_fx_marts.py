@@ -13,7 +13,7 @@ import pytest
 
 from finance_pipeline.sandbox.oracle_fx import expected
 from finance_pipeline.sandbox.store import Sandbox
-from tests.pipeline_helpers import run_job, warehouse_rows
+from tests.pipeline_helpers import row_differences, run_job, warehouse_rows
 
 SOURCES = {"shopify", "stripe", "ecb"}
 CHANNELS = {"shopify", "stripe"}
@@ -31,17 +31,6 @@ def rows(data: Path, sql: str) -> list[dict]:
         con.close()
 
 
-def differences(want: dict, got: dict) -> list[str]:
-    issues = []
-    if set(want) != set(got):
-        issues.append(f"keys: missing {sorted(set(want) - set(got))[:3]}, unexpected {sorted(set(got) - set(want))[:3]}")
-    for key, row in want.items():
-        for col, value in row.items() if key in got else ():
-            if got[key][col] != value:
-                issues.append(f"{key} {col}: mart {got[key][col]!r} != oracle {value!r}")
-    return issues[:20]
-
-
 @pytest.fixture(scope="module")
 def fx_run(tmp_path_factory, small_world_dir) -> Path:
     data = tmp_path_factory.mktemp("fx-run")
@@ -53,7 +42,7 @@ def fx_run(tmp_path_factory, small_world_dir) -> Path:
 def test_fx_rates_equal_the_oracle(fx_run):
     want = expected(Sandbox(fx_run / "sandbox"), CHANNELS)["fct_fx_rates"]
     got = {(r["rate_date"], r["currency"]): r for r in rows(fx_run, "select * from marts.fct_fx_rates")}
-    assert differences(want, got) == []
+    assert row_differences(want, got) == []
     assert {c for _, c in got} == {"EUR", "USD", "AUD"}
     # Christmas and Boxing Day carry the 24th's rates; the ECB's own GBP rate is the EUR row
     assert got[(date(2025, 12, 26), "USD")]["source_rate_date"] == date(2025, 12, 24)
@@ -65,7 +54,7 @@ def test_fx_rates_equal_the_oracle(fx_run):
 def test_exposure_equals_the_oracle(fx_run):
     want = expected(Sandbox(fx_run / "sandbox"), CHANNELS)["rpt_fx_exposure"]
     got = {(r["as_of_date"], r["invoice_number"]): r for r in rows(fx_run, "select * from marts.rpt_fx_exposure")}
-    assert differences(want, got) == []
+    assert row_differences(want, got) == []
     dates = {d for d, _ in got}
     assert date(2025, 6, 30) in dates and date(2026, 1, 1) in dates and len(dates) >= 12
     assert {r["currency"] for r in got.values()} == {"EUR", "USD", "AUD"}
