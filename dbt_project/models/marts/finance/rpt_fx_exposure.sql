@@ -66,4 +66,10 @@ select
         as unrealised_fx_home
 from positions as p
 join invoices as i using (invoice_number)
-left join {{ ref('fct_fx_rates') }} as r on r.rate_date = p.as_of_date and r.currency = i.currency
+left join {{ ref('fct_fx_rates') }} as r
+    on r.currency = i.currency
+    -- the newest day fct_fx_rates holds up to the as-of date: a run that rebuilds this mart without the
+    -- rates (a webhook-triggered run of one channel) values "today" at the last rate loaded, and says so
+    -- in ecb_rate_date, instead of leaving it without a rate
+    and r.rate_date = (select max(r2.rate_date) from {{ ref('fct_fx_rates') }} as r2
+                       where r2.currency = i.currency and r2.rate_date <= p.as_of_date)
