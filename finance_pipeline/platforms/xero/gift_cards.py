@@ -166,19 +166,13 @@ def all_journals(run: Any) -> list[dict]:
 
 
 def _send(run: Any, batch: list[Write], method: str) -> list[Outcome]:
-    from finance_pipeline.http import ApiError
-    from finance_pipeline.platforms.xero.publish import _element_outcome, _rejection
-    from finance_pipeline.publish.mechanics import Rejected, idempotency_key
+    from finance_pipeline.platforms.xero.credit_notes import _call
+    from finance_pipeline.platforms.xero.publish import _element_outcome
+    from finance_pipeline.publish.mechanics import idempotency_key
 
     key = idempotency_key(f"xero-journals-{method.lower()}", [(w.key, w.content_hash, w.remote_id) for w in batch])
-    try:
-        answer = run.client.request(method, "ManualJournals", params={"summarizeErrors": "false"},
-                                    json={"ManualJournals": [w.body for w in batch]},
-                                    headers={"Idempotency-Key": key}).json()
-    except ApiError as exc:
-        if exc.status == 400:
-            raise Rejected(_rejection(exc)) from None
-        raise
+    answer = _call(run, method, "ManualJournals", key, {"ManualJournals": [w.body for w in batch]},
+                   {"summarizeErrors": "false"})
     return [_element_outcome(e, "ManualJournalID") for e in answer.get("ManualJournals", [])]
 
 

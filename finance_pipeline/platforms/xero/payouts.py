@@ -278,19 +278,13 @@ def all_credit_notes(run: Any) -> dict[str, dict]:
 
 
 def send_credit_notes(run: Any, batch: list[Write]) -> list:
-    from finance_pipeline.http import ApiError
-    from finance_pipeline.platforms.xero.publish import _element_outcome, _rejection
-    from finance_pipeline.publish.mechanics import Rejected, idempotency_key
+    from finance_pipeline.platforms.xero.credit_notes import _call
+    from finance_pipeline.platforms.xero.publish import _element_outcome
+    from finance_pipeline.publish.mechanics import idempotency_key
 
     key = idempotency_key("xero-credit-notes", [(w.key, w.content_hash, w.remote_id) for w in batch])
-    try:
-        answer = run.client.request("POST", "CreditNotes", params={"summarizeErrors": "false", "unitdp": "4"},
-                                    json={"CreditNotes": [w.body for w in batch]},
-                                    headers={"Idempotency-Key": key}).json()
-    except ApiError as exc:
-        if exc.status == 400:
-            raise Rejected(_rejection(exc)) from None
-        raise
+    answer = _call(run, "POST", "CreditNotes", key, {"CreditNotes": [w.body for w in batch]},
+                   {"summarizeErrors": "false", "unitdp": "4"})
     return [_element_outcome(e, "CreditNoteID") for e in answer.get("CreditNotes", [])]
 
 
