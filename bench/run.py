@@ -58,6 +58,8 @@ TARGETS = {
     "dbt_build_s": ("≤ 20 s at 1M orders", 20.0),
 }
 FAST = "1000000"  # time scale that puts every limit out of the way
+FULL_SIZES = "100000,300000,1000000"
+QUICK_SIZE = 50_000
 
 
 @contextmanager
@@ -522,16 +524,15 @@ def measure_incremental(work: Path, measured: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# What the largest size costs beyond its world and full job: the incremental run (about half a full
-# run on the 2k world) and each webhook latency sample (a targeted run: Shopify's ingest and the dbt
-# models downstream, about 0.4 of a full run), then the rate-limit probes, the floor, the REST/GraphQL
-# backfills and the receiver (about two and a half minutes, size-independent).
-LATENCY_SAMPLES = {"quick": 3, "full": 5}
-TAIL_FIXED_S = 150.0
+# What a size costs beyond its world and full job, as a multiple of the full job: the incremental
+# run (about half a full run on small worlds) and each webhook latency sample (a targeted run:
+# Shopify's ingest and the dbt models downstream, about 0.4 of a full run).  The size-independent
+# figures (rate-limit probes, receiver, REST/GraphQL backfills, floor) run first and are timed.
+LATENCY_SAMPLES = {"quick": 3, "full": 3}
 
 
 def _tail_factor(mode: str) -> float:
-    return 1.0 + 0.5 + 0.5 * LATENCY_SAMPLES[mode]
+    return 1.0 + 0.5 + 0.4 * LATENCY_SAMPLES[mode]
 
 
 def _project(measured: list[dict[str, Any]], size: int) -> float:
@@ -541,41 +542,73 @@ def _project(measured: list[dict[str, Any]], size: int) -> float:
     return per_order * size
 
 
+class Bench:
+    """One bench run: its result dict, the time it has used, and a save after every stage, so a run
+    stopped half-way (or past its budget) still leaves every figure it took in result.json/.md."""
+
+    def __init__(self, *, mode: str, budget_min: float, save: Callable[[dict[str, Any]], None]) -> None:
+        self.started = time.perf_counter()
+        self.budget_s = budget_min * 60
+        self.save = save
+        self.result: dict[str, Any] = {
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"python": platform_mod.python_version(), "cpus": os.cpu_count(),
+                        "platform": platform_mod.platform()},
+            "mode": mode, "budget_s": self.budget_s, "sizes": [], "skipped": [], "stages_s": {},
+        }
+
+    def left_s(self) -> float:
+        return self.budget_s - (time.perf_counter() - self.started)
+
+    def stage(self, name: str, measure: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        value = measure()
+        self.result["stages_s"][name] = round(time.perf_counter() - t0, 1)
+        self.result["seconds"] = round(time.perf_counter() - self.started, 1)
+        self.save(self.result)
+        return value
+
+
 def run(sizes: list[int], *, budget_min: float, work: Path, quick: bool,
-        profile: Path | None = None) -> dict[str, Any]:
-    started = time.perf_counter()
-    result: dict[str, Any] = {
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"python": platform_mod.python_version(), "cpus": os.cpu_count(), "platform": platform_mod.platform()},
-        "mode": "quick" if quick else "full", "sizes": [], "skipped": [],
-    }
+        profile: Path | None = None, save: Callable[[dict[str, Any]], None] = lambda r: None) -> dict[str, Any]:
+    bench = Bench(mode="quick" if quick else "full", budget_min=budget_min, save=save)
+    result = bench.result
+    # size-independent figures first: short, and they must be in the result whatever comes later
+    result["rate_limits"] = bench.stage("rate-limit probes", lambda: measure_rate_limits(
+        work / "limits", seconds=3.0 if quick else 10.0))
+    result["webhooks"] = {"receiver": bench.stage("webhook receiver", lambda: measure_webhook_throughput(
+        work / "limits", 2000, 2_000 if quick else 10_000))}
+    result["shopify_rest_vs_graphql_backfill"] = bench.stage(
+        "Shopify REST vs GraphQL backfill", lambda: measure_shopify_backfill_paths(
+            work, sizes[-1] if quick else max(sizes), cap=2_000 if quick else 20_000))
     for size in sizes:
         if result["sizes"]:
             projected = _project(result["sizes"], size)
-            left = budget_min * 60 - (time.perf_counter() - started)
-            if projected * _tail_factor(result["mode"]) + TAIL_FIXED_S > left:
-                result["skipped"].append({"size": size, "projected_s": round(projected), "budget_left_s": round(left)})
+            if projected * _tail_factor(result["mode"]) > bench.left_s():
+                result["skipped"].append({"size": size, "projected_s": round(projected),
+                                          "budget_left_s": round(bench.left_s())})
+                bench.save(result)
                 continue
         # --profile: every size's full job runs under cProfile (which size will be the largest to
         # run is known only afterwards); the largest one's profile is the one left in the file
-        result["sizes"].append(measure_size(work, size, profile=profile))
+        result["sizes"].append(bench.stage(f"world + full run at {size:,}",
+                                           lambda: measure_size(work, size, profile=profile)))
     largest = result["sizes"][-1]
-    largest["incremental"] = measure_incremental(work, largest)
-    result["floor"] = measure_floor(work / f"n{largest['size']}", largest["size"])
+    largest_dir = work / f"n{largest['size']}"
+    result["floor"] = bench.stage("floor", lambda: measure_floor(largest_dir, largest["size"]))
     ingest_shopify = largest["full"]["steps_s"].get("ingest_shopify")
     if ingest_shopify:
         ours = largest["full"]["raw_shopify_orders"] / ingest_shopify
         result["floor"]["ingest_rows_per_s"] = round(ours)
         result["floor"]["ratio"] = round(ours / result["floor"]["rows_per_s"], 3)
-    result["shopify_rest_vs_graphql_backfill"] = measure_shopify_backfill_paths(
-        work, largest["size"], cap=5_000 if quick else 20_000)
-    result["rate_limits"] = measure_rate_limits(work / "limits", seconds=8.0 if quick else 20.0)
-    largest_dir = work / f"n{largest['size']}"
-    result["webhooks"] = {
-        "receiver": measure_webhook_throughput(largest_dir, largest["size"], 2_000 if quick else 10_000),
-        "latency": measure_webhook_latency(largest_dir, largest["size"], LATENCY_SAMPLES[result["mode"]]),
-    }
-    result["seconds"] = round(time.perf_counter() - started, 1)
+    largest["incremental"] = bench.stage("incremental run", lambda: measure_incremental(work, largest))
+    # event -> marts latency on the largest world: each sample is a targeted run, so as many samples
+    # as the budget holds (at least two, for a p50 and a p95)
+    per_sample = max(largest["incremental"]["wall_s"], 1.0)
+    samples = max(2, min(LATENCY_SAMPLES[result["mode"]], int(bench.left_s() // per_sample)))
+    result["webhooks"]["latency"] = bench.stage("webhook latency", lambda: measure_webhook_latency(
+        largest_dir, largest["size"], samples))
+    result["seconds"] = round(time.perf_counter() - bench.started, 1)
     return result
 
 
@@ -612,56 +645,102 @@ def _growth(r: dict[str, Any]) -> tuple[float | None, str]:
     return round(ratio, 2), f"{ratio:.2f}× the per-order cost of {a['size']:,} at {b['size']:,}"
 
 
+NOT_YET = "not measured (the run has not reached it, or stopped before)"
+
+
+def _figure(name: str, target: str, compute: Callable[[], tuple[str, str]]) -> tuple[str, str, str, str]:
+    """One figure's row; a figure whose stage has not produced its numbers says so instead."""
+    try:
+        measured, status = compute()
+    except (KeyError, IndexError):
+        return name, NOT_YET, target, "not measured"
+    return name, measured, target, status
+
+
 def figures(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(figure, measured, target, status) for every figure issue #10 asks for."""
-    largest = r["sizes"][-1]
-    full, inc = largest["full"], largest.get("incremental", {})
-    world = largest["world"]
-    use = min((v["use"] for v in r["rate_limits"].values()), default=None)
-    refused = sum(v["refused"] for v in r["rate_limits"].values())
-    wall, wall_how = _at_target_size(r, lambda s: s["full"]["wall_s"])
-    dbt, dbt_how = _at_target_size(r, lambda s: s["full"]["stages_s"].get("dbt"))
-    growth, growth_how = _growth(r)
-    world_share = world["seconds"] / (world["seconds"] + full["wall_s"])
-    rows = [
-        ("world generator", f"{world['seconds']} s for {world['orders_all_channels']:,} orders, all channels "
-         f"({world['orders_per_s']:,}/s), {world_share:.0%} of world + job at {largest['size']:,}",
-         "must not dominate", "met" if world_share < 0.5 else "missed"),
-        ("full backfill (job wall)", f"{wall} s {wall_how}", TARGETS["full_backfill_s"][0],
-         _check(wall, 120.0, False) + ("" if TARGET_SIZE in {s['size'] for s in r['sizes']} else " (projected)")),
-        ("peak RSS (process / dbt)", f"{largest['rss_gib']} / {largest['child_rss_gib']} GiB at {largest['size']:,}",
-         TARGETS["peak_rss_gib"][0], _check(max(largest["rss_gib"], largest["child_rss_gib"]), 1.5, False)),
-        ("ingest vs floor (Shopify orders)", f"{r['floor'].get('ratio')}× ({r['floor'].get('ingest_rows_per_s')} vs "
-         f"{r['floor']['rows_per_s']} rows/s)", TARGETS["floor_ratio"][0], _check(r["floor"].get("ratio"), 0.5, True)),
-        ("incremental after ~1 % change", f"{inc.get('fraction')} of full ({inc.get('wall_s')} s at {largest['size']:,})",
-         TARGETS["incremental_fraction"][0], _check(inc.get("fraction"), 0.10, False)),
-        ("rate-limit use (worst API)", f"{use:.1%}, {refused} refused over {len(r['rate_limits'])} operations"
-         if use is not None else "not measured", TARGETS["rate_limit_use"][0],
-         "met" if use is not None and use >= 0.9 and refused == 0 else "missed"),
-        ("dbt build", f"{dbt} s {dbt_how}", TARGETS["dbt_build_s"][0],
-         _check(dbt, 20.0, False) + ("" if TARGET_SIZE in {s['size'] for s in r['sizes']} else " (projected)")),
-    ]
+    sizes = r.get("sizes") or []
+    on_target = TARGET_SIZE in {s["size"] for s in sizes}
+    limits = r.get("rate_limits") or {}
     hooks = r.get("webhooks") or {}
-    rec, lat = hooks.get("receiver") or {}, hooks.get("latency") or {}
-    if rec:
-        kill = rec.get("kill9", {})
-        rows.append(("webhook receiver: verified deliveries/s",
-                     f"{rec['deliveries_per_s']:,}/s ({rec['acknowledged']:,} of {rec['deliveries']:,} acknowledged, "
-                     f"{rec['lost']} lost, {rec['doubled']} doubled; kill -9: {kill.get('missing_after_restart')} "
-                     f"of {kill.get('acknowledged_before_kill')} acknowledged missing)",
-                     "measured (no number in #10); zero lost or doubled",
-                     "met" if rec["lost"] == 0 and rec["doubled"] == 0 and not kill.get("missing_after_restart") else "missed"))
-    if lat:
-        rows.append(("webhook event → marts latency", f"p50 {lat['p50_s']} s, p95 {lat['p95_s']} s over {lat['samples']} "
-                     f"Shopify orders at {lat['world_size']:,}", "measured (no number in #10)",
-                     "measured" if lat["samples"] else "not measured"))
-    paths = r.get("shopify_rest_vs_graphql_backfill")
-    if paths:
-        rows.append(("Shopify backfill, GraphQL bulk vs REST", f"{paths['graphql_vs_rest']}× the REST rows/s "
-                     f"({paths.get('world_size', 0):,}-order world)", "compared in the same run", "measured"))
-    rows.append(("growth 100k → 1M (per-order cost)", growth_how, "linear or better (≤ 1×)",
-                 _check(growth, 1.0, False) if growth is not None else "not measured"))
-    return rows
+
+    def world() -> tuple[str, str]:
+        largest = sizes[-1]
+        w, full = largest["world"], largest["full"]
+        share = w["seconds"] / (w["seconds"] + full["wall_s"])
+        return (f"{w['seconds']} s for {w['orders_all_channels']:,} orders, all channels ({w['orders_per_s']:,}/s), "
+                f"{share:.0%} of world + job at {largest['size']:,}", "met" if share < 0.5 else "missed")
+
+    def at_target(seconds_at: Callable[[dict[str, Any]], Any], limit: float) -> Callable[[], tuple[str, str]]:
+        def compute() -> tuple[str, str]:
+            if not sizes:
+                raise IndexError("no size measured yet")
+            value, how = _at_target_size(r, seconds_at)
+            return f"{value} s {how}", _check(value, limit, False) + ("" if on_target else " (projected)")
+        return compute
+
+    def rss() -> tuple[str, str]:
+        largest = sizes[-1]
+        return (f"{largest['rss_gib']} / {largest['child_rss_gib']} GiB at {largest['size']:,}",
+                _check(max(largest["rss_gib"], largest["child_rss_gib"]), 1.5, False))
+
+    def floor() -> tuple[str, str]:
+        f = r["floor"]
+        return (f"{f['ratio']}× ({f['ingest_rows_per_s']} vs {f['rows_per_s']} rows/s)", _check(f["ratio"], 0.5, True))
+
+    def incremental() -> tuple[str, str]:
+        largest = sizes[-1]
+        inc = largest["incremental"]
+        return (f"{inc['fraction']} of full ({inc['wall_s']} s at {largest['size']:,})",
+                _check(inc["fraction"], 0.10, False))
+
+    def rate_limits() -> tuple[str, str]:
+        if not limits:
+            raise KeyError("rate_limits")
+        use = min(v["use"] for v in limits.values())
+        refused = sum(v["refused"] for v in limits.values())
+        return (f"{use:.1%}, {refused} refused over {len(limits)} operations",
+                "met" if use >= 0.9 and refused == 0 else "missed")
+
+    def receiver() -> tuple[str, str]:
+        rec = hooks["receiver"]
+        kill = rec["kill9"]
+        return (f"{rec['deliveries_per_s']:,}/s ({rec['acknowledged']:,} of {rec['deliveries']:,} acknowledged, "
+                f"{rec['lost']} lost, {rec['doubled']} doubled; kill -9: {kill['missing_after_restart']} "
+                f"of {kill['acknowledged_before_kill']} acknowledged missing)",
+                "met" if rec["lost"] == 0 and rec["doubled"] == 0 and not kill["missing_after_restart"] else "missed")
+
+    def latency() -> tuple[str, str]:
+        lat = hooks["latency"]
+        return (f"p50 {lat['p50_s']} s, p95 {lat['p95_s']} s over {lat['samples']} Shopify orders at "
+                f"{lat['world_size']:,}", "measured" if lat["samples"] else "not measured")
+
+    def paths() -> tuple[str, str]:
+        p = r["shopify_rest_vs_graphql_backfill"]
+        return f"{p['graphql_vs_rest']}× the REST rows/s ({p['world_size']:,}-order world)", "measured"
+
+    def growth() -> tuple[str, str]:
+        if not sizes:
+            raise IndexError("no size measured yet")
+        value, how = _growth(r)
+        return how, _check(value, 1.0, False) if value is not None else "not measured"
+
+    return [
+        _figure("world generator", "must not dominate", world),
+        _figure("full backfill (job wall)", TARGETS["full_backfill_s"][0],
+                at_target(lambda s: s["full"]["wall_s"], 120.0)),
+        _figure("peak RSS (process / dbt)", TARGETS["peak_rss_gib"][0], rss),
+        _figure("ingest vs floor (Shopify orders)", TARGETS["floor_ratio"][0], floor),
+        _figure("incremental after ~1 % change", TARGETS["incremental_fraction"][0], incremental),
+        _figure("rate-limit use (worst API)", TARGETS["rate_limit_use"][0], rate_limits),
+        _figure("dbt build", TARGETS["dbt_build_s"][0],
+                at_target(lambda s: s["full"]["stages_s"].get("dbt"), 20.0)),
+        _figure("webhook receiver: verified deliveries/s", "measured (no number in #10); zero lost or doubled",
+                receiver),
+        _figure("webhook event → marts latency", "measured (no number in #10)", latency),
+        _figure("Shopify backfill, GraphQL bulk vs REST", "compared in the same run", paths),
+        _figure("growth 100k → 1M (per-order cost)", "linear or better (≤ 1×)", growth),
+    ]
 
 
 def _shortfall(name: str, r: dict[str, Any]) -> str:
@@ -690,6 +769,8 @@ def _stage_shares(stages: dict[str, float]) -> str:
 def closing_note(r: dict[str, Any]) -> list[str]:
     """Where a target is missed: by how much, what dominates (the stages of the largest run, the
     profile if one was taken) and what would close it."""
+    if not r.get("sizes"):
+        return ["No full run measured yet: the closing note comes with the first size."]
     largest = r["sizes"][-1]
     closers = {
         "full backfill (job wall)": "cut the dominant stage first; then the issue's levers: the Shopify GraphQL "
@@ -728,88 +809,128 @@ def closing_note(r: dict[str, Any]) -> list[str]:
     return out
 
 
-def render_markdown(r: dict[str, Any]) -> str:
-    largest = r["sizes"][-1]
-    full = largest["full"]
-    out = [f"# Benchmark ({r['mode']}, {r['started_at']}, {r['machine']['cpus']} CPUs, {r['seconds']} s)", "",
-           "| figure | measured | target | status |", "|---|---|---|---|"]
-    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in figures(r)]
-    if full.get("profile"):
-        out += ["", "With `--profile` every full run ran under cProfile: the job times include the profiler's overhead "
-                "on the main thread (the emulators' threads and dbt's process run without it)."]
-    out += ["", "## Growth", "", "| size (Shopify orders a year) | orders in the world store, all channels (incl. beyond the clock) | world s | job s | ingest s | dbt s | publish s | other s | RSS GiB |",
-            "|---|---|---|---|---|---|---|---|---|"]
+def _growth_section(r: dict[str, Any]) -> list[str]:
+    sizes = r.get("sizes") or []
+    out = ["", "## Growth", "",
+           "| size (Shopify orders a year) | orders in the world store, all channels (incl. beyond the clock) "
+           "| world s | job s | ingest s | dbt s | publish s | other s | RSS GiB |",
+           "|---|---|---|---|---|---|---|---|---|"]
     rows = [(s["size"], f"| {s['size']:,} | {s['world']['orders_all_channels']:,} | {s['world']['seconds']} | "
              f"{s['full']['wall_s']} | {s['full']['stages_s'].get('ingest', 0)} | {s['full']['stages_s'].get('dbt', 0)} | "
              f"{s['full']['stages_s'].get('publish', 0)} | {s['full']['stages_s'].get('other', 0)} | {s['rss_gib']} |")
-            for s in r["sizes"]]
+            for s in sizes]
     rows += [(s["size"], f"| {s['size']:,} | skipped for the budget: world + job projected {s['projected_s']} s "
-              f"(linear from {largest['size']:,}), {s['budget_left_s']} s of budget left | | | | | | | |")
-             for s in r["skipped"]]
+              f"(linear from {sizes[-1]['size']:,}), {s['budget_left_s']} s of budget left | | | | | | | |")
+             for s in r.get("skipped") or []]
     out += [row for _, row in sorted(rows)]
-    out += ["", "## Steps of the largest run (s)", ""]
-    out += [f"- {k}: {v}" for k, v in full["steps_s"].items()]
+    if sizes:
+        full = sizes[-1]["full"]
+        out += ["", f"## Steps of the largest run, {sizes[-1]['size']:,} (s)", "",
+                "| step | full run | incremental run |", "|---|---|---|"]
+        inc = (sizes[-1].get("incremental") or {}).get("steps_s") or {}
+        out += [f"| {k} | {v} | {inc.get(k, '')} |" for k, v in sorted(full["steps_s"].items(), key=lambda kv: -kv[1])]
+    return out
+
+
+def _paths_section(r: dict[str, Any]) -> list[str]:
     paths = r.get("shopify_rest_vs_graphql_backfill")
-    if paths:
-        out += ["", f"## Shopify backfill: REST vs GraphQL bulk operation (orders only, "
-                f"{paths.get('world_size', 0):,}-order world)", "",
-                f"- REST: {paths['rest']['rows']:,} orders in {paths['rest']['seconds']} s ({paths['rest']['rows_per_s']} rows/s)",
-                f"- GraphQL: {paths['graphql']['rows']:,} orders in {paths['graphql']['seconds']} s "
-                f"({paths['graphql']['rows_per_s']} rows/s; the bulk operation itself ran "
-                f"{paths['graphql'].get('bulk_operation_s')} s of it in the emulator, the client's share "
-                f"{paths['graphql'].get('client_rows_per_s')} rows/s)",
-                f"- GraphQL / REST: {paths['graphql_vs_rest']}×"]
-    out += ["", "## Rate limits (target ≥ 90 % of the allowed rate, zero refused)", "",
-            "Each operation is driven from 8 threads through the platform's own client against its emulator "
-            "enforcing the documented limit, time-compressed (the emulator's and the client's limits scale "
-            "alike); the rate is taken after the first 40 % of the probe, past any initial burst.", "",
-            "| API | operation | documented limit | time scale | achieved / allowed per s | use | requests | refused | status |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for k, v in r["rate_limits"].items():
+    if not paths:
+        return []
+    rest, gql = paths["rest"], paths["graphql"]
+    return ["", f"## Shopify backfill: REST vs GraphQL bulk operation (orders only, "
+            f"{paths.get('world_size', 0):,}-order world)", "",
+            f"- REST: {rest['rows']:,} orders in {rest['seconds']} s ({rest['rows_per_s']} rows/s)",
+            f"- GraphQL: {gql['rows']:,} orders in {gql['seconds']} s ({gql['rows_per_s']} rows/s; the bulk "
+            f"operation itself ran {gql.get('bulk_operation_s')} s of it in the emulator, the client's share "
+            f"{gql.get('client_rows_per_s')} rows/s)",
+            f"- GraphQL / REST: {paths['graphql_vs_rest']}×"]
+
+
+def _limits_section(r: dict[str, Any]) -> list[str]:
+    limits = r.get("rate_limits")
+    if not limits:
+        return []
+    out = ["", "## Rate limits (target ≥ 90 % of the allowed rate, zero refused)", "",
+           "Each operation is driven from 8 threads through the platform's own client against its emulator "
+           "enforcing the documented limit, time-compressed (the emulator's and the client's limits scale "
+           "alike); the rate is taken after the first 40 % of the probe, past any initial burst.", "",
+           "| API | operation | documented limit | time scale | achieved / allowed per s | use | requests | refused | status |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for k, v in limits.items():
         ok = "met" if v["use"] >= 0.9 and v["refused"] == 0 else "missed"
         out.append(f"| {k.split()[0]} | {v.get('operation', '')} | {v.get('documented', '')} | {v['time_scale']:g}× | "
                    f"{v['achieved_per_s']} / {v['allowed_per_s']} | {v['use']:.1%} | {v['requests']} | {v['refused']} | {ok} |")
-    shares = {k.split()[0]: v["client_share"] for k, v in r["rate_limits"].items() if v.get("client_share")}
-    out += [""] + [f"- {k}: {why}." for k, why in shares.items()]
+    shares = {k.split()[0]: v["client_share"] for k, v in limits.items() if v.get("client_share")}
+    return out + [""] + [f"- {k}: {why}." for k, why in shares.items()]
+
+
+def _webhooks_section(r: dict[str, Any]) -> list[str]:
     hooks = r.get("webhooks") or {}
-    if hooks:
-        rec, lat = hooks["receiver"], hooks["latency"]
-        out += ["", "## Webhooks", "",
-                f"- receiver (its own process, {rec['concurrency']} keep-alive connections, every webhook platform's "
-                f"signature): {rec['deliveries_per_s']:,} verified deliveries/s, {rec['acknowledged']:,} acknowledged "
-                f"in {rec['seconds']} s, {rec['refused']} refused, {rec['lost']} lost, {rec['doubled']} doubled; "
-                f"kill -9 after {rec['kill9']['killed_after_s']} s: {rec['kill9']['missing_after_restart']} of "
-                f"{rec['kill9']['acknowledged_before_kill']:,} acknowledged events missing after the restart",
-                f"- event → marts (new Shopify orders on the {lat['world_size']:,}-order world, each its own "
-                f"`webhook_sync` run as the inbox sensor requests it): p50 {lat['p50_s']} s, p95 {lat['p95_s']} s "
-                f"over {lat['samples']} samples ({', '.join(map(str, lat['latencies_s']))} s); not included: the "
-                "sensor's wait for its next tick (at most 30 s) and the daemon's start of a run process"]
+    out = ["", "## Webhooks", ""] if hooks else []
+    rec, lat = hooks.get("receiver"), hooks.get("latency")
+    if rec:
+        out.append(f"- receiver (its own process, {rec['concurrency']} keep-alive connections, every webhook "
+                   f"platform's signature): {rec['deliveries_per_s']:,} verified deliveries/s, {rec['acknowledged']:,} "
+                   f"acknowledged in {rec['seconds']} s, {rec['refused']} refused, {rec['lost']} lost, {rec['doubled']} "
+                   f"doubled; kill -9 after {rec['kill9']['killed_after_s']} s: {rec['kill9']['missing_after_restart']} "
+                   f"of {rec['kill9']['acknowledged_before_kill']:,} acknowledged events missing after the restart")
+    if lat:
+        out.append(f"- event → marts (new Shopify orders on the {lat['world_size']:,}-order world, each its own "
+                   f"`webhook_sync` run as the inbox sensor requests it): p50 {lat['p50_s']} s, p95 {lat['p95_s']} s "
+                   f"over {lat['samples']} samples ({', '.join(map(str, lat['latencies_s']))} s; the runs themselves "
+                   f"{', '.join(map(str, lat['run_s']))} s); not included: the sensor's wait for its next tick "
+                   "(at most 30 s) and the daemon's start of a run process")
+    return out
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    """The result as Markdown; a partial result (a run still going, or stopped) renders too."""
+    sizes = r.get("sizes") or []
+    out = [f"# Benchmark ({r['mode']}, {r['started_at']}, {r['machine']['cpus']} CPUs, "
+           f"{r.get('seconds', 0)} s of a {r['budget_s'] / 60:g}-minute budget)", "",
+           "| figure | measured | target | status |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in figures(r)]
+    if sizes and sizes[-1]["full"].get("profile"):
+        out += ["", "With `--profile` every full run ran under cProfile: the job times include the profiler's overhead "
+                "on the main thread (the emulators' threads and dbt's process run without it)."]
+    out += ["", "## Where the bench's own time went (s)", ""]
+    out += [f"- {k}: {v}" for k, v in (r.get("stages_s") or {}).items()]
+    out += _growth_section(r) + _paths_section(r) + _limits_section(r) + _webhooks_section(r)
     out += ["", "## Closing note", ""] + closing_note(r)
     return "\n".join(out) + "\n"
 
 
+def write_result(out: Path, result: dict[str, Any]) -> None:
+    """result.json and result.md, each replaced in one rename (a reader never sees half a file)."""
+    for name, text in (("result.json", json.dumps(result, indent=2, default=str)),
+                       ("result.md", render_markdown(result))):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one 50k-order world: every figure, quickly")
+    parser.add_argument("--quick", action="store_true", help="one small world: every figure, quickly")
     parser.add_argument("--sizes", default=None,
-                        help="comma-separated world sizes (default 100000,300000,1000000; 50000 with --quick)")
+                        help=f"comma-separated world sizes (default {FULL_SIZES}; {QUICK_SIZE} with --quick)")
     parser.add_argument("--budget-min", type=float, default=15.0, help="skip sizes projected past this")
     parser.add_argument("--out", default=str(ROOT / "data" / "bench"), help="where result.md/json go")
     parser.add_argument("--profile", action="store_true",
                         help="run the full jobs under cProfile; the largest size's top 30 functions go to "
                              "profile.txt (the job times then include the profiler's overhead)")
     args = parser.parse_args(argv)
-    default = "50000" if args.quick else "100000,300000,1000000"
+    default = str(QUICK_SIZE) if args.quick else FULL_SIZES
     sizes = [int(s) for s in (args.sizes or default).split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=out))
     try:
         result = run(sizes, budget_min=args.budget_min, work=work, quick=args.quick,
-                     profile=out / "profile.txt" if args.profile else None)
+                     profile=out / "profile.txt" if args.profile else None,
+                     save=lambda partial: write_result(out, partial))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
-    (out / "result.md").write_text(render_markdown(result))
+    write_result(out, result)
     print((out / "result.md").read_text())
     return 0

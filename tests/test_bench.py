@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bench.run import _percentile, main, write_profile
+from bench.run import NOT_YET, Bench, _percentile, main, render_markdown, write_profile
 
 
 def test_percentiles_are_nearest_rank():
@@ -37,12 +37,27 @@ def test_profile_lists_the_top_functions_by_cumulative_and_own_time(tmp_path):
     assert len(listed["own"]) <= 12
 
 
+def test_a_partial_result_renders_what_it_has_and_names_what_it_has_not():
+    # the harness saves after every stage: a run stopped half-way must still leave a readable result
+    bench = Bench(mode="full", budget_min=15, save=lambda r: None)
+    bench.result["rate_limits"] = {"xero": {"operation": "GET TaxRates", "documented": "60 calls/min", "requests": 90,
+                                            "achieved_per_s": 27.9, "time_scale": 30, "allowed_per_s": 30.0,
+                                            "use": 0.93, "refused": 0}}
+    report = render_markdown(bench.result)
+    assert "| rate-limit use (worst API) | 93.0%, 0 refused over 1 operations | ≥ 90 % with zero refused | met |" in report
+    assert report.count(NOT_YET) == 10  # every other figure, growth included
+    assert "No full run measured yet" in report
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # a loaded 2-core machine: three webhook_sync runs come on top of the job
 def test_quick_bench_produces_every_figure(tmp_path):
     # a small world keeps the suite quick; `python3 dev.py bench --quick` uses 50,000 orders
     assert main(["--quick", "--sizes", "4000", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "result.json").read_text())
+    # every stage of the harness was timed, and saved as it went
+    assert set(result["stages_s"]) == {"rate-limit probes", "webhook receiver", "Shopify REST vs GraphQL backfill",
+                                       "world + full run at 4,000", "floor", "incremental run", "webhook latency"}
     size = result["sizes"][0]
     assert size["world"]["orders_all_channels"] > 0 and size["world"]["seconds"] > 0
     assert {"ingest", "dbt", "publish"} <= set(size["full"]["stages_s"])
@@ -57,7 +72,7 @@ def test_quick_bench_produces_every_figure(tmp_path):
     assert receiver["deliveries_per_s"] > 0 and receiver["acknowledged"] == receiver["deliveries"]
     assert receiver["lost"] == 0 and receiver["doubled"] == 0 and receiver["kill9"]["missing_after_restart"] == 0
     latency = result["webhooks"]["latency"]
-    assert latency["samples"] == len(latency["latencies_s"]) >= 3
+    assert latency["samples"] == len(latency["latencies_s"]) >= 2  # p50 and p95 of at least two
     assert 0 < latency["p50_s"] <= latency["p95_s"]
     report = (tmp_path / "result.md").read_text()
     for figure in ("world generator", "full backfill", "peak RSS", "floor", "incremental", "rate-limit use",
