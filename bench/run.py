@@ -1,28 +1,29 @@
 """The benchmark harness: speed, memory and scale of the main job on the sandbox, as ratios.
 
     .venv/bin/python -m bench            # full: 100k, 300k and 1M-order worlds (budgeted)
-    .venv/bin/python -m bench --quick    # 50k orders, every figure, a couple of minutes
+    .venv/bin/python -m bench --quick    # one world, every figure, a few minutes
 
 Everything is measured in one run on this machine, and reported beside its target in
-`data/bench/result.md` and `result.json`:
+`data/bench/result.md` and `result.json`, which are rewritten after every stage (a run stopped
+half-way leaves every figure it took; the ones it did not reach say so).  In order:
 
-- world: generating the sandbox world (its own cost, so it is never hidden in the pipeline's);
-- full backfill: the `daily_close` job (ingest → dbt build → publish → alerts) with rate limits
-  out of the way (time scale 10⁶ — both the emulators and the clients scale their limits), wall
-  time per stage from Dagster's own step statistics, and the peak RSS of this process (the job
-  runs in-process: the emulators' threads are in it too, so the figure is an upper bound) and of
-  the largest child (dbt);
-- floor: a plain httpx fetch of the same Shopify pages with JSON parsing and nothing else, so the
-  ingest's rows/s is judged against what the wire alone allows here;
-- incremental: the clock advanced until ~1 % of the orders are new or changed, then the same job;
 - rate-limit use: requests/s achieved through each platform's own client against emulators
   enforcing the documented limits (Shopify, Xero, QuickBooks Online, Amazon SP-API per operation),
   time-compressed, as a fraction of the allowed rate, and the requests refused (`limit_probes`);
-- growth: the full run at each size, so the slope is visible;
+- webhooks, first half: `bench/webhooks.py` shortened (verified deliveries/s, kill -9);
 - Shopify REST vs GraphQL: the orders backfill through each API on the same world (GraphQL: one
   bulk operation), rows/s of each and their ratio (`measure_shopify_backfill_paths`);
-- webhooks: `bench/webhooks.py` shortened (verified deliveries/s, kill -9), and event → marts
-  latency on the largest world (`measure_webhook_latency`).
+- for each size: the world (its own cost, so it is never hidden in the pipeline's), then the
+  `daily_close` job (ingest → dbt build → publish → alerts) with rate limits out of the way (time
+  scale 10⁶ — both the emulators and the clients scale their limits).  The emulators are served
+  from a process of their own (`served_emulators`), as the platforms' servers are not in ours.
+  Wall time per stage and step from Dagster's own step statistics; peak RSS of the job's process
+  and of its largest child (dbt), and of the emulator server apart;
+- then on the largest size: the floor (a plain httpx fetch of the same Shopify pages with JSON
+  parsing and nothing else, so the ingest's rows/s is judged against what the wire and the
+  emulator allow here), the incremental run (the clock advanced until ~1 % of the orders are new
+  or changed, then the same job), and event → marts latency (`measure_webhook_latency`);
+- growth: the full run at each size, so the slope is visible.
 
 A size whose projected time would break the budget (`--budget-min`) is skipped and reported as
 such with the projection, never silently dropped; the 1M-order figures are then projected and
@@ -41,7 +42,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,6 +61,7 @@ TARGETS = {
 FAST = "1000000"  # time scale that puts every limit out of the way
 FULL_SIZES = "100000,300000,1000000"
 QUICK_SIZE = 50_000
+PROBE_WORLD = 1000  # the rate-limit probes and the receiver need a sandbox, hardly any orders
 
 
 @contextmanager
@@ -82,6 +84,64 @@ def _pipeline_env(data_dir: Path, size: int, time_scale: str) -> dict[str, str]:
         "FINANCE_SANDBOX_SEED": "42", "FINANCE_SANDBOX_SIZE": str(size),
         "FINANCE_SANDBOX_TIME_SCALE": time_scale, "FINANCE_SANDBOX_FAULT_RATE": "0",
     }
+
+
+# starts a command and prints its pid: the command is then not the bench's child, so its memory stays
+# out of the bench's RUSAGE_CHILDREN figure (which is dbt's)
+_DETACH = ("import subprocess, sys; "
+           "print(subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL).pid)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+@contextmanager
+def served_emulators(data_dir: Path, size: int) -> Iterator[dict[str, Any]]:
+    """The sandbox's emulators in a process of their own (`finance-pipeline sandbox serve`), as the
+    platforms' servers are not in the pipeline's process either: the job finds them through
+    `data/sandbox/endpoints.json` (sandbox/runtime.py) and their CPU is not the job's.  Yields a dict
+    that holds, once the block ends, the server's peak RSS (`peak_rss_gib`)."""
+    import signal
+    import subprocess
+
+    from finance_pipeline.sandbox import runtime
+    from finance_pipeline.settings import Settings
+
+    env = {**os.environ, **_pipeline_env(data_dir, size, FAST)}
+    log = data_dir / "emulators.log"
+    with open(log, "w") as err:
+        launched = subprocess.run([sys.executable, "-c", _DETACH, sys.executable, "-m", "finance_pipeline.cli",
+                                   "sandbox", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err,
+                                  text=True, check=True)
+    pid = int(launched.stdout.strip())
+    info: dict[str, Any] = {}
+    try:
+        with _env(**_pipeline_env(data_dir, size, FAST)):
+            settings = Settings.from_env()
+            deadline = time.monotonic() + 180
+            while runtime._external_endpoints(settings) is None:  # noqa: SLF001 - the runtime's own probe
+                if not _alive(pid) or time.monotonic() > deadline:
+                    raise RuntimeError(f"`finance-pipeline sandbox serve` did not come up: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield info
+    finally:
+        try:
+            hwm = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                       if line.startswith("VmHWM:"))
+            info["peak_rss_gib"] = round(int(hwm.split()[1]) / 2**20, 3)
+        except (OSError, StopIteration):
+            pass
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _rss_gib() -> tuple[float, float]:
@@ -205,9 +265,8 @@ def measure_floor(data_dir: Path, size: int) -> dict[str, Any]:
 
     with _env(**_pipeline_env(data_dir, size, FAST)):
         settings = Settings.from_env()
-        runtime.start_emulators(settings, ["shopify"])
         try:
-            conn = runtime.connection(settings, "shopify")
+            conn = runtime.connection(settings, "shopify")  # the served emulators, as the job's ingest had
             url: str | None = f"{conn.base_url.rstrip('/')}/admin/api/{API_VERSION}/orders.json"
             params: dict[str, Any] | None = {"status": "any", "limit": 250}
             headers = {"X-Shopify-Access-Token": conn.secret("access_token")}
@@ -227,24 +286,20 @@ def measure_floor(data_dir: Path, size: int) -> dict[str, Any]:
     return {"rows": rows, "pages": pages, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds)}
 
 
-def measure_shopify_backfill_paths(work: Path, largest: int, cap: int = 20_000) -> dict[str, Any]:
+def measure_shopify_backfill_paths(data_dir: Path, size: int) -> dict[str, Any]:
     """Issue #10 item 7: a backfill of Shopify orders through the REST Admin API (cursor pages of
     250) and through the GraphQL Admin API (one bulk operation, JSONL result), on the same world
-    and clock, each into its own empty warehouse (orders only; limits out of the way).  Each
-    figure is the whole path: the emulator's rendering, the wire, conversion and the dlt load.
-    The world is the largest one measured, or a world of `cap` orders when that is larger (both
-    paths in full at 1M orders would take most of the bench's budget)."""
+    and clock (the sandbox of `data_dir`, made at `size` if it is not there), each into its own
+    empty warehouse (orders only; limits out of the way).  Each figure is the whole path: the
+    emulator's rendering, the wire, conversion and the dlt load.  The emulator runs in this process
+    here (the bulk operation's own time is read from it); both paths share that arrangement."""
     import dataclasses
 
     from finance_pipeline.sandbox.store import Sandbox
 
-    size = min(largest, cap)
-    data_dir = work / f"n{size}"
-    if size != largest or not (data_dir / "sandbox").exists():
-        data_dir = work / "paths"
-        sandbox = Sandbox(data_dir / "sandbox")
-        sandbox.init(42, size)
-        sandbox.ensure_world()
+    sandbox = Sandbox(data_dir / "sandbox")
+    sandbox.init(42, size)
+    sandbox.ensure_world()
 
     from finance_pipeline.ingest.pipeline import run_platform
     from finance_pipeline.ingest.quarantine import Quarantine
@@ -359,7 +414,7 @@ def measure_rate_limits(data_dir: Path, seconds: float = 20.0) -> dict[str, Any]
         if probe.platform not in registry.BY_NAME:
             continue
         allowed = probe.allowed_per_s * probe.time_scale
-        with _env(**_pipeline_env(data_dir, 2000, f"{probe.time_scale:g}")):
+        with _env(**_pipeline_env(data_dir, PROBE_WORLD, f"{probe.time_scale:g}")):
             settings = Settings.from_env()
             running = runtime.start_emulators(settings, [probe.platform])
             try:
@@ -501,11 +556,15 @@ def measure_webhook_latency(data_dir: Path, size: int, samples: int) -> dict[str
             "run_s": [round(x, 2) for x in runs], "world_size": size}
 
 
-def measure_size(work: Path, size: int, *, profile: Path | None = None) -> dict[str, Any]:
+def measure_size(work: Path, size: int, servers: ExitStack, *, profile: Path | None = None) -> dict[str, Any]:
+    """The world at `size`, then the full job against its emulators served from their own process;
+    the server is left running on `servers` (the floor, the incremental run and the latency samples
+    of the largest size use it), with its peak RSS filled in when it stops."""
     data_dir = work / f"n{size}"
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     out: dict[str, Any] = {"size": size, "world": measure_world(data_dir, size)}
+    out["emulator_server"] = servers.enter_context(served_emulators(data_dir, size))
     out["full"] = _run_job(data_dir, size, profile=profile)
     out["full"].update(_warehouse_counts(data_dir))
     out["rss_gib"], out["child_rss_gib"] = _rss_gib()
@@ -577,10 +636,22 @@ def run(sizes: list[int], *, budget_min: float, work: Path, quick: bool,
     result["rate_limits"] = bench.stage("rate-limit probes", lambda: measure_rate_limits(
         work / "limits", seconds=3.0 if quick else 10.0))
     result["webhooks"] = {"receiver": bench.stage("webhook receiver", lambda: measure_webhook_throughput(
-        work / "limits", 2000, 2_000 if quick else 10_000))}
+        work / "limits", PROBE_WORLD, 2_000 if quick else 10_000))}
+    # quick: on the probes' world (already made); full: a world of its own, large enough that the bulk
+    # operation's polling is not what is compared, small enough that both paths take under a minute
     result["shopify_rest_vs_graphql_backfill"] = bench.stage(
         "Shopify REST vs GraphQL backfill", lambda: measure_shopify_backfill_paths(
-            work, sizes[-1] if quick else max(sizes), cap=2_000 if quick else 20_000))
+            work / "limits", PROBE_WORLD) if quick else measure_shopify_backfill_paths(work / "paths", 20_000))
+    with ExitStack() as servers:
+        measure_sizes_and_tail(bench, sizes, work, servers, profile)
+    result["seconds"] = round(time.perf_counter() - bench.started, 1)
+    return result
+
+
+def measure_sizes_and_tail(bench: Bench, sizes: list[int], work: Path, servers: ExitStack,
+                           profile: Path | None) -> None:
+    """Each size (while the budget holds), then on the largest: floor, incremental run, latency."""
+    result = bench.result
     for size in sizes:
         if result["sizes"]:
             projected = _project(result["sizes"], size)
@@ -591,8 +662,9 @@ def run(sizes: list[int], *, budget_min: float, work: Path, quick: bool,
                 continue
         # --profile: every size's full job runs under cProfile (which size will be the largest to
         # run is known only afterwards); the largest one's profile is the one left in the file
+        servers.close()  # the previous size's emulators
         result["sizes"].append(bench.stage(f"world + full run at {size:,}",
-                                           lambda: measure_size(work, size, profile=profile)))
+                                           lambda: measure_size(work, size, servers, profile=profile)))
     largest = result["sizes"][-1]
     largest_dir = work / f"n{largest['size']}"
     result["floor"] = bench.stage("floor", lambda: measure_floor(largest_dir, largest["size"]))
@@ -608,8 +680,6 @@ def run(sizes: list[int], *, budget_min: float, work: Path, quick: bool,
     samples = max(2, min(LATENCY_SAMPLES[result["mode"]], int(bench.left_s() // per_sample)))
     result["webhooks"]["latency"] = bench.stage("webhook latency", lambda: measure_webhook_latency(
         largest_dir, largest["size"], samples))
-    result["seconds"] = round(time.perf_counter() - bench.started, 1)
-    return result
 
 
 def _check(value: float | None, target: float, higher_is_better: bool) -> str:
@@ -813,14 +883,15 @@ def _growth_section(r: dict[str, Any]) -> list[str]:
     sizes = r.get("sizes") or []
     out = ["", "## Growth", "",
            "| size (Shopify orders a year) | orders in the world store, all channels (incl. beyond the clock) "
-           "| world s | job s | ingest s | dbt s | publish s | other s | RSS GiB |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| world s | job s | ingest s | dbt s | publish s | other s | RSS GiB (job process) | RSS GiB (emulator server) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     rows = [(s["size"], f"| {s['size']:,} | {s['world']['orders_all_channels']:,} | {s['world']['seconds']} | "
              f"{s['full']['wall_s']} | {s['full']['stages_s'].get('ingest', 0)} | {s['full']['stages_s'].get('dbt', 0)} | "
-             f"{s['full']['stages_s'].get('publish', 0)} | {s['full']['stages_s'].get('other', 0)} | {s['rss_gib']} |")
+             f"{s['full']['stages_s'].get('publish', 0)} | {s['full']['stages_s'].get('other', 0)} | {s['rss_gib']} | "
+             f"{s.get('emulator_server', {}).get('peak_rss_gib', 'running')} |")
             for s in sizes]
     rows += [(s["size"], f"| {s['size']:,} | skipped for the budget: world + job projected {s['projected_s']} s "
-              f"(linear from {sizes[-1]['size']:,}), {s['budget_left_s']} s of budget left | | | | | | | |")
+              f"(linear from {sizes[-1]['size']:,}), {s['budget_left_s']} s of budget left | | | | | | | | |")
              for s in r.get("skipped") or []]
     out += [row for _, row in sorted(rows)]
     if sizes:

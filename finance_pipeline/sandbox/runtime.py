@@ -59,6 +59,8 @@ def start_emulators(settings: Settings, names: list[str] | None = None, ports: d
 
 def stop_emulators() -> None:
     with _lock:
+        for running in _running.values():  # all told first: each server then exits on its own next tick
+            running.server.should_exit = True
         for running in _running.values():
             running.stop()
         _running.clear()
@@ -97,7 +99,7 @@ def connection(settings: Settings, name: str) -> Connection:
     if external and name in external:
         entry = external[name]
     else:
-        running = start_emulators(settings)[name]
+        running = start_emulators(settings, [name])[name]
         entry = {"base_url": running.url, "credentials": running.emulator.credentials()}
     creds = {k: Secret(v, f"{name}.{k}") if isinstance(v, str) and _is_secret(k) else v
              for k, v in entry["credentials"].items()}
