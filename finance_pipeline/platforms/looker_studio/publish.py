@@ -113,7 +113,8 @@ def read_back(client: ApiClient, marts: list[MartTable]) -> tuple[int, list[Mism
             out.append(Mismatch(mart.name, "rows", expected["rows"], len(rows)))
         for col in mart.money_columns():
             i = names.index(col.name)
-            got = sum((Decimal(str(r["values"][i])) for r in rows if r["values"][i] is not None), Decimal(0))
+            cells = (r["values"][i] for r in rows)  # parsed as exact Decimals (the client's json_loads)
+            got = sum((v if isinstance(v, Decimal) else Decimal(str(v)) for v in cells if v is not None), Decimal(0))
             if got != expected[col.name]:
                 out.append(Mismatch(mart.name, col.name, expected[col.name], got))
     return rows_read, out
