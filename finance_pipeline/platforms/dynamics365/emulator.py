@@ -33,7 +33,7 @@ import threading
 import uuid
 from datetime import date, datetime, time as dtime, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
@@ -223,7 +223,7 @@ class DynamicsEmulator(Emulator):
                 raise BcError(400, "BadRequest_MethodNotAllowed", f"'{method}' is not supported on '$batch'.")
             return await self._batch(request)
         if rest == "companies":
-            return self._page(request, [self._company()], "companies")
+            return self._page(request, lambda: [self._company()], "companies")
         prefix = f"companies({self.meta['company_id']})/"
         if not rest.startswith("companies("):
             raise BcError(404, "BadRequest_NotFound", f"The request URI is not valid: {rest}")
@@ -232,7 +232,7 @@ class DynamicsEmulator(Emulator):
         parts = rest[len(prefix):].split("/")
         entity, key = _segment(parts[0])
         if method == "GET" and key is None and len(parts) == 1:
-            return self._page(request, self._list(entity, request), entity)
+            return self._page(request, lambda: self._list(entity, request), entity)
         if entity == "customers" and method == "POST" and key is None:
             return await self._write(self._create_customer, await _json(request))
         if entity == "salesOrders":
@@ -250,7 +250,7 @@ class DynamicsEmulator(Emulator):
                 sub, line = _segment(parts[1])
                 if sub == "salesOrderLines" and method == "GET" and line is None:
                     self._one_order(key, False)
-                    return self._page(request, self._lines(key), "salesOrderLines")
+                    return self._page(request, lambda: self._lines(key), "salesOrderLines")
                 if sub == "salesOrderLines" and method == "POST" and line is None:
                     return await self._write(self._add_line, key, await _json(request))
                 if sub == "salesOrderLines" and method == "DELETE" and line is not None:
@@ -331,7 +331,9 @@ class DynamicsEmulator(Emulator):
         return resp.status_code, kept, answer
 
     # -- paging ----------------------------------------------------------------------------------
-    def _page(self, request: Request, rows: list[dict], entity: str) -> Response:
+    def _page(self, request: Request, make_rows: Callable[[], list[dict]], entity: str) -> Response:
+        """One page; the rows are made only for a first page (a `$skiptoken` page reads the cached list,
+        so paging through n records costs one rendering, not one per page)."""
         params = request.query_params
         size = MAX_PAGE
         prefer = request.headers.get("prefer", "")
@@ -352,7 +354,7 @@ class DynamicsEmulator(Emulator):
             rows = cached
         else:
             key, rows = self.pages.get((entity, str(sorted(params.items())), self.sandbox.clock.isoformat(),
-                                        secrets.token_hex(4)), lambda: rows)
+                                        secrets.token_hex(4)), make_rows)
             offset = 0
         if "$top" in params and not token:
             rows = rows[:int(params["$top"])]
