@@ -143,6 +143,7 @@ class DynamicsEmulator(Emulator):
         self._write_lock = threading.Lock()
         self.write_delay_s = 0.0  # tests: hold each write's answer this long after it committed
         self.max_processing_seen = 0
+        self._line_object_index: dict[str, tuple[dict[str, dict], dict[str, dict]]] = {}
         self._processing = 0
 
     # -- what clients and tests use ------------------------------------------------------------
@@ -639,6 +640,15 @@ class DynamicsEmulator(Emulator):
             self.state.bump(con, "customers_created")
         return 201, {"@odata.etag": odata.etag(1), **doc}
 
+    def _line_objects(self, kind: str) -> tuple[dict[str, dict], dict[str, dict]]:
+        """Items or G/L accounts by id and by number: the company's set-up, the same for every line, so
+        built once rather than for each line validated."""
+        cached = self._line_object_index.get(kind)
+        if cached is None:
+            rows = self._items() if kind == "items" else self._accounts()
+            cached = self._line_object_index[kind] = ({r["id"]: r for r in rows}, {r["number"]: r for r in rows})
+        return cached
+
     def _line(self, order_id: str, body: dict, sequence: int, state: str | None) -> dict:
         kind = body.get("lineType", "Item")
         if kind not in LINE_TYPES:
@@ -647,16 +657,14 @@ class DynamicsEmulator(Emulator):
         number = _text(body, "lineObjectNumber", 20)
         item_id, account_id = body.get("itemId"), body.get("accountId")
         if kind == "Item":
-            items = {i["id"]: i for i in self._items()}
-            by_number = {i["number"]: i for i in items.values()}
+            items, by_number = self._line_objects("items")
             item = items.get(item_id) if item_id else by_number.get(number or "")
             if item is None:
                 raise BcError(400, "Application_DialogException", f"The Item does not exist. Identification fields "
                                                                   f"and values: No.='{number or item_id}'")
             number, item_id, account_id = item["number"], item["id"], str(uuid.UUID(int=0))
         elif kind == "Account":
-            accounts = {a["id"]: a for a in self._accounts()}
-            by_number = {a["number"]: a for a in accounts.values()}
+            accounts, by_number = self._line_objects("accounts")
             acc = accounts.get(account_id) if account_id else by_number.get(number or "")
             if acc is None:
                 raise BcError(400, "Application_DialogException", f"The G/L Account does not exist. Identification "
