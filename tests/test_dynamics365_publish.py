@@ -9,6 +9,7 @@ from datetime import date, datetime, timezone
 import duckdb
 import pytest
 
+from finance_pipeline.platforms.dynamics365 import client as bc
 from finance_pipeline.platforms.dynamics365.emulator import DynamicsEmulator
 from finance_pipeline.platforms.dynamics365.publish import publish_sales_orders
 from finance_pipeline.publish.ledger import PublishLedger
@@ -128,6 +129,59 @@ def test_a_lost_ledger_update_is_recovered_by_looking_up_the_document_number(bcp
     assert counts.created == 0 and counts.updated == 1 and counts.recovered == 1
     assert counts.adopted == made["invoices"] - made["voided"] - 1
     assert_orders_match_marts(emulator, settings.warehouse_path)
+
+
+def test_new_orders_go_up_in_batches_one_refused_the_rest_land_and_a_rerun_sends_nothing(bcp):
+    settings, running, made = bcp
+    emulator = running.emulator
+    with duckdb.connect(str(settings.warehouse_path)) as con:  # refused inside the $batch: a currency BC lacks
+        con.execute("UPDATE marts.fct_invoices SET currency = 'CHF' WHERE invoice_number = 'INV-1006'")
+    expected = made["invoices"] - made["voided"]
+    first = _publish(settings)
+    assert first.created == expected - 1 and [e.key for e in first.errors] == ["INV-1006"]
+    # every customer and order went up inside $batch requests: a handful of requests, not one per order
+    assert emulator.counters["batch_operations"] == expected + first.of("customer").created
+    assert first.requests < expected // 2, first.requests  # 12 customer look-ups, items, 2 batches, read-back
+    numbers = [o["externalDocumentNumber"] for o in emulator.sales_orders()]
+    assert len(numbers) == expected - 1 and "INV-1006" not in numbers
+    before, operations = emulator.state.counters(), emulator.counters["batch_operations"]
+    again = _publish(settings)  # only the refused one is tried again; nothing else is written
+    assert again.writes == 0 and [e.key for e in again.errors] == ["INV-1006"]
+    assert emulator.counters["batch_operations"] == operations + 1
+    assert emulator.state.counters() == before
+
+
+def test_batch_operations_are_validated_as_single_requests(bcp):
+    settings, running, _ = bcp
+    emulator = running.emulator
+    client = bc.make_client(runtime.connection(settings, "dynamics365"))
+    try:
+        good = {"number": "CB-1", "displayName": "Batch Co"}
+        bad = {"number": "CB-2", "displayName": "Francs Co", "currencyCode": "CHF"}
+        with pytest.raises(bc.Refused) as single:
+            bc.call(client, "POST", "customers", json=bad)
+        answers = bc.batch(client, [("POST", "customers", good), ("POST", "customers", bad),
+                                    ("GET", "customers?$filter=number eq 'CB-1'", None)])
+        assert [a.status for a in answers] == [201, 400, 200]
+        assert answers[0].body["number"] == "CB-1" and answers[0].body["id"]
+        assert (answers[1].refusal().code, answers[1].refusal().message) == (single.value.code, single.value.message)
+        assert [c["number"] for c in answers[2].body["value"]] == ["CB-1"]
+        again = bc.batch(client, [("POST", "customers", good)])  # a duplicate is refused as a single POST is
+        assert again[0].refusal().code == "Internal_EntityWithSameKeyExists"
+        assert emulator.state.counters()["customers_created"] == 1
+        root = client.base_url.rpartition("/")[0]
+        for body, headers, word in (
+                ({"requests": [{"id": str(n), "method": "GET", "url": "customers"} for n in range(101)]}, {}, "maximum"),
+                ({"requests": [{"id": "1", "method": "POST", "url": "$batch", "body": {"requests": []}}]}, {}, None),
+                ({"requests": [{"id": "1", "method": "POST", "url": "customers", "body": good}]},
+                 {"Isolation": "snapshot"}, "Isolation")):
+            resp = client.request("POST", f"{root}/$batch", json=body, headers=headers, ok_statuses={400})
+            if word is None:  # a nested batch: refused as that operation's answer
+                assert resp.json()["responses"][0]["status"] == 400
+            else:
+                assert resp.status == 400 and word in resp.json()["error"]["message"]
+    finally:
+        bc.close(client)
 
 
 def test_faults_leave_no_duplicate_and_a_rerun_completes(settings, sandbox, start_emulator):

@@ -145,6 +145,22 @@ def test_date_range_and_pagination(looker):
         {"name": "amount"}], "dateRange": {"startDate": "01/02/2025", "endDate": "2025-02-28"}}).status_code == 400
 
 
+def test_read_back_pages_through_a_mart_larger_than_one_answer(looker, monkeypatch):
+    """A mart over one getData page (the endpoint answers at most 200 000 rows) is read in pages and
+    counted whole: here pages of 7 rows, so every mart takes several."""
+    from finance_pipeline.platforms.looker_studio import publish as looker_publish
+
+    settings, running, _ = looker
+    monkeypatch.setattr(looker_publish, "READ_PAGE", 7)
+    before = running.emulator.counters["requests"]
+    again = _publish(settings)
+    assert again.ok and again.mismatches == [], again.summary()
+    counts = {t: mart_count(settings.warehouse_path, t) for t in TABLES}
+    assert again.read_back == sum(counts.values())
+    pages = sum(-(-n // 7) for n in counts.values())  # getData calls: ceil(rows / 7) per mart
+    assert running.emulator.counters["requests"] - before == len(TABLES) + pages
+
+
 def test_auth_failures(looker):
     _, running, _ = looker
     body = {"configParams": {"table": "fct_payouts"}}

@@ -62,6 +62,11 @@ class MartTable:
         return self._rows
 
     @property
+    def warehouse(self) -> duckdb.DuckDBPyConnection | None:
+        """The connection the rows are read from (None for a table built from given rows)."""
+        return self._con
+
+    @property
     def schema_signature(self) -> list[tuple[str, str]]:
         return [(c.name, c.sql_type) for c in self.columns]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -98,6 +99,50 @@ def call(client: ApiClient, method: str, path: str, **kw: Any) -> Response:
             code, message = f"HTTP {resp.status}", resp.content.decode("utf-8", "replace")[:300]
         raise Refused(resp.status, code, message)
     return resp
+
+
+MAX_BATCH = 100  # operations in one $batch request (BC's limit)
+
+
+@dataclass(frozen=True)
+class BatchAnswer:
+    """One operation's answer inside a `$batch` response."""
+
+    status: int
+    body: Any
+
+    def refusal(self) -> Refused | None:
+        """BC's definitive no (400/404/409/412 with its error document) as `Refused`, else None."""
+        if self.status not in REFUSALS:
+            return None
+        err = self.body.get("error") if isinstance(self.body, dict) else None
+        if not isinstance(err, dict):
+            return Refused(self.status, f"HTTP {self.status}", str(self.body)[:300])
+        return Refused(self.status, str(err.get("code")),
+                       str(err.get("message") or "").split("  CorrelationId")[0].strip())
+
+
+def batch(client: ApiClient, operations: list[tuple[str, str, Any]]) -> list[BatchAnswer]:
+    """Send (method, path under the company, JSON body or None) operations as one OData JSON `$batch`
+    (`POST …/api/v2.0/$batch`, no `Isolation`: each operation stands alone, so one BC refuses does not
+    undo the others).  Returns one answer per operation, in order.  A failure of the batch request
+    itself (transport, 5xx after retries) raises as any request does: nothing is known of its operations."""
+    if not operations or len(operations) > MAX_BATCH:
+        raise ValueError(f"a $batch takes 1 to {MAX_BATCH} operations, not {len(operations)}")
+    root, _, company = client.base_url.rpartition("/")  # …/api/v2.0 and companies({id})
+    requests = []
+    for n, (method, path, body) in enumerate(operations, start=1):
+        op: dict[str, Any] = {"id": str(n), "method": method, "url": f"{company}/{path.lstrip('/')}"}
+        if body is not None:
+            op.update(headers={"Content-Type": "application/json"}, body=body)
+        requests.append(op)
+    answer = client.request("POST", f"{root}/$batch", json={"requests": requests},
+                            headers={"Accept": "application/json"}).json()
+    by_id = {str(r.get("id")): r for r in answer.get("responses") or []}
+    missing = [op["id"] for op in requests if op["id"] not in by_id]
+    if missing:
+        raise ValueError(f"the $batch answer has no response for operation(s) {', '.join(missing)}")
+    return [BatchAnswer(int(by_id[op["id"]]["status"]), by_id[op["id"]].get("body")) for op in requests]
 
 
 def close(client: ApiClient) -> None:

@@ -33,8 +33,8 @@ import threading
 import uuid
 from datetime import date, datetime, time as dtime, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, Callable
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -58,6 +58,7 @@ LCY = "USD"
 MAX_PAGE = 20_000
 REQUESTS_PER_WINDOW, WINDOW_S = 6_000, 300.0
 MAX_PROCESSING, MAX_QUEUE = 5, 95
+MAX_BATCH = 100  # operations in one $batch request
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 CURRENCIES = {"GBP": "British Pound", "EUR": "Euro", "AUD": "Australian Dollar", "CAD": "Canadian Dollar"}
@@ -142,6 +143,7 @@ class DynamicsEmulator(Emulator):
         self._write_lock = threading.Lock()
         self.write_delay_s = 0.0  # tests: hold each write's answer this long after it committed
         self.max_processing_seen = 0
+        self._line_object_index: dict[str, tuple[dict[str, dict], dict[str, dict]]] = {}
         self._processing = 0
 
     # -- what clients and tests use ------------------------------------------------------------
@@ -217,8 +219,12 @@ class DynamicsEmulator(Emulator):
     async def _route(self, request: Request) -> Response:
         rest = request.path_params["rest"]
         method = request.method
+        if rest == "$batch":
+            if method != "POST":
+                raise BcError(400, "BadRequest_MethodNotAllowed", f"'{method}' is not supported on '$batch'.")
+            return await self._batch(request)
         if rest == "companies":
-            return self._page(request, [self._company()], "companies")
+            return self._page(request, lambda: [self._company()], "companies")
         prefix = f"companies({self.meta['company_id']})/"
         if not rest.startswith("companies("):
             raise BcError(404, "BadRequest_NotFound", f"The request URI is not valid: {rest}")
@@ -227,7 +233,7 @@ class DynamicsEmulator(Emulator):
         parts = rest[len(prefix):].split("/")
         entity, key = _segment(parts[0])
         if method == "GET" and key is None and len(parts) == 1:
-            return self._page(request, self._list(entity, request), entity)
+            return self._page(request, lambda: self._list(entity, request), entity)
         if entity == "customers" and method == "POST" and key is None:
             return await self._write(self._create_customer, await _json(request))
         if entity == "salesOrders":
@@ -245,7 +251,7 @@ class DynamicsEmulator(Emulator):
                 sub, line = _segment(parts[1])
                 if sub == "salesOrderLines" and method == "GET" and line is None:
                     self._one_order(key, False)
-                    return self._page(request, self._lines(key), "salesOrderLines")
+                    return self._page(request, lambda: self._lines(key), "salesOrderLines")
                 if sub == "salesOrderLines" and method == "POST" and line is None:
                     return await self._write(self._add_line, key, await _json(request))
                 if sub == "salesOrderLines" and method == "DELETE" and line is not None:
@@ -253,8 +259,82 @@ class DynamicsEmulator(Emulator):
         raise BcError(400, "BadRequest_MethodNotAllowed" if method != "GET" else "BadRequest_NotFound",
                       f"'{method}' is not supported on '{rest}'.")
 
+    # -- $batch ----------------------------------------------------------------------------------
+    async def _batch(self, request: Request) -> Response:
+        """OData JSON batch (`POST …/api/v2.0/$batch`, Content-Type and Accept application/json):
+        `{"requests": [{"id", "method", "url", "headers", "body"}]}` → `{"responses": [{"id", "status",
+        "headers", "body"}]}` in request order.  Each operation goes through the same routing and
+        validation as when sent alone, and stands alone: one refused leaves the others written.  The
+        transactional forms (`Isolation: snapshot`, `atomicityGroup`) are refused rather than emulated."""
+        if "application/json" not in request.headers.get("content-type", ""):
+            raise BcError(400, "BadRequest", "Only JSON batch requests (Content-Type: application/json) are "
+                                             "supported by this service.")
+        if request.headers.get("isolation"):
+            raise BcError(400, "BadRequest", "Transactional batch requests (Isolation) are not emulated.")
+        body = await _json(request)
+        ops = body.get("requests")
+        if not isinstance(ops, list) or not ops:
+            raise BcError(400, "BadRequest", "The batch request must contain a non-empty 'requests' array.")
+        if len(ops) > MAX_BATCH:
+            raise BcError(400, "BadRequest", f"The batch request contains {len(ops)} operations; the maximum is "
+                                             f"{MAX_BATCH}.")
+        ids = [op.get("id") if isinstance(op, dict) else None for op in ops]
+        if any(not isinstance(i, str) or not i for i in ids) or len(set(ids)) != len(ids):
+            raise BcError(400, "BadRequest", "Every operation of a batch request needs a unique string 'id'.")
+        if any("atomicityGroup" in op or "dependsOn" in op for op in ops):
+            raise BcError(400, "BadRequest", "atomicityGroup and dependsOn are not emulated.")
+        out = []
+        for op in ops:
+            status, headers, answer = await self._batch_operation(request, op)
+            item: dict[str, Any] = {"id": op["id"], "status": status, "headers": headers}
+            if answer is not None:
+                item["body"] = answer
+            out.append(item)
+        self.counters["batch_operations"] += len(ops)
+        return json_response({"responses": out})
+
+    async def _batch_operation(self, outer: Request, op: dict) -> tuple[int, dict, Any]:
+        method, url = str(op.get("method") or "").upper(), op.get("url")
+        if method not in ("GET", "POST", "PATCH", "DELETE") or not isinstance(url, str) or not url:
+            err = BcError(400, "BadRequest", "A batch operation needs a method (GET, POST, PATCH, DELETE) and a url.")
+            return 400, {"content-type": "application/json"}, _loads(err.response().body)
+        root = f"/v2.0/{outer.path_params['tenant']}/{outer.path_params['env']}/api/v2.0/"
+        if url.startswith(("http://", "https://")):  # absolute: only this service's own URLs
+            url = urlsplit(url).path + ("?" + urlsplit(url).query if urlsplit(url).query else "")
+            if not url.startswith(root):
+                err = BcError(400, "BadRequest", f"The batch operation URL '{op['url']}' is not under this service.")
+                return 400, {"content-type": "application/json"}, _loads(err.response().body)
+            url = url[len(root):]
+        path, _, query = url.lstrip("/").partition("?")
+        if path == "$batch":
+            err = BcError(400, "BadRequest", "A batch request cannot contain another batch request.")
+            return 400, {"content-type": "application/json"}, _loads(err.response().body)
+        headers = {str(k).lower(): str(v) for k, v in (op.get("headers") or {}).items()}
+        content = b""
+        if op.get("body") is not None:
+            content = dumps(op["body"])
+            headers.setdefault("content-type", "application/json")
+        scope = {**outer.scope, "method": method, "path": root + path, "raw_path": (root + path).encode(),
+                 "query_string": query.encode(), "path_params": {**outer.path_params, "rest": path},
+                 "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": content, "more_body": False}
+
+        try:
+            resp = await self._route(Request(scope, receive))
+        except BcError as exc:
+            resp = exc.response()
+        except odata.FilterError as exc:
+            resp = BcError(400, "BadRequest", str(exc)).response()
+        answer = _loads(resp.body) if resp.body else None
+        kept = {k: v for k, v in resp.headers.items() if k in ("content-type", "location", "etag", "retry-after")}
+        return resp.status_code, kept, answer
+
     # -- paging ----------------------------------------------------------------------------------
-    def _page(self, request: Request, rows: list[dict], entity: str) -> Response:
+    def _page(self, request: Request, make_rows: Callable[[], list[dict]], entity: str) -> Response:
+        """One page; the rows are made only for a first page (a `$skiptoken` page reads the cached list,
+        so paging through n records costs one rendering, not one per page)."""
         params = request.query_params
         size = MAX_PAGE
         prefer = request.headers.get("prefer", "")
@@ -275,7 +355,7 @@ class DynamicsEmulator(Emulator):
             rows = cached
         else:
             key, rows = self.pages.get((entity, str(sorted(params.items())), self.sandbox.clock.isoformat(),
-                                        secrets.token_hex(4)), lambda: rows)
+                                        secrets.token_hex(4)), make_rows)
             offset = 0
         if "$top" in params and not token:
             rows = rows[:int(params["$top"])]
@@ -300,8 +380,13 @@ class DynamicsEmulator(Emulator):
         }
         if entity not in makers:
             raise BcError(404, "BadRequest_NotFound", f"Resource not found for the segment '{entity}'.")
-        rows = makers[entity]()
         clauses = odata.parse_filter(request.query_params.get("$filter"))
+        keyed = _key_lookup(entity, clauses)
+        if keyed is not None:  # `key eq 'value'` on an indexed key: only the matching rows are rendered
+            rows = (self.sales_orders_view(expand, external=keyed) if entity == "salesOrders"
+                    else self._customers(clock, number=keyed))
+        else:
+            rows = makers[entity]()
         if clauses:
             rows = [r for r in rows if odata.matches(r, clauses)]
         order = request.query_params.get("$orderby")
@@ -320,13 +405,17 @@ class DynamicsEmulator(Emulator):
                 "systemCreatedAt": "2024-06-01T00:00:00Z", "systemCreatedBy": str(uuid.UUID(int=0)),
                 "systemModifiedAt": "2024-06-01T00:00:00Z", "systemModifiedBy": str(uuid.UUID(int=0))}
 
-    def _world_customers(self) -> list[dict]:
+    def _world_customers(self, number: str | None = None, cid: str | None = None) -> list[dict]:
+        where, args = "", []
+        if number is not None or cid is not None:
+            where, args = "WHERE customer_id = ? OR id = ?", [number, cid]
         return [dict(zip([c[0] for c in cur.description], r)) for cur in [self.db.execute(
-            "SELECT * FROM dynamics365_customers ORDER BY customer_id")] for r in cur.fetchall()]
+            f"SELECT * FROM dynamics365_customers {where} ORDER BY customer_id", args)] for r in cur.fetchall()]
 
-    def _customers(self, clock: datetime) -> list[dict]:
+    def _customers(self, clock: datetime, number: str | None = None, cid: str | None = None) -> list[dict]:
+        """Every customer; with `number` / `cid`, only those with that number or id (an indexed look-up)."""
         out = []
-        for c in self._world_customers():
+        for c in self._world_customers(number, cid):
             out.append({
                 "@odata.etag": odata.etag(1), "id": c["id"], "number": c["customer_id"],
                 "displayName": c["display_name"], "type": "Company", "addressLine1": "", "addressLine2": "",
@@ -338,7 +427,10 @@ class DynamicsEmulator(Emulator):
                 "shipmentMethodId": str(uuid.UUID(int=0)), "paymentMethodId": guid(0, "paymethod", "BANK"),
                 "blocked": " ", "lastModifiedDateTime": odata.iso(min(c["created_at"], clock)),
             })
-        for row in self.state.read().execute("SELECT doc, version FROM customers ORDER BY number"):
+        sql, args = "SELECT doc, version FROM customers ORDER BY number", []
+        if number is not None or cid is not None:
+            sql, args = "SELECT doc, version FROM customers WHERE number = ? OR id = ? ORDER BY number", [number, cid]
+        for row in self.state.read().execute(sql, args):
             out.append({"@odata.etag": odata.etag(row[1]), **_loads(row[0])})
         return out
 
@@ -466,18 +558,33 @@ class DynamicsEmulator(Emulator):
                  "taxType": "Sales Tax", "lastModifiedDateTime": SETUP_AT} for c, (d, _) in TAX_GROUPS.items()]
 
     # -- sales orders (written) -------------------------------------------------------------------
-    def sales_orders_view(self, expand: bool) -> list[dict]:
-        return [self._order_doc(row, expand) for row in self.state.read().execute(
-            "SELECT id, number, doc, version FROM sales_orders ORDER BY number").fetchall()]
+    def sales_orders_view(self, expand: bool, external: str | None = None) -> list[dict]:
+        """Every sales order (or those whose externalDocumentNumber is `external`, through its index),
+        their lines read in one query rather than one per order."""
+        con = self.state.read()
+        where, args = "", []
+        if external is not None:
+            where, args = "WHERE json_extract(doc, '$.externalDocumentNumber') = ?", [external]
+        rows = con.execute(f"SELECT id, number, doc, version FROM sales_orders {where} ORDER BY number",
+                           args).fetchall()
+        lines: dict[str, list[dict]] = {}
+        if rows:
+            sql = "SELECT order_id, doc, version FROM sales_order_lines"
+            if external is not None:
+                sql += f" WHERE order_id IN ({', '.join('?' * len(rows))})"
+            for order_id, d, v in con.execute(sql + " ORDER BY order_id, sequence",
+                                              [r[0] for r in rows] if external is not None else []):
+                lines.setdefault(order_id, []).append({"@odata.etag": odata.etag(v), **_loads(d)})
+        return [self._order_doc(row, expand, lines.get(row[0], [])) for row in rows]
 
     def _lines(self, order_id: str) -> list[dict]:
         return [{"@odata.etag": odata.etag(v), **_loads(d)} for d, v in self.state.read().execute(
             "SELECT doc, version FROM sales_order_lines WHERE order_id = ? ORDER BY sequence", [order_id])]
 
-    def _order_doc(self, row: tuple, expand: bool = True) -> dict:
+    def _order_doc(self, row: tuple, expand: bool = True, lines: list[dict] | None = None) -> dict:
         order_id, _, doc, version = row
         head = _loads(doc)
-        lines = self._lines(order_id)
+        lines = self._lines(order_id) if lines is None else lines
         ex = sum((ln["amountExcludingTax"] for ln in lines), ZERO)
         tax = sum((ln["totalTaxAmount"] for ln in lines), ZERO)
         out = {"@odata.etag": odata.etag(version), **head, "totalAmountExcludingTax": ex, "totalTaxAmount": tax,
@@ -505,7 +612,8 @@ class DynamicsEmulator(Emulator):
             return fn(*args)
 
     def _customer_exists(self, con, number: str | None, cid: str | None) -> dict | None:  # noqa: ANN001
-        for c in self._customers(self.sandbox.clock):
+        """The customer with this number or id (the world's or one created here), found by its key."""
+        for c in self._customers(self.sandbox.clock, number=number, cid=cid):
             if (number is not None and c["number"] == number) or (cid is not None and c["id"] == cid):
                 return c
         return None
@@ -532,6 +640,15 @@ class DynamicsEmulator(Emulator):
             self.state.bump(con, "customers_created")
         return 201, {"@odata.etag": odata.etag(1), **doc}
 
+    def _line_objects(self, kind: str) -> tuple[dict[str, dict], dict[str, dict]]:
+        """Items or G/L accounts by id and by number: the company's set-up, the same for every line, so
+        built once rather than for each line validated."""
+        cached = self._line_object_index.get(kind)
+        if cached is None:
+            rows = self._items() if kind == "items" else self._accounts()
+            cached = self._line_object_index[kind] = ({r["id"]: r for r in rows}, {r["number"]: r for r in rows})
+        return cached
+
     def _line(self, order_id: str, body: dict, sequence: int, state: str | None) -> dict:
         kind = body.get("lineType", "Item")
         if kind not in LINE_TYPES:
@@ -540,16 +657,14 @@ class DynamicsEmulator(Emulator):
         number = _text(body, "lineObjectNumber", 20)
         item_id, account_id = body.get("itemId"), body.get("accountId")
         if kind == "Item":
-            items = {i["id"]: i for i in self._items()}
-            by_number = {i["number"]: i for i in items.values()}
+            items, by_number = self._line_objects("items")
             item = items.get(item_id) if item_id else by_number.get(number or "")
             if item is None:
                 raise BcError(400, "Application_DialogException", f"The Item does not exist. Identification fields "
                                                                   f"and values: No.='{number or item_id}'")
             number, item_id, account_id = item["number"], item["id"], str(uuid.UUID(int=0))
         elif kind == "Account":
-            accounts = {a["id"]: a for a in self._accounts()}
-            by_number = {a["number"]: a for a in accounts.values()}
+            accounts, by_number = self._line_objects("accounts")
             acc = accounts.get(account_id) if account_id else by_number.get(number or "")
             if acc is None:
                 raise BcError(400, "Application_DialogException", f"The G/L Account does not exist. Identification "
@@ -700,6 +815,16 @@ def _missing(field: str, table: str, value: Any, related: str) -> BcError:
     return BcError(400, "Application_DialogException",
                    f"The field {field} of table {table} contains a value ({value}) that cannot be found in the "
                    f"related table ({related}).")
+
+
+def _key_lookup(entity: str, clauses: list[tuple[str, str, Any]]) -> str | None:
+    """The value of a filter that is exactly `<indexed key> eq 'value'` (a publisher's look-up), else None."""
+    keys = {"salesOrders": "externalDocumentNumber", "customers": "number"}
+    if entity in keys and len(clauses) == 1:
+        name, op, value = clauses[0]
+        if name == keys[entity] and op == "eq" and isinstance(value, str):
+            return value
+    return None
 
 
 def _segment(text: str) -> tuple[str, str | None]:

@@ -17,8 +17,11 @@ itself are never written back) and writes, in this order:
 BC has no idempotency header: the business key is `externalDocumentNumber`, and every key the
 ledger cannot vouch for (new, left pending by a crash, failed without an id) is looked up first
 (`$filter=externalDocumentNumber eq '…'`, or one paged listing when there are many) — found and
-equal → done without a write; found and different → updated in place; absent → posted.  Each write
-is its own pending → done step, so a kill -9 at any moment leaves at most one order to look up.
+equal → done without a write; found and different → updated in place; absent → posted.  New
+customers and orders go up to 100 at a time in one OData JSON `$batch` (`POST …/api/v2.0/$batch`,
+no `Isolation`: each operation stands alone); the batch's keys are marked pending before it is sent
+and done / failed from each operation's own answer, so a kill -9 at any moment leaves at most one
+batch of keys to look up (one paged listing).  Updates and voids are one order at a time.
 A record BC refuses (its `{"error": {"code", "message"}}`) is recorded failed and quarantined with
 BC's message; the rest go on.  Read-back lists every sales order and compares it with the marts.
 
@@ -203,14 +206,27 @@ class _Run:
                                                                          f"{message}"))
         return Outcome(False, error=message)
 
+    def _create_batch(self, kind: str, path: str, batch: list[Write]) -> list[Outcome]:
+        """Creates as one `$batch` (each operation alone: BC's refusal of one leaves the others written).
+        An operation answered 429/5xx has no definitive outcome: recorded failed without an id, so the
+        next run looks its key up before posting it again."""
+        outcomes = []
+        for w, answer in zip(batch, bc.batch(self.client, [("POST", path, w.body) for w in batch])):
+            refusal = answer.refusal()
+            if refusal is not None:
+                outcomes.append(self._refused(kind, w, refusal))
+            elif 200 <= answer.status < 300 and isinstance(answer.body, dict) and answer.body.get("id"):
+                outcomes.append(Outcome(True, str(answer.body["id"])))
+            else:
+                outcomes.append(Outcome(False, error=f"no definitive answer in the $batch (HTTP {answer.status}); "
+                                                     "looked up before it is sent again"))
+        return outcomes
+
     def _send_customer(self, batch: list[Write]) -> list[Outcome]:
-        out = []
-        for w in batch:
-            try:
-                out.append(Outcome(True, str(bc.call(self.client, "POST", "customers", json=w.body).json()["id"])))
-            except bc.Refused as exc:
-                out.append(self._refused("customer", w, exc))
-        return out
+        return self._create_batch("customer", "customers", batch)
+
+    def _send_order_creates(self, batch: list[Write]) -> list[Outcome]:
+        return self._create_batch("salesOrder", "salesOrders", batch)
 
     def _send_order(self, batch: list[Write]) -> list[Outcome]:
         out = []
@@ -276,7 +292,7 @@ class _Run:
         counts.unchanged += len(plan.unchanged) + len(plan.changed)
         writes = [Write("create", k, desired[k].content_hash, None, desired[k].record) for k in plan.new]
         write_batches(self.ledger, "customer", writes, self._send_customer, counts=counts,
-                      errors=self.result.errors, batch_size=1)
+                      errors=self.result.errors, batch_size=bc.MAX_BATCH)
 
     def publish_orders(self, invoices: list[MartInvoice]) -> None:
         kind = "salesOrder"
@@ -327,7 +343,12 @@ class _Run:
             writes.append(Write(op, entry.business_key, want.content_hash, entry.remote_id, want.record.payload))
         self.ledger.mark_done_many(kind, never, detail="voided before it was ever published")
         counts.skipped += len(never)
-        write_batches(self.ledger, kind, writes, self._send_order, counts=counts, errors=self.result.errors,
+        creates = [w for w in writes if w.op == "create"]
+        changes = [w for w in writes if w.op != "create"]
+        write_batches(self.ledger, kind, creates, self._send_order_creates, counts=counts,
+                      errors=self.result.errors, batch_size=bc.MAX_BATCH)
+        # an update or a void is several requests on one order (read its ETag, PATCH, lines replaced): one at a time
+        write_batches(self.ledger, kind, changes, self._send_order, counts=counts, errors=self.result.errors,
                       batch_size=1)
 
     def read_back(self, invoices: list[MartInvoice]) -> None:

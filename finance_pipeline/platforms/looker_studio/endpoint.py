@@ -34,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from finance_pipeline.platforms.looker_studio.snapshot import (
-    SnapshotReader, date_column, snapshot_dir, wire_value,
+    SnapshotReader, date_column, snapshot_dir, wire_column,
 )
 from finance_pipeline.sandbox.server import Emulator, EmulatorConfig, json_response
 from finance_pipeline.sandbox.store import Sandbox, atomic_write
@@ -188,7 +188,7 @@ class ConnectorEndpoint:
         count = min(count, MAX_ROWS)
         data = data.slice(first, count).select(wanted)
         kinds = [field_kind(columns[n]) for n in wanted]
-        values = [[wire_value(k, v) for v in data.column(i).to_pylist()] for i, k in enumerate(kinds)]
+        values = [wire_column(k, data.column(i)) for i, k in enumerate(kinds)]
         rows = [{"values": list(r)} for r in zip(*values)] if values else []
         return _json({"schema": [schema_field(columns[n]) for n in wanted], "rows": rows, "filtersApplied": False,
                       "totalRows": total, "version": table.meta.get("version")})

@@ -8,8 +8,9 @@ Ledger: the changed tables are marked pending before their files are written and
 manifest is in place, so a kill -9 at any point leaves either the old snapshot or the new one, and
 the next run finishes the job.
 
-Read-back: for every mart, `getSchema` and `getData` (all fields) from the endpoint, as the connector
-asks; row count and the sum of every money field must equal the marts to the cent.
+Read-back: for every mart, `getSchema` and `getData` (all fields, paged by `READ_PAGE` rows as the
+connector pages) from the endpoint; row count and the sum of every money field must equal the marts
+to the cent.
 
 Run alone (the tests do): `python -m finance_pipeline.platforms.looker_studio.publish --data-dir DIR`.
 """
@@ -38,6 +39,7 @@ from finance_pipeline.warehouse import WarehouseTarget, open_warehouse
 log = logging.getLogger("finance_pipeline.looker_studio.publish")
 
 DESTINATION = "looker_studio"
+READ_PAGE = 100_000  # getData rows per read-back request (the endpoint answers at most 200 000)
 
 
 def _columns(table: MartTable) -> list[dict]:
@@ -104,18 +106,32 @@ def read_back(client: ApiClient, marts: list[MartTable]) -> tuple[int, list[Mism
         if names != [c.name for c in mart.columns]:
             out.append(Mismatch(mart.name, "schema", [c.name for c in mart.columns], names))
             continue
-        data = client.request("POST", "/connector/getData", idempotent=True,
-                              json={**config, "fields": [{"name": n} for n in names]}).json()
-        rows = data["rows"]
-        rows_read += len(rows)
+        money = [(col.name, names.index(col.name)) for col in mart.money_columns()]
+        sums = {name: Decimal(0) for name, _ in money}
+        count, version, start, total = 0, None, 1, None
+        while total is None or count < total:  # pages of READ_PAGE rows, as the connector pages
+            data = client.request("POST", "/connector/getData", idempotent=True, json={
+                **config, "fields": [{"name": n} for n in names],
+                "pagination": {"startRow": start, "rowCount": READ_PAGE}}).json()
+            rows = data["rows"]
+            if version is not None and data.get("version") != version:
+                break  # the snapshot changed under the read: the counts below will not match, and say so
+            version, total = data.get("version"), int(data.get("totalRows", len(rows)))
+            count += len(rows)
+            start += len(rows)
+            for name, i in money:  # cells parsed as exact Decimals (the client's json_loads)
+                cells = (r["values"][i] for r in rows)
+                sums[name] += sum((v if isinstance(v, Decimal) else Decimal(str(v)) for v in cells if v is not None),
+                                  Decimal(0))
+            if not rows:
+                break
+        rows_read += count
         expected = mart.expected()
-        if len(rows) != expected["rows"]:
-            out.append(Mismatch(mart.name, "rows", expected["rows"], len(rows)))
-        for col in mart.money_columns():
-            i = names.index(col.name)
-            got = sum((Decimal(str(r["values"][i])) for r in rows if r["values"][i] is not None), Decimal(0))
-            if got != expected[col.name]:
-                out.append(Mismatch(mart.name, col.name, expected[col.name], got))
+        if count != expected["rows"]:
+            out.append(Mismatch(mart.name, "rows", expected["rows"], count))
+        for name, _ in money:
+            if sums[name] != expected[name]:
+                out.append(Mismatch(mart.name, name, expected[name], sums[name]))
     return rows_read, out
 
 

@@ -171,3 +171,30 @@ def wire_value(kind: str, value: Any) -> Any:
     if kind == "text" and not isinstance(value, str):
         return value.hex() if isinstance(value, bytes) else str(value)  # UUIDs, lists, JSON …: their text
     return value
+
+
+def wire_column(kind: str, values: Any) -> list:
+    """A whole pyarrow column as `wire_value` would give each of its values, converted by Arrow's
+    compute kernels rather than value by value: dates and timestamps formatted by `strftime` (a
+    zoned timestamp in UTC, seconds truncated as `wire_value` does), money as its exact decimal text
+    (an `orjson.Fragment`, so it is written as a JSON number with those digits), ids as text.  Types
+    without a kernel path go through `wire_value`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = values.type
+    if kind == "timestamp" and pa.types.is_timestamp(t):
+        if t.tz is not None:
+            values = values.cast(pa.timestamp(t.unit, "UTC"))
+        values = pc.floor_temporal(values, unit="second").cast(pa.timestamp("s", "UTC" if t.tz is not None else None))
+        return pc.strftime(values, format="%Y%m%d%H%M%S").to_pylist()
+    if kind == "date" and pa.types.is_date(t):
+        return pc.strftime(values, format="%Y%m%d").to_pylist()
+    if kind == "decimal" and pa.types.is_decimal(t):
+        fragment = orjson.Fragment
+        return [None if v is None else fragment(v.encode()) for v in values.cast(pa.string()).to_pylist()]
+    if kind == "id" and (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return values.cast(pa.string()).to_pylist()
+    if kind == "text" and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return values.to_pylist()
+    return [wire_value(kind, v) for v in values.to_pylist()]

@@ -84,8 +84,62 @@ def table_definition(table: MartTable) -> Any:
         for i, c in enumerate(table.columns)])
 
 
+def _bulk_select(table: MartTable) -> str | None:
+    """The mart as a DuckDB SELECT whose columns carry exactly the Hyper column types (and the rows the
+    order `bi` reads them in), or None when a column's values would not come out as the row path
+    makes them (text that is not VARCHAR: the row path writes Python's `str()` of it) or the mart is
+    not in DuckDB."""
+    from finance_pipeline.warehouse import is_postgres
+
+    con = table.warehouse
+    if con is None or is_postgres(con):
+        return None
+    cols = []
+    for i, c in enumerate(table.columns):
+        name = '"' + c.name.replace('"', '""') + '"'
+        if c.kind == "text":
+            if c.sql_type.upper() != "VARCHAR":
+                return None
+            cols.append(name)
+            continue
+        target = {"int": "BIGINT", "double": "DOUBLE", "bool": "BOOLEAN", "date": "DATE",
+                  "timestamp": "TIMESTAMPTZ" if _tz_aware(table, i) else "TIMESTAMP",
+                  "decimal": f"DECIMAL({min(c.precision, MAX_PRECISION)}, {min(c.scale, MAX_PRECISION)})"}[c.kind]
+        cols.append(f"CAST({name} AS {target}) AS {name}")
+    order = ", ".join(str(i + 1) for i in range(len(table.columns)))
+    return f'SELECT {", ".join(cols)} FROM marts."{table.name}" ORDER BY {order}'
+
+
+def _bulk_load(con: Any, table: MartTable, definition: Any, path: Path) -> int | None:
+    """Load the mart through a Parquet file (DuckDB writes it, Hyper's COPY reads it): no row passes
+    through Python.  None when this path does not apply or a value does not fit (a cast overflows,
+    Hyper refuses the file): the caller then inserts row by row, which finds and reports such rows."""
+    import duckdb
+    from tableauhyperapi import HyperException
+
+    select = _bulk_select(table)
+    if select is None:
+        return None
+    parquet = path.with_name(f".{path.name}.parquet")
+    try:
+        try:
+            table.warehouse.execute(f"COPY ({select}) TO '{str(parquet).replace(chr(39), chr(39) * 2)}' "
+                                    "(FORMAT parquet)")
+        except duckdb.Error:
+            return None
+        try:
+            return int(con.execute_command(f"COPY {definition.table_name} FROM "
+                                           f"'{str(parquet).replace(chr(39), chr(39) * 2)}' WITH (FORMAT => 'parquet')"))
+        except HyperException:
+            con.execute_command(f"TRUNCATE TABLE {definition.table_name}")
+            return None
+    finally:
+        parquet.unlink(missing_ok=True)
+
+
 def build(process: Any, table: MartTable, path: Path, batch: int = INSERT_BATCH) -> HyperFile:
-    """Write `table` to a new `.hyper` at `path` (replaced if present)."""
+    """Write `table` to a new `.hyper` at `path` (replaced if present): in bulk through Parquet when
+    every value fits (`_bulk_load`), else row by row in batches, refused rows set aside."""
     from tableauhyperapi import Connection, CreateMode, HyperException, Inserter
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +149,9 @@ def build(process: Any, table: MartTable, path: Path, batch: int = INSERT_BATCH)
     with Connection(endpoint=process.endpoint, database=str(path), create_mode=CreateMode.CREATE_AND_REPLACE) as con:
         con.catalog.create_schema(SCHEMA)
         con.catalog.create_table(definition)
+        loaded = _bulk_load(con, table, definition, path)
+        if loaded is not None:
+            return HyperFile(table.name, path, loaded, [])
 
         def insert(rows: Sequence[tuple]) -> None:
             nonlocal written
