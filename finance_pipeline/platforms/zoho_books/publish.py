@@ -68,7 +68,7 @@ LOOKUP_BATCH = 25
 SCAN_ABOVE = 40
 # writes per ledger batch: Zoho has no batch create, so each is still its own request; the batch
 # shares the two ledger transactions (pending before, done/failed after) that dominated a run
-WRITE_BATCH = 50
+WRITE_BATCH = 200
 
 
 class MappingError(ValueError):
