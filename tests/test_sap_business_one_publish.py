@@ -89,9 +89,13 @@ def test_emulator_refuses_unknown_vat_group_and_account(b1):
     assert made["DocumentLines"][0]["AccountCode"] == "2220"
 
 
-def test_faults_and_expired_session_never_duplicate(tmp_path, small_world_dir):
+def test_faults_and_expired_session_never_duplicate(tmp_path, small_world_dir, monkeypatch):
     import shutil
 
+    from finance_pipeline.platforms.sap_business_one import publish
+
+    # small $batches: enough requests per run for the injected faults and expiries to land among them
+    monkeypatch.setattr(publish, "BATCH_SIZE", 4)
     shutil.copytree(small_world_dir / "sandbox", tmp_path / "sandbox")
     settings = make_settings(tmp_path)
     made = build_marts(settings.warehouse_path, n_invoices=30, n_customers=10, seed=3)

@@ -117,3 +117,29 @@ def test_idempotency_keys():
     assert a == idempotency_key("xero-invoices", [("INV-2", "h2", None), ("INV-1", "h1", None)])
     assert a != idempotency_key("xero-invoices", [("INV-1", "h1", "remote"), ("INV-2", "h2", None)])
     assert len(a) <= 128
+
+
+def test_send_each_leaves_only_the_unanswered_write_pending(ledger):
+    from finance_pipeline.publish import send_each
+
+    sent: list[str] = []
+
+    def send(w: Write) -> Outcome:
+        sent.append(w.key)
+        if w.key == "B":
+            raise ApiError("zoho_books", "POST", "invoices", 503, "unavailable")
+        if w.key == "C":
+            return Outcome(False, error="Invalid value passed for customer_id")
+        return Outcome(True, f"remote-{w.key}")
+
+    counts, errors = Counts(), []
+    writes = [Write("create", k, "h1", None, {}) for k in "ABCD"]
+    write_batches(ledger, "invoice", writes, send_each(send), counts=counts, errors=errors, batch_size=50)
+    assert sent == ["A", "B", "C", "D"]  # one batch, every write still its own request
+    entries = ledger.entries("invoice")
+    assert {k: e.status for k, e in entries.items()} == {"A": "done", "B": "pending", "C": "failed", "D": "done"}
+    assert entries["D"].remote_id == "remote-D" and (counts.created, counts.unresolved, counts.failed) == (2, 1, 1)
+    assert [e.key for e in errors] == ["B", "C"]
+    # a 401 stops the run (the batch's keys stay pending for the look-up)
+    with pytest.raises(ApiError):
+        send_each(lambda w: (_ for _ in ()).throw(ApiError("x", "POST", "u", 401, "")))([writes[0]])

@@ -14,7 +14,10 @@ A publisher run, for each object type (contacts before the invoices that referen
 4. `write_batches(...)`: for each batch, mark pending (committed), send, then mark each element
    done or failed from the destination's per-element answer.  A definitive rejection of the whole
    request (`Rejected`) fails its elements; an ambiguous failure (timeouts or 5xx after every
-   retry) leaves them pending for the next run's step 2.  Auth failures (401/403) stop the run.
+   retry) leaves them pending for the next run's step 2, as does an element answered
+   `Outcome(unresolved=True)` (no answer for it in a batch reply, or its own request failed
+   ambiguously: `send_each`).  Auth failures (401/403) stop the run.  A batch of N costs two
+   ledger transactions whatever N is; a crash inside it leaves at most N keys pending.
 5. read back and compare (platform-specific), reported as `Mismatch`es in the `PublishResult`.
 """
 from __future__ import annotations
@@ -69,6 +72,9 @@ class Outcome:
     ok: bool
     remote_id: str | None = None
     error: str | None = None
+    # no definitive answer for this record (transport error, 5xx after retries, no part in a batch
+    # answer): it stays pending and is looked up at the destination on the next run
+    unresolved: bool = False
 
 
 class Rejected(Exception):
@@ -272,6 +278,11 @@ def write_batches(
             raise RuntimeError(f"{ledger.destination}: {len(outcomes)} answers for {len(batch)} {object_type} writes")
         done, failed = [], []
         for write, outcome in zip(batch, outcomes):
+            if outcome.unresolved:
+                counts.unresolved += 1
+                message = redact(f"no definitive answer, left pending for the next run: {outcome.error or ''}")
+                errors.append(ItemError(object_type, write.key, message))
+                continue
             if outcome.ok:
                 done.append((write.key, write.content_hash, outcome.remote_id or write.remote_id))
                 counts.bump(write.op)
@@ -282,3 +293,21 @@ def write_batches(
                 counts.failed += 1
         ledger.mark_done_many(object_type, done)
         ledger.mark_failed_many(object_type, failed)
+
+
+def send_each(send: Callable[[Write], Outcome]) -> Callable[[list[Write]], list[Outcome]]:
+    """A `write_batches` sender for a destination without a batch API: one request per write, the
+    batch only sharing its two ledger marks (pending before the first request, done/failed after
+    the last).  A write without a definitive answer (`ApiError` other than 401/403) is left pending
+    on its own; the others of the batch keep their answers."""
+    def each(batch: list[Write]) -> list[Outcome]:
+        out = []
+        for w in batch:
+            try:
+                out.append(send(w))
+            except ApiError as exc:
+                if exc.status in (401, 403):
+                    raise
+                out.append(Outcome(False, error=str(exc), unresolved=True))
+        return out
+    return each

@@ -11,6 +11,10 @@ Service Layer v2 (OData v4) is used: bare date literals in `$filter`, `@odata.ne
 appended to the service root; v1's `odata.nextLink` is followed too), `Prefer: odata.maxpagesize`.
 No published request quotas: the client keeps a small fixed pool (4 calls in flight).
 
+Writes in bulk go through `batch()`: one `POST $batch` (OData multipart, see `batch.py`) carrying
+up to `BATCH_SIZE` operations, each in a change set of its own (a refused document never takes
+another with it), with `Prefer: odata.continue-on-error` so the Service Layer answers every one.
+
 Live mode: `SAPB1_SERVICE_LAYER_URL` (e.g. `https://b1.example.com:50000`), `SAPB1_COMPANY_DB`,
 `SAPB1_USERNAME`, `SAPB1_PASSWORD`; `SAPB1_VERIFY_TLS` (default true; or a CA bundle path for a
 self-signed Service Layer certificate — install the CA rather than switching verification off).
@@ -20,19 +24,23 @@ from __future__ import annotations
 import functools
 import json
 import threading
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterator, Mapping
+from urllib.parse import urlsplit
 
 import httpx
 
 from finance_pipeline.http.client import ApiClient, ApiError, RetryPolicy, dumps
 from finance_pipeline.http.ratelimit import ConcurrencyLimiter
 from finance_pipeline.platforms.base import Connection
+from finance_pipeline.platforms.sap_business_one import batch as multipart
 from finance_pipeline.settings import Settings, SettingsError, env, require_secret
 
 API_VERSION = "v2"
 PAGE_SIZE = 100
 CONCURRENCY = 4
+BATCH_SIZE = 50  # operations per $batch request
 loads_decimal = functools.partial(json.loads, parse_float=Decimal)
 
 
@@ -170,3 +178,56 @@ def pages(client: ApiClient, entity: str, params: Mapping[str, Any] | None = Non
 def quote(value: str) -> str:
     """An OData string literal."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+@dataclass
+class Op:
+    """One operation of a `$batch`: method, path under the service root, JSON body, extra headers."""
+
+    method: str
+    path: str
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class OpResult:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        return loads_decimal(self.body) if self.body else None
+
+
+def batch(client: ApiClient, ops: list[Op]) -> list[OpResult | None]:
+    """`POST $batch` with each operation in its own change set; the answer to each, in order, or None
+    for an operation the reply holds no answer for (a server that stopped at an error).  A reply that
+    is not a readable batch raises `ApiError` (nothing is known about any operation).  `$batch`
+    itself is not idempotent and is not retried on 5xx: the caller's ledger keeps its writes pending."""
+    root = urlsplit(client.base_url).path.rstrip("/")
+    items: list[list[multipart.Message] | multipart.Message] = []
+    for n, op in enumerate(ops, 1):
+        headers = {"Content-Type": "application/json"} if op.body is not None else {}
+        headers.update(op.headers)
+        body = dumps(op.body) if op.body is not None else b""
+        items.append([multipart.Message(content_id=str(n), method=op.method, target=f"{root}/{op.path}",
+                                        headers=headers, body=body)])
+    content_type, content = multipart.write(items, response=False)
+    resp = client.request("POST", "$batch", content=content, expect_json=False,
+                          headers={"Content-Type": content_type, "Accept": "multipart/mixed",
+                                   "Prefer": "odata.continue-on-error"})
+    try:
+        answers = multipart.read(resp.headers.get("content-type"), resp.content, response=True)
+    except multipart.BatchFormatError as exc:
+        raise ApiError("sap_business_one", "POST", "$batch", resp.status, f"unreadable batch answer: {exc}") from exc
+    by_id: dict[str, OpResult] = {}
+    in_order: list[OpResult] = []
+    for item in answers:
+        for msg in item if isinstance(item, list) else [item]:
+            result = OpResult(msg.status, msg.body)
+            in_order.append(result)
+            if msg.content_id:
+                by_id[msg.content_id] = result
+    if by_id:
+        return [by_id.get(str(n)) for n in range(1, len(ops) + 1)]
+    return [in_order[i] if i < len(in_order) else None for i in range(len(ops))]

@@ -26,11 +26,18 @@ What it reproduces:
   PATCH on a cancelled or missing document.  Errors are `{"error":{"code":…,"message":{"lang","value"}}}`.
   Totals are B1's: `LineTotal` (given, else Quantity × UnitPrice), tax per line at the VAT group's
   rate, `DocRate` from the exchange-rate table (the world's daily rates) for foreign documents.
+- **Batches.**  `POST $batch` (`multipart/mixed`, see `batch.py`): each operation inside is routed
+  exactly as it would be alone (same validation, same errors); a change set is all or nothing (its
+  operations share one store transaction; a failed one is answered with that operation's error
+  alone); the answer is `200` multipart with each change set's responses by `Content-ID`.  The
+  batch stops at the first failed item (OData's default) unless `Prefer: odata.continue-on-error`
+  (echoed in `Preference-Applied`).  Session, faults and counters apply to the `$batch` request.
 - No published request quotas (none enforced); faults come from the base class.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import secrets
 import sqlite3
@@ -47,6 +54,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from finance_pipeline.http.client import json_default
+from finance_pipeline.platforms.sap_business_one import batch as multipart
 from finance_pipeline.platforms.sap_business_one import odata
 from finance_pipeline.sandbox.server import Emulator, EmulatorConfig, json_response
 from finance_pipeline.sandbox.sqlite_state import SqliteState
@@ -70,6 +78,8 @@ VAT_GROUPS = {"O1": Decimal("0.20"), "O2": Decimal("0.05"), "O0": Decimal("0"), 
 GL_ACCOUNTS = {"4000": "Sales", "4025": "Freight income", "2220": "US sales tax payable"}
 ITEM_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,49}$")
 CENT = Decimal("0.01")
+# set while a change set runs: its operations' write delays wait until it commits
+_DEFERRED_DELAY: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("b1_deferred_delay", default=None)
 _PATH = re.compile(r"^(?P<entity>[A-Za-z]+)(?:\((?P<key>'(?:[^']|'')*'|\d+)\))?(?:/(?P<action>[A-Za-z]+))?$")
 
 
@@ -113,10 +123,13 @@ class B1Store(SqliteState):
         super().__init__(path, STORE_SCHEMA)
 
     def partners(self) -> list[dict]:
-        return [_loads(r[0]) for r in self.read().execute("SELECT doc FROM partners ORDER BY card_code")]
+        return self.cached("partners", lambda: [_loads(r[0]) for r in
+                                                self.read().execute("SELECT doc FROM partners ORDER BY card_code")])
 
     def orders(self) -> list[dict]:
-        return [_loads(r[0]) for r in self.read().execute("SELECT doc FROM orders ORDER BY doc_entry")]
+        """Every sales order in DocEntry order (parsed once per store generation; read-only)."""
+        return self.cached("orders", lambda: [_loads(r[0]) for r in
+                                              self.read().execute("SELECT doc FROM orders ORDER BY doc_entry")])
 
 
 def _loads(raw: str | bytes) -> Any:
@@ -141,6 +154,7 @@ class SapBusinessOneEmulator(Emulator):
         self.write_delay_s = 0.0  # tests widen the gap between a commit and its answer
         self.block_duplicate_reference = True
         self.expire_sessions_every = 0  # tests: every Nth request finds its session timed out  # Document Settings: "Block Duplicate Customer Ref. No."
+        self._rates: dict[tuple[str, str], Decimal] = {}
 
     def credentials(self) -> dict[str, str]:
         return {"company_db": COMPANY_DB, "username": USERNAME, "password": self.password}
@@ -211,21 +225,111 @@ class SapBusinessOneEmulator(Emulator):
             if rest == "Logout" and request.method == "POST":
                 self.sessions.pop(request.cookies.get("B1SESSION", ""), None)
                 return Response(status_code=204)
-            m = _PATH.match(rest)
-            if not m:
-                raise B1Error(404, -1, f"Resource not found for the segment '{rest}'")
-            entity, key, action = m.group("entity"), m.group("key"), m.group("action")
-            handler = {("GET", "Invoices"): self._get_invoices, ("GET", "IncomingPayments"): self._get_payments,
-                       ("GET", "Orders"): self._get_orders, ("GET", "BusinessPartners"): self._get_partners,
-                       ("POST", "Orders"): self._post_order, ("PATCH", "Orders"): self._patch_order,
-                       ("POST", "BusinessPartners"): self._post_partner,
-                       ("PATCH", "BusinessPartners"): self._patch_partner}.get((request.method, entity))
-            if handler is None:
-                raise B1Error(405 if entity in ("Invoices", "IncomingPayments", "Orders", "BusinessPartners") else 404,
-                              -1, f"Resource not found for the segment '{entity}'")
-            return await handler(request, version, key, action)
+            if rest == "$batch":
+                if request.method != "POST":
+                    raise B1Error(405, -1, "Method not allowed")
+                return await self._batch(request, version)
+            return await self._route(request, version, rest)
         except B1Error as exc:
             return exc.response()
+
+    async def _route(self, request: Request, version: str, rest: str) -> Response:
+        """One operation (alone, or from a batch) to its handler; B1's errors raise `B1Error`."""
+        m = _PATH.match(rest)
+        if not m:
+            raise B1Error(404, -1, f"Resource not found for the segment '{rest}'")
+        entity, key, action = m.group("entity"), m.group("key"), m.group("action")
+        handler = {("GET", "Invoices"): self._get_invoices, ("GET", "IncomingPayments"): self._get_payments,
+                   ("GET", "Orders"): self._get_orders, ("GET", "BusinessPartners"): self._get_partners,
+                   ("POST", "Orders"): self._post_order, ("PATCH", "Orders"): self._patch_order,
+                   ("POST", "BusinessPartners"): self._post_partner,
+                   ("PATCH", "BusinessPartners"): self._patch_partner}.get((request.method, entity))
+        if handler is None:
+            raise B1Error(405 if entity in ("Invoices", "IncomingPayments", "Orders", "BusinessPartners") else 404,
+                          -1, f"Resource not found for the segment '{entity}'")
+        return await handler(request, version, key, action)
+
+    # -- $batch -----------------------------------------------------------------------------------
+    async def _batch(self, request: Request, version: str) -> Response:
+        try:
+            items = multipart.read(request.headers.get("content-type"), await request.body(), response=False)
+        except multipart.BatchFormatError as exc:
+            raise B1Error(400, -1000, f"Invalid batch request: {exc}") from None
+        keep_going = "odata.continue-on-error" in request.headers.get("prefer", "").lower()
+        answers: list[list[multipart.Message] | multipart.Message] = []
+        for item in items:
+            if isinstance(item, list):
+                answer, failed = await self._changeset(request, version, item)
+            else:
+                if item.method != "GET":
+                    raise B1Error(400, -1000, "Invalid batch request: a change outside a change set")
+                answer = await self._operation(request, version, item)
+                failed = answer.status >= 400
+            answers.append(answer)
+            if failed and not keep_going:
+                break
+        content_type, body = multipart.write(answers, response=True)
+        headers = {"Preference-Applied": "odata.continue-on-error"} if keep_going else {}
+        return Response(body, 200, headers=headers, media_type=content_type)
+
+    async def _changeset(self, request: Request, version: str, ops: list[multipart.Message]
+                         ) -> tuple[list[multipart.Message] | multipart.Message, bool]:
+        """All of a change set or none of it: (its responses, False), or (the failed one's error, True)."""
+        if any(op.method == "GET" for op in ops):
+            bad = multipart.Message(content_id=ops[0].content_id, status=400, body=_error_body(
+                -1000, "Invalid batch request: GET is not allowed in a change set"))
+            return bad, True
+        delays: list[float] = []
+        token = _DEFERRED_DELAY.set(delays)
+        out: list[multipart.Message] = []
+        try:
+            if len(ops) == 1:  # one operation: its own transaction is the change set's
+                out.append(await self._operation(request, version, ops[0]))
+                if out[0].status >= 400:
+                    return out[0], True
+            else:
+                try:
+                    with self.store.tx():  # the operations' transactions nest in it (savepoints)
+                        for op in ops:
+                            answer = await self._operation(request, version, op)
+                            if answer.status >= 400:
+                                raise _ChangeSetFailed(answer)
+                            out.append(answer)
+                except _ChangeSetFailed as failed:
+                    return failed.answer, True
+        finally:
+            _DEFERRED_DELAY.reset(token)
+            if delays:
+                await asyncio.sleep(sum(delays))
+        return out, False
+
+    async def _operation(self, request: Request, version: str, op: multipart.Message) -> multipart.Message:
+        """One embedded request, routed as if it had come alone on this session."""
+        path, _, query = op.target.partition("?")
+        if "://" in path:
+            path = "/" + path.split("://", 1)[1].partition("/")[2]
+        prefix = f"/b1s/{version}/"
+        if not path.startswith(prefix):
+            return multipart.Message(content_id=op.content_id, status=404, body=_error_body(
+                -1, f"Resource not found for the segment '{path}'"))
+        rest = path[len(prefix):]
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in op.headers.items()]
+        headers += [(k, v) for k, v in request.headers.raw if k in (b"host", b"cookie")]
+        scope = {"type": "http", "method": op.method, "path": path, "raw_path": path.encode(), "root_path": "",
+                 "query_string": query.encode(), "headers": headers, "scheme": request.url.scheme,
+                 "server": request.scope.get("server"), "http_version": "1.1",
+                 "path_params": {"version": version, "rest": rest}}
+        body = op.body
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+        try:
+            resp = await self._route(Request(scope, receive), version, rest)
+        except B1Error as exc:
+            resp = exc.response()
+        headers_out = {k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "location")}
+        return multipart.Message(content_id=op.content_id, status=resp.status_code, headers=headers_out,
+                                 body=bytes(resp.body))
 
     # -- lists ------------------------------------------------------------------------------------
     def _list(self, request: Request, version: str, entity: str, docs: list[dict]) -> Response:
@@ -239,7 +343,9 @@ class SapBusinessOneEmulator(Emulator):
         order = (params.get("$orderby") or "DocEntry").split()
         if order[0] not in ("DocEntry", "CardCode", "DocNum"):
             raise B1Error(400, -1000, f"Property '{order[0]}' cannot be used in $orderby here")
-        docs = sorted(docs, key=lambda d: d.get(order[0]) or 0, reverse=len(order) > 1 and order[1].lower() == "desc")
+        descending = len(order) > 1 and order[1].lower() == "desc"
+        if order[0] != "DocEntry" or descending:  # every list is held in DocEntry order already
+            docs = sorted(docs, key=lambda d: d.get(order[0]) or 0, reverse=descending)
         try:
             skip = int(params.get("$skip") or 0)
             top = int(params["$top"]) if "$top" in params else None
@@ -425,6 +531,12 @@ class SapBusinessOneEmulator(Emulator):
     def _rate(self, currency: str, on: str) -> Decimal:
         if currency == LOCAL:
             return Decimal("1")
+        key = (currency, on)
+        if key not in self._rates:  # the world's rates do not change under a running emulator
+            self._rates[key] = self._rate_from_world(currency, on)
+        return self._rates[key]
+
+    def _rate_from_world(self, currency: str, on: str) -> Decimal:
         row = self.db.execute("SELECT gbp_per_unit FROM fx_rates WHERE currency = ? AND rate_date <= ? "
                               "ORDER BY rate_date DESC LIMIT 1", [currency, on]).fetchone()
         if row is None:
@@ -591,11 +703,25 @@ class SapBusinessOneEmulator(Emulator):
 
     async def _delay(self) -> None:
         if self.write_delay_s:
-            await asyncio.sleep(self.write_delay_s)
+            deferred = _DEFERRED_DELAY.get()
+            if deferred is not None:  # inside a change set: after it commits
+                deferred.append(self.write_delay_s)
+            else:
+                await asyncio.sleep(self.write_delay_s)
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), **self.store.counters(), "orders": len(self.store.orders()),
                 "partners": len(self.store.partners())}
+
+
+class _ChangeSetFailed(Exception):
+    def __init__(self, answer: multipart.Message) -> None:
+        super().__init__(answer.status)
+        self.answer = answer
+
+
+def _error_body(code: int, message: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": {"lang": "en-us", "value": message}}})
 
 
 def _as_input(line: dict, foreign: bool) -> dict:

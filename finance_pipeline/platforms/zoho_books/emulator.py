@@ -285,6 +285,20 @@ class ZohoBooksEmulator(Emulator):
                                      lambda: [self._render_world(clock)])
         return cached[0]
 
+    def _world_index(self) -> dict[str, dict]:
+        """The desk's documents by id and number, and its contact names, as of the clock."""
+        clock = self.sandbox.clock
+
+        def build() -> list[dict]:
+            contacts, invoices, payments = self._world()
+            return [{"contact": {c["contact_id"]: c for c in contacts},
+                     "contact_name": {c["contact_name"] for c in contacts},
+                     "invoice": {i["invoice_id"]: i for i in invoices},
+                     "invoice_number": {i["invoice_number"]: i["invoice_id"] for i in invoices},
+                     "payment": {p["payment_id"]: p for p in payments}}]
+        _, cached = self.pages.get(("world-index", str(self.sandbox.world_path()), clock.isoformat()), build)
+        return cached[0]
+
     def _render_world(self, clock: datetime) -> tuple[list[dict], list[dict], list[dict]]:
         contacts = [self._contact_json(c) for c in self._fetch("select * from zoho_books_contacts", [])]
         invs = self._fetch("select * from zoho_books_invoices where created_at <= ? order by invoice_id", [clock])
@@ -393,33 +407,73 @@ class ZohoBooksEmulator(Emulator):
 
     def _render_store_invoice(self, doc: dict, applications: dict | None = None) -> dict:
         doc = dict(doc)
-        applied = (self._applications() if applications is None else applications).get(doc["invoice_id"], [])
+        if applications is None:  # one invoice: its own payments, through the index
+            applied = [(p, a) for p in self.store.payments_applied_to(doc["invoice_id"]) for a in p["invoices"]
+                       if a["invoice_id"] == doc["invoice_id"]]
+        else:
+            applied = applications.get(doc["invoice_id"], [])
         doc["payments"] = [{"payment_id": p["payment_id"], "amount": a["amount_applied"], "date": p["date"]}
                            for p, a in applied]
         return self._finish_invoice(doc, sum((a["amount_applied"] for _, a in applied), ZERO), self.sandbox.clock)
 
     def _all_invoices(self) -> list[dict]:
-        _, world, _ = self._world()
-        applications = self._applications()
-        return world + [self._render_store_invoice(d, applications) for d in self.store.docs("invoice")]
+        def build() -> list[dict]:
+            _, world, _ = self._world()
+            applications = self._applications()
+            return world + [self._render_store_invoice(d, applications) for d in self.store.docs("invoice")]
+        return self.store.cached(("invoices", self._world_key()), build)
+
+    def _world_key(self) -> tuple[str, str]:
+        return str(self.sandbox.world_path()), self.sandbox.clock.isoformat()
 
     def _number_taken(self, number: str, other_than: str | None) -> bool:
-        _, world, _ = self._world()
         rows = self.store.read().execute("SELECT id FROM docs WHERE kind = 'invoice' AND number = ?", (number,))
-        return any(str(r[0]) != other_than for r in rows) or any(
-            i["invoice_number"] == number and i["invoice_id"] != other_than for i in world)
+        world = self._world_index()["invoice_number"].get(number)
+        return any(str(r[0]) != other_than for r in rows) or (world is not None and world != other_than)
 
     def _all_contacts(self) -> list[dict]:
         contacts, _, _ = self._world()
-        return contacts + self.store.docs("contact")
+        return self.store.cached(("contacts", self._world_key()), lambda: contacts + self.store.docs("contact"))
+
+    def _contact(self, contact_id: str) -> dict | None:
+        """One contact by id: the desk's, or one written here (indexed, not a listing)."""
+        found = self._world_index()["contact"].get(contact_id)
+        if found is None and contact_id.isdigit():
+            found = self.store.get("contact", int(contact_id))
+        return found
 
     def _all_payments(self) -> list[dict]:
         _, _, payments = self._world()
-        return payments + self._store_payments()
+        return self.store.cached(("payments", self._world_key()), lambda: payments + self._store_payments())
 
     # -- paging ------------------------------------------------------------------------------------
+    def _sorted(self, request: Request, kind: str, rows: Callable[[], list[dict]], key: str) -> list[dict]:
+        """Every row of a listing in the requested order, built once per store generation and clock
+        (a client paging through N rows costs one sort, not one per page)."""
+        qp = request.query_params
+        column = qp.get("sort_column", "created_time")
+        if column not in SORT_COLUMNS:
+            raise _invalid("Invalid value passed for sort_column")
+        descending = qp.get("sort_order", "A") == "D"
+
+        def build() -> list[dict]:
+            if column in ("last_modified_time", "created_time"):
+                def sort_key(r):
+                    return (wire.parse_zoho_time(r.get(column) or r["created_time"]), r[key])
+            else:
+                def sort_key(r):
+                    return (str(r.get(column) or ""), r[key])
+            return sorted(rows(), key=sort_key, reverse=descending)
+        return self.store.cached((kind, self._world_key(), column, descending), build)
+
+    def _modified_at(self, kind: str, rows: list[dict]) -> dict[int, datetime]:
+        """id(row) -> its parsed `last_modified_time`, for the rows of one cached listing."""
+        return self.store.cached((kind, "modified", self._world_key(), id(rows)),
+                                 lambda: {id(r): wire.parse_zoho_time(r["last_modified_time"]) for r in rows})
+
     @staticmethod
     def _page(request: Request, rows: list[dict], key: str) -> dict:
+        """One page of `rows` (already filtered and in the requested order)."""
         qp = request.query_params
         try:
             page = int(qp.get("page", "1"))
@@ -429,23 +483,13 @@ class ZohoBooksEmulator(Emulator):
         if page < 1 or not 1 <= per_page <= wire.MAX_PER_PAGE:
             raise _invalid("Invalid value passed for per_page" if page >= 1 else "Invalid value passed for page")
         column = qp.get("sort_column", "created_time")
-        if column not in SORT_COLUMNS:
-            raise _invalid("Invalid value passed for sort_column")
-        if column in ("last_modified_time", "created_time"):
-            def sort_key(r):
-                return (wire.parse_zoho_time(r.get(column) or r["created_time"]), r[key])
-        else:
-            def sort_key(r):
-                return (str(r.get(column) or ""), r[key])
-        rows = sorted(rows, key=sort_key, reverse=qp.get("sort_order", "A") == "D")
         chunk = rows[(page - 1) * per_page: page * per_page]
         return {"rows": chunk, "page_context": {
             "page": page, "per_page": per_page, "has_more_page": page * per_page < len(rows),
             "report_name": key, "applied_filter": qp.get("filter_by", "Status.All"), "sort_column": column,
             "sort_order": qp.get("sort_order", "A")}}
 
-    @staticmethod
-    def _modified_since(request: Request, rows: list[dict]) -> list[dict]:
+    def _modified_since(self, request: Request, kind: str, rows: list[dict]) -> list[dict]:
         since = request.query_params.get("last_modified_time")
         if not since:
             return rows
@@ -453,13 +497,15 @@ class ZohoBooksEmulator(Emulator):
             at = wire.parse_zoho_time(since)
         except ValueError:
             raise _invalid("Invalid value passed for last_modified_time") from None
-        return [r for r in rows if wire.parse_zoho_time(r["last_modified_time"]) >= at]
+        modified = self._modified_at(kind, rows)
+        return [r for r in rows if modified[id(r)] >= at]
 
     # -- contacts ------------------------------------------------------------------------------------
     def contacts(self, request: Request, body: Any) -> dict:
         if request.method == "POST":
             return self._create_contact(body)
-        rows = self._modified_since(request, self._all_contacts())
+        rows = self._modified_since(request, "contacts",
+                                    self._sorted(request, "contacts", self._all_contacts, "contact_id"))
         qp = request.query_params
         if qp.get("contact_name"):
             rows = [r for r in rows if r["contact_name"] == qp["contact_name"]]
@@ -467,10 +513,10 @@ class ZohoBooksEmulator(Emulator):
         return {"code": 0, "message": "success", "contacts": page["rows"], "page_context": page["page_context"]}
 
     def contact(self, request: Request, body: Any) -> dict:
-        found = [c for c in self._all_contacts() if c["contact_id"] == request.path_params["cid"]]
-        if not found:
+        found = self._contact(request.path_params["cid"])
+        if found is None:
             raise ZohoError(wire.DOES_NOT_EXIST, "Contact does not exist.", 404)
-        return {"code": 0, "message": "success", "contact": found[0]}
+        return {"code": 0, "message": "success", "contact": found}
 
     def _create_contact(self, body: dict) -> dict:
         name = (body.get("contact_name") or "").strip()
@@ -480,7 +526,7 @@ class ZohoBooksEmulator(Emulator):
         if currency is None:
             raise _invalid("Invalid value passed for currency_id")
         with self.store.tx() as con:
-            if any(c["contact_name"] == name for c in self._all_contacts()):
+            if name in self._world_index()["contact_name"] or self.store.contact_named(name, con):
                 raise ZohoError(3062, f'The customer "{name}" already exists. Please specify a different name.')
             cid = self.store.next_id(con)
             now = wire.zoho_time(self.sandbox.clock)
@@ -498,7 +544,8 @@ class ZohoBooksEmulator(Emulator):
         if request.method == "POST":
             return self._save_invoice(request, body, None)
         qp = request.query_params
-        rows = self._modified_since(request, self._all_invoices())
+        rows = self._modified_since(request, "invoices",
+                                    self._sorted(request, "invoices", self._all_invoices, "invoice_id"))
         if qp.get("invoice_number"):
             rows = [r for r in rows if r["invoice_number"] == qp["invoice_number"]]
         if qp.get("customer_id"):
@@ -514,13 +561,12 @@ class ZohoBooksEmulator(Emulator):
         return {"code": 0, "message": "success", "invoices": summary, "page_context": page["page_context"]}
 
     def _find_invoice(self, iid: str) -> dict:
-        _, world, _ = self._world()
-        found = [i for i in world if i["invoice_id"] == iid]
-        if not found and iid.isdigit() and (doc := self.store.get("invoice", int(iid))) is not None:
-            found = [self._render_store_invoice(doc)]
-        if not found:
+        found = self._world_index()["invoice"].get(iid)
+        if found is None and iid.isdigit() and (doc := self.store.get("invoice", int(iid))) is not None:
+            found = self._render_store_invoice(doc)
+        if found is None:
             raise ZohoError(wire.DOES_NOT_EXIST, "Invoice does not exist.", 404)
-        return found[0]
+        return found
 
     def invoice(self, request: Request, body: Any) -> dict:
         if request.method == "PUT":
@@ -528,8 +574,7 @@ class ZohoBooksEmulator(Emulator):
         return {"code": 0, "message": "success", "invoice": self._find_invoice(request.path_params["iid"])}
 
     def _save_invoice(self, request: Request, body: dict, iid: str | None) -> dict:
-        contacts = {c["contact_id"]: c for c in self._all_contacts()}
-        customer = contacts.get(str(body.get("customer_id") or ""))
+        customer = self._contact(str(body.get("customer_id") or ""))
         if customer is None:
             raise _invalid("Invalid value passed for customer_id")
         number = (body.get("invoice_number") or "").strip()
@@ -595,8 +640,8 @@ class ZohoBooksEmulator(Emulator):
                    "created_time": existing["created_time"] if existing else now, "last_modified_time": now,
                    "line_items": lines}
             if existing is not None:
-                paid = sum((a["amount_applied"] for p in self._store_payments() for a in p["invoices"]
-                            if a["invoice_id"] == iid), ZERO)
+                paid = sum((a["amount_applied"] for p in self.store.payments_applied_to(iid, con)
+                            for a in p["invoices"] if a["invoice_id"] == iid), ZERO)
                 total = sum((line["item_total"] + line["line_tax"] for line in lines), ZERO)
                 if total < paid:
                     raise _invalid("The invoice total cannot be less than the payments applied to it.")
@@ -611,7 +656,7 @@ class ZohoBooksEmulator(Emulator):
             doc = self.store.get("invoice", int(iid) if iid.isdigit() else -1, con)
             if doc is None:
                 raise ZohoError(wire.DOES_NOT_EXIST, "Invoice does not exist.", 404)
-            if any(a["invoice_id"] == iid for p in self._store_payments() for a in p["invoices"]):
+            if self.store.payments_applied_to(iid, con):
                 raise _invalid("Invoices that have payments applied cannot be voided. Delete the payments first.")
             if not doc.get("void"):
                 doc["void"] = True
@@ -625,7 +670,7 @@ class ZohoBooksEmulator(Emulator):
         if request.method == "POST":
             return self._save_payment(body, None)
         qp = request.query_params
-        rows = self._all_payments()
+        rows = self._sorted(request, "payments", self._all_payments, "payment_id")
         if qp.get("date_start"):
             start = _date(qp["date_start"], "date_start")
             rows = [r for r in rows if date.fromisoformat(r["date"]) >= start]
@@ -653,14 +698,15 @@ class ZohoBooksEmulator(Emulator):
                 self.store.delete(con, "payment", int(pid))
                 self.store.bump(con, "payment_deleted")
             return {"code": 0, "message": "The payment has been deleted."}
-        found = [p for p in self._all_payments() if p["payment_id"] == pid]
-        if not found:
+        found = self._world_index()["payment"].get(pid)
+        if found is None and pid.isdigit():
+            found = self.store.get("payment", int(pid))
+        if found is None:
             raise ZohoError(wire.DOES_NOT_EXIST, "Payment does not exist.", 404)
-        return {"code": 0, "message": "success", "payment": found[0]}
+        return {"code": 0, "message": "success", "payment": found}
 
     def _save_payment(self, body: dict, pid: str | None) -> dict:
-        contacts = {c["contact_id"]: c for c in self._all_contacts()}
-        customer = contacts.get(str(body.get("customer_id") or ""))
+        customer = self._contact(str(body.get("customer_id") or ""))
         if customer is None:
             raise _invalid("Invalid value passed for customer_id")
         amount = _dec(body.get("amount"), "amount")
@@ -678,10 +724,9 @@ class ZohoBooksEmulator(Emulator):
                 if existing is None:
                     raise ZohoError(wire.DOES_NOT_EXIST, "Payment does not exist.", 404)
             wanted = {str(a.get("invoice_id") or "") for a in applied}
-            applications = self._applications()
-            _, world, _ = self._world()
-            invoices = {i["invoice_id"]: i for i in world if i["invoice_id"] in wanted}
-            invoices.update({str(d["invoice_id"]): self._render_store_invoice(d, applications)
+            world = self._world_index()["invoice"]
+            invoices = {i: world[i] for i in wanted if i in world}
+            invoices.update({str(d["invoice_id"]): self._render_store_invoice(d)
                              for d in (self.store.get("invoice", int(i), con) for i in wanted if i.isdigit()) if d})
             rows, total_applied = [], ZERO
             for a in applied:
