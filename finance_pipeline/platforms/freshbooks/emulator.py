@@ -452,12 +452,12 @@ class FreshBooksEmulator(Emulator):
         else:
             merged = dict(data)
         doc = self._validate_invoice(merged)
-        doc["id"] = doc["invoiceid"] = doc_id if doc_id is not None else self.store.next_id()
+        doc["id"] = doc["invoiceid"] = doc_id
         doc["accountid"] = self.store.account_id
         now = self._now()
         doc["created_at"] = (current.get("created_at") if doc_id is not None else None) or eastern(now)
         doc["updated"] = eastern(now)
-        self.store.put("invoices", doc["id"], doc, time.time())
+        self.store.put("invoices", doc, time.time(), ("id", "invoiceid"))
         return json_response({"response": {"result": {"invoice": self._with_totals([dict(doc)])[0]}}})
 
     def _validate_invoice(self, d: dict) -> dict:
@@ -531,9 +531,9 @@ class FreshBooksEmulator(Emulator):
         doc = {**merged, "invoiceid": invoice["id"], "clientid": invoice["customerid"], "type": ptype,
                "amount": money(amount, invoice["currency_code"]), "date": paid_on.isoformat(),
                "vis_state": int(merged.get("vis_state") or 0), "accounting_systemid": self.store.account_id}
-        doc["id"] = doc["paymentid"] = doc_id if doc_id is not None else self.store.next_id()
+        doc["id"] = doc["paymentid"] = doc_id
         doc["updated"] = eastern(self._now())
-        self.store.put("payments", doc["id"], doc, time.time())
+        self.store.put("payments", doc, time.time(), ("id", "paymentid"))
         return json_response({"response": {"result": {"payment": doc}}})
 
     # -- clients ---------------------------------------------------------------------------------------
@@ -563,10 +563,10 @@ class FreshBooksEmulator(Emulator):
             raise _Error(422, 2001, "currency_code", "Invalid currency code.", "client", ccy)
         doc["currency_code"] = ccy
         doc["vis_state"] = int(doc.get("vis_state") or 0)
-        doc["id"] = doc["userid"] = doc_id if doc_id is not None else self.store.next_id()
+        doc["id"] = doc["userid"] = doc_id
         doc["accounting_systemid"] = self.store.account_id
         doc["updated"] = eastern(self._now())
-        self.store.put("clients", doc["id"], doc, time.time())
+        self.store.put("clients", doc, time.time(), ("id", "userid"))
         return json_response({"response": {"result": {"client": doc}}})
 
     # -- webhook callbacks ------------------------------------------------------------------------------
@@ -579,8 +579,8 @@ class FreshBooksEmulator(Emulator):
             cb = (b or {}).get("callback") or {}
             if not cb.get("event") or not str(cb.get("uri", "")).startswith("https://"):
                 raise _Error(422, 2002, "uri", "A callback needs an event and an https uri.", "callback")
-            doc = {"callbackid": self.store.next_id(), "event": cb["event"], "uri": cb["uri"], "verified": False}
-            self.store.put("callbacks", doc["callbackid"], doc, time.time())
+            doc = {"callbackid": None, "event": cb["event"], "uri": cb["uri"], "verified": False}
+            self.store.put("callbacks", doc, time.time(), ("callbackid",))
             return json_response({"response": {"result": {"callback": doc}}})
         return await self._handle(request, go)
 
@@ -596,7 +596,7 @@ class FreshBooksEmulator(Emulator):
                 if cb["verifier"] != self.store.verifier:
                     raise _Error(422, 2001, "verifier", "Invalid verifier.", "callback")
                 doc["verified"] = True
-            self.store.put("callbacks", doc_id, doc, time.time())
+            self.store.put("callbacks", doc, time.time(), ("callbackid",))
             return json_response({"response": {"result": {"callback": doc}}})
         return await self._handle(request, go)
 

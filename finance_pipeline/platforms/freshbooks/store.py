@@ -87,14 +87,25 @@ class FbStore(SqliteState):
     # -- documents --------------------------------------------------------------------------------
     def next_id(self) -> int:
         with self.tx() as con:
-            n = con.execute("SELECT n FROM seq").fetchone()[0] + 1
-            con.execute("UPDATE seq SET n = ?", (n,))
-            return n
+            return self._next(con)
 
-    def put(self, kind: str, doc_id: int, body: dict, updated: float) -> None:
+    @staticmethod
+    def _next(con: sqlite3.Connection) -> int:
+        n = con.execute("SELECT n FROM seq").fetchone()[0] + 1
+        con.execute("UPDATE seq SET n = ?", (n,))
+        return n
+
+    def put(self, kind: str, body: dict, updated: float, id_fields: tuple[str, ...] = ("id",)) -> int:
+        """Store `body` under its id (`body[id_fields[0]]`); a new document (id None) takes the next id
+        of the sequence in the same transaction, written to every field of `id_fields`.  -> the id."""
         with self.tx() as con:
+            doc_id = body.get(id_fields[0])
+            if doc_id is None:
+                doc_id = self._next(con)
+                body.update({f: doc_id for f in id_fields})
             con.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?)", (kind, doc_id, updated, json.dumps(body)))
             self.bump(con, f"{kind}_writes")
+        return doc_id
 
     def get(self, kind: str, doc_id: int) -> dict | None:
         row = self.read().execute("SELECT body FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)).fetchone()
