@@ -10,7 +10,7 @@ import pytest
 from finance_pipeline.http.client import ApiError
 from finance_pipeline.publish import (
     Counts, Desired, Outcome, PublishLedger, Rejected, Write, content_hash, idempotency_key, resolve_unknown,
-    write_batches,
+    write_batches, write_each,
 )
 
 
@@ -112,6 +112,45 @@ def test_write_batches_protocol(ledger):
                       errors=[], batch_size=2)
 
 
+
+def test_write_each_protocol(ledger):
+    """One request per record, the ledger marked per group: every key of a group pending (committed)
+    before its first request; each answer recorded on its own (done, refused, or left pending when
+    no definitive answer came); a 401 stops the run after recording the answers already in."""
+    writes = [Write("create", f"E{i}", "h", None, {"n": i}) for i in range(5)]
+    pending_at_send: list[set[str]] = []
+
+    def send(w):
+        pending_at_send.append({e.business_key for e in ledger.pending("invoice")})
+        if w.key == "E1":
+            return Outcome(False, error="bad AccountCode")
+        if w.key == "E2":
+            raise Rejected("Organisation is not subscribed to currency JPY")
+        if w.key == "E3":
+            raise ApiError("x", "POST", "http://127.0.0.1/x", 503, "busy")
+        return Outcome(True, f"r-{w.key}")
+
+    counts, errors = Counts(), []
+    write_each(ledger, "invoice", writes, send, counts=counts, errors=errors, group_size=3)
+    assert pending_at_send[0] == {"E0", "E1", "E2"} and pending_at_send[3] == {"E3", "E4"}
+    assert (counts.created, counts.failed, counts.unresolved) == (2, 2, 1)
+    assert {e.key for e in errors} == {"E1", "E2", "E3"}
+    status = {k: ledger.entry("invoice", k).status for k in ("E0", "E1", "E2", "E3", "E4")}
+    assert status == {"E0": "done", "E1": "failed", "E2": "failed", "E3": "pending", "E4": "done"}
+    assert ledger.entry("invoice", "E4").remote_id == "r-E4"
+
+    def unauthorised_second(w):
+        if w.key == "F1":
+            raise ApiError("x", "POST", "http://127.0.0.1/x", 401, "")
+        return Outcome(True, f"r-{w.key}")
+
+    with pytest.raises(ApiError):
+        write_each(ledger, "invoice", [Write("create", f"F{i}", "h", None, {}) for i in range(3)],
+                   unauthorised_second, counts=Counts(), errors=[], group_size=10)
+    assert ledger.entry("invoice", "F0").status == "done"  # answered before the 401: recorded
+    assert {ledger.entry("invoice", k).status for k in ("F1", "F2")} == {"pending"}
+
+
 def test_idempotency_keys():
     a = idempotency_key("xero-invoices", [("INV-1", "h1", None), ("INV-2", "h2", None)])
     assert a == idempotency_key("xero-invoices", [("INV-2", "h2", None), ("INV-1", "h1", None)])
@@ -119,27 +158,18 @@ def test_idempotency_keys():
     assert len(a) <= 128
 
 
-def test_send_each_leaves_only_the_unanswered_write_pending(ledger):
-    from finance_pipeline.publish import send_each
-
-    sent: list[str] = []
-
-    def send(w: Write) -> Outcome:
-        sent.append(w.key)
-        if w.key == "B":
-            raise ApiError("zoho_books", "POST", "invoices", 503, "unavailable")
-        if w.key == "C":
-            return Outcome(False, error="Invalid value passed for customer_id")
-        return Outcome(True, f"remote-{w.key}")
+def test_a_batch_element_without_an_answer_stays_pending_on_its_own(ledger):
+    # e.g. a $batch reply that holds no part for one request: that key is left for the next run's
+    # look-up, the others of the batch keep their answers
+    def send_batch(batch: list[Write]) -> list[Outcome]:
+        answers = {"A": Outcome(True, "remote-A"), "B": Outcome(False, error="no part", unresolved=True),
+                   "C": Outcome(False, error="Invalid value passed for customer_id"), "D": Outcome(True, "remote-D")}
+        return [answers[w.key] for w in batch]
 
     counts, errors = Counts(), []
     writes = [Write("create", k, "h1", None, {}) for k in "ABCD"]
-    write_batches(ledger, "invoice", writes, send_each(send), counts=counts, errors=errors, batch_size=50)
-    assert sent == ["A", "B", "C", "D"]  # one batch, every write still its own request
+    write_batches(ledger, "invoice", writes, send_batch, counts=counts, errors=errors, batch_size=50)
     entries = ledger.entries("invoice")
     assert {k: e.status for k, e in entries.items()} == {"A": "done", "B": "pending", "C": "failed", "D": "done"}
     assert entries["D"].remote_id == "remote-D" and (counts.created, counts.unresolved, counts.failed) == (2, 1, 1)
     assert [e.key for e in errors] == ["B", "C"]
-    # a 401 stops the run (the batch's keys stay pending for the look-up)
-    with pytest.raises(ApiError):
-        send_each(lambda w: (_ for _ in ()).throw(ApiError("x", "POST", "u", 401, "")))([writes[0]])

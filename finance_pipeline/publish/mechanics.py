@@ -15,15 +15,17 @@ A publisher run, for each object type (contacts before the invoices that referen
    done or failed from the destination's per-element answer.  A definitive rejection of the whole
    request (`Rejected`) fails its elements; an ambiguous failure (timeouts or 5xx after every
    retry) leaves them pending for the next run's step 2, as does an element answered
-   `Outcome(unresolved=True)` (no answer for it in a batch reply, or its own request failed
-   ambiguously: `send_each`).  Auth failures (401/403) stop the run.  A batch of N costs two
-   ledger transactions whatever N is; a crash inside it leaves at most N keys pending.
+   `Outcome(unresolved=True)` (no answer for it in a batch reply).  Auth failures (401/403) stop the
+   run.  A batch of N costs two ledger transactions whatever N is; a crash inside it leaves at most
+   N keys pending.  A destination without a batch API sends one request per record through
+   `write_each`: the same protocol with the ledger marked per group of records, not per request.
 5. read back and compare (platform-specific), reported as `Mismatch`es in the `PublishResult`.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Generic, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
 
@@ -269,45 +271,78 @@ def write_batches(
         except ApiError as exc:
             if exc.status in (401, 403):
                 raise
-            counts.unresolved += len(batch)
-            message = redact(f"no definitive answer, left pending for the next run: {exc}")
-            errors.extend(ItemError(object_type, w.key, message) for w in batch)
-            log.warning("%s %s: %d records left pending: %s", ledger.destination, object_type, len(batch), message)
+            _left_pending(ledger, object_type, batch, exc, counts, errors)
             continue
         if len(outcomes) != len(batch):
             raise RuntimeError(f"{ledger.destination}: {len(outcomes)} answers for {len(batch)} {object_type} writes")
-        done, failed = [], []
-        for write, outcome in zip(batch, outcomes):
-            if outcome.unresolved:
-                counts.unresolved += 1
-                message = redact(f"no definitive answer, left pending for the next run: {outcome.error or ''}")
-                errors.append(ItemError(object_type, write.key, message))
-                continue
-            if outcome.ok:
-                done.append((write.key, write.content_hash, outcome.remote_id or write.remote_id))
-                counts.bump(write.op)
-            else:
-                message = redact(outcome.error or "rejected")
-                failed.append((write.key, write.content_hash, message, write.remote_id))
-                errors.append(ItemError(object_type, write.key, message))
-                counts.failed += 1
-        ledger.mark_done_many(object_type, done)
-        ledger.mark_failed_many(object_type, failed)
+        _record(ledger, object_type, list(zip(batch, outcomes)), counts, errors)
 
 
-def send_each(send: Callable[[Write], Outcome]) -> Callable[[list[Write]], list[Outcome]]:
-    """A `write_batches` sender for a destination without a batch API: one request per write, the
-    batch only sharing its two ledger marks (pending before the first request, done/failed after
-    the last).  A write without a definitive answer (`ApiError` other than 401/403) is left pending
-    on its own; the others of the batch keep their answers."""
-    def each(batch: list[Write]) -> list[Outcome]:
-        out = []
-        for w in batch:
-            try:
-                out.append(send(w))
-            except ApiError as exc:
-                if exc.status in (401, 403):
-                    raise
-                out.append(Outcome(False, error=str(exc), unresolved=True))
-        return out
-    return each
+def write_each(
+    ledger: PublishLedger,
+    object_type: str,
+    writes: Sequence[Write],
+    send: Callable[[Write], Outcome],
+    *,
+    counts: Counts,
+    errors: list[ItemError],
+    group_size: int = 250,
+    record_every_s: float = 5.0,
+) -> None:
+    """`write_batches` for a destination with no batch API (one request per record), without one
+    ledger transaction per record: the keys of `group_size` writes are marked pending (committed)
+    before the first of them is sent, then each is sent on its own, and the answers are recorded at
+    least every `record_every_s` seconds and at the end of the group.  The protocol is unchanged —
+    nothing is sent before its key is pending; a crash leaves the group's keys pending, and the next
+    run looks them up before posting — a larger group only means more look-ups after a crash.  An
+    ambiguous failure of one request leaves that key pending and the others go on; a Rejected is a
+    refusal of that record; 401/403 stop the run (after recording the answers already received)."""
+    for group in batched(writes, group_size):
+        ledger.mark_pending_many(object_type, [(w.key, w.content_hash, w.remote_id) for w in group])
+        answered: list[tuple[Write, Outcome]] = []
+        recorded_at = time.monotonic()
+        try:
+            for write in group:
+                try:
+                    answered.append((write, send(write)))
+                except Rejected as exc:
+                    answered.append((write, Outcome(False, error=str(exc))))
+                except ApiError as exc:
+                    if exc.status in (401, 403):
+                        raise
+                    _left_pending(ledger, object_type, [write], exc, counts, errors)
+                if time.monotonic() - recorded_at >= record_every_s:
+                    _record(ledger, object_type, answered, counts, errors)
+                    answered, recorded_at = [], time.monotonic()
+        finally:
+            _record(ledger, object_type, answered, counts, errors)
+
+
+def _left_pending(ledger: PublishLedger, object_type: str, writes: Sequence[Write], exc: ApiError, counts: Counts,
+                  errors: list[ItemError]) -> None:
+    counts.unresolved += len(writes)
+    message = redact(f"no definitive answer, left pending for the next run: {exc}")
+    errors.extend(ItemError(object_type, w.key, message) for w in writes)
+    log.warning("%s %s: %d records left pending: %s", ledger.destination, object_type, len(writes), message)
+
+
+def _record(ledger: PublishLedger, object_type: str, answered: Sequence[tuple[Write, Outcome]], counts: Counts,
+            errors: list[ItemError]) -> None:
+    """The destination's answer to each write: done (with its remote id) or failed (with its message)."""
+    done, failed = [], []
+    for write, outcome in answered:
+        if outcome.unresolved:
+            counts.unresolved += 1
+            message = redact(f"no definitive answer, left pending for the next run: {outcome.error or ''}")
+            errors.append(ItemError(object_type, write.key, message))
+            continue
+        if outcome.ok:
+            done.append((write.key, write.content_hash, outcome.remote_id or write.remote_id))
+            counts.bump(write.op)
+        else:
+            message = redact(outcome.error or "rejected")
+            failed.append((write.key, write.content_hash, message, write.remote_id))
+            errors.append(ItemError(object_type, write.key, message))
+            counts.failed += 1
+    ledger.mark_done_many(object_type, done)
+    ledger.mark_failed_many(object_type, failed)

@@ -31,7 +31,7 @@ import math
 import time
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
@@ -107,6 +107,7 @@ class FreshBooksEmulator(Emulator):
         self.store = FbStore(sandbox.root / "freshbooks.sqlite", seed)
         self._minute = SlidingWindow(self.MINUTE_LIMIT, 60, self.config.time_scale)
         self.write_delay_s = 0.0
+        self._view_cache: tuple[Any, _WorldView] | None = None
 
     # -- what clients and tests use ------------------------------------------------------------
     def credentials(self) -> dict[str, str]:
@@ -308,21 +309,52 @@ class FreshBooksEmulator(Emulator):
         })
         return doc
 
-    def _all(self, kind: str, keep: Callable[[dict], bool] | None = None) -> list[dict]:
-        """Every document of `kind`; `keep` (exact-match searches) is applied before the written
-        invoices' totals are computed, so a look-up by number does not render the whole store."""
-        invoices, payments, clients = self._world()
-        world = {"invoices": invoices, "payments": payments, "clients": clients}[kind]
-        written = self.store.all(kind)
-        if keep is not None:
-            world = [d for d in world if keep(d)]
-            written = [d for d in written if keep(d)]
-        if kind == "invoices" and written:
-            pays: dict[int, list] = {}
-            for p in self.store.all("payments"):
-                if p["vis_state"] == 0:
-                    pays.setdefault(p["invoiceid"], []).append((Decimal(p["amount"]["amount"]), True))
-            written = [self._totals(d, pays.get(d["id"], [])) for d in written]
+    def _world_key(self) -> tuple:
+        """What the rendered world (and the invoices' overdue status) depends on: the world store and
+        the clock; without a sandbox, today."""
+        if self.sandbox.exists():
+            return str(self.sandbox.world_path()), self.sandbox.clock
+        return None, datetime.now(UTC).date()
+
+    def _view(self) -> "_WorldView":
+        """The world as of the clock, rendered once per (world, clock) and indexed: a request looks a
+        world document up instead of rendering the whole account again."""
+        key = self._world_key()
+        cached = self._view_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        view = _WorldView(*self._world())
+        self._view_cache = (key, view)
+        return view
+
+    def _with_totals(self, invoices: list[dict], payments: list[dict] | None = None) -> list[dict]:
+        """Written invoices with their amount, outstanding and status from their active written
+        payments (`payments`: all of them, when the caller holds them; else each invoice's, by index)."""
+        if payments is None:
+            pays = {d["id"]: self.store.find("payments", "invoiceid", str(d["id"])) for d in invoices}
+        else:
+            pays = {}
+            for p in payments:
+                pays.setdefault(p["invoiceid"], []).append(p)
+        return [self._totals(d, [(Decimal(p["amount"]["amount"]), True) for p in pays.get(d["id"], [])
+                                 if p["vis_state"] == 0]) for d in invoices]
+
+    def _all(self, kind: str, exact: dict[str, str] | None = None) -> list[dict]:
+        """Every document of `kind` (the world's, then the written ones), or with `exact` ({field:
+        value} of the API's exact-match searches) only those matching, found through the indexes."""
+        view = self._view()
+        if exact:
+            field, value = next(iter(exact.items()))
+            world = view.by(kind, field).get(value, [])
+            written = self.store.find(kind, field, value)
+            keep = lambda d: all(str(d.get(k)) == v for k, v in exact.items())  # noqa: E731
+            world, written = [d for d in world if keep(d)], [d for d in written if keep(d)]
+            if kind == "invoices" and written:
+                written = self._with_totals(written)
+        else:
+            world, written = view.docs[kind], self.store.all(kind)
+            if kind == "invoices" and written:
+                written = self._with_totals(written, self.store.all("payments"))
         return world + written
 
     # -- lists -------------------------------------------------------------------------------------
@@ -336,7 +368,24 @@ class FreshBooksEmulator(Emulator):
         exact = {key: qp.get(f"search[{field}]") for field, key in (
             ("invoice_number", "invoice_number"), ("customerid", "customerid"), ("invoiceid", "invoiceid"))
             if qp.get(f"search[{field}]") is not None}
-        docs = self._all(kind, (lambda d: all(str(d.get(k)) == v for k, v in exact.items())) if exact else None)
+        if exact:  # a look-up: found through the indexes, nothing to keep
+            docs = self._select(qp, kind, exact)
+        else:  # a listing: selected and sorted once per (query, clock, account contents), then paged
+            key = (kind, sorted((k, v) for k, v in qp.multi_items() if k not in ("page", "per_page")),
+                   self._world_key(), self.store.version())
+            docs = self.pages.get(key, lambda: self._select(qp, kind, None))[1]
+        total = len(docs)
+        pages = max(1, math.ceil(total / per_page))
+        chunk = docs[(page - 1) * per_page: page * per_page]
+        if self.duplicate_page(request) and page > 1:
+            chunk = docs[(page - 2) * per_page: (page - 1) * per_page]
+        self.counters["documents_served"] += len(chunk)
+        return json_response({"response": {"result": {kind: chunk, "page": page, "pages": pages,
+                                                      "per_page": per_page, "total": total}}})
+
+    def _select(self, qp: Any, kind: str, exact: dict[str, str] | None) -> list[dict]:
+        """The documents a list query asks for (its filters, sort and `include[]`), not yet paged."""
+        docs = self._all(kind, exact)
         vis = qp.get("search[vis_state]")
         wanted = {int(vis)} if vis not in (None, "") else {0}
         docs = [d for d in docs if d.get("vis_state", 0) in wanted]
@@ -363,19 +412,14 @@ class FreshBooksEmulator(Emulator):
             docs.sort(key=lambda d: d["id"], reverse=True)
         if kind == "invoices" and "lines" not in qp.getlist("include[]"):
             docs = [{k: v for k, v in d.items() if k != "lines"} for d in docs]
-        total = len(docs)
-        pages = max(1, math.ceil(total / per_page))
-        chunk = docs[(page - 1) * per_page: page * per_page]
-        if self.duplicate_page(request) and page > 1:
-            chunk = docs[(page - 2) * per_page: (page - 1) * per_page]
-        self.counters["documents_served"] += len(chunk)
-        return json_response({"response": {"result": {kind: chunk, "page": page, "pages": pages,
-                                                      "per_page": per_page, "total": total}}})
+        return docs
 
-    def _one(self, kind: str, singular: str, doc_id: int, include_lines: bool = True) -> dict:
-        for d in self._all(kind):
-            if d["id"] == doc_id:
-                return d
+    def _one(self, kind: str, singular: str, doc_id: int) -> dict:
+        written = self.store.get(kind, doc_id)
+        if written is not None:
+            return self._with_totals([written])[0] if kind == "invoices" else written
+        for d in self._view().by(kind, "id").get(str(doc_id), []):
+            return d
         raise _Error(404, 1012, singular + "id", f"{singular.capitalize()} not found.", singular, doc_id)
 
     # -- invoices ------------------------------------------------------------------------------------
@@ -408,15 +452,13 @@ class FreshBooksEmulator(Emulator):
         else:
             merged = dict(data)
         doc = self._validate_invoice(merged)
-        doc["id"] = doc["invoiceid"] = doc_id if doc_id is not None else self.store.next_id()
+        doc["id"] = doc["invoiceid"] = doc_id
         doc["accountid"] = self.store.account_id
         now = self._now()
         doc["created_at"] = (current.get("created_at") if doc_id is not None else None) or eastern(now)
         doc["updated"] = eastern(now)
-        self.store.put("invoices", doc["id"], doc, time.time())
-        pays = [(Decimal(p["amount"]["amount"]), True) for p in self.store.all("payments")
-                if p["invoiceid"] == doc["id"] and p["vis_state"] == 0]
-        return json_response({"response": {"result": {"invoice": self._totals(dict(doc), pays)}}})
+        self.store.put("invoices", doc, time.time(), ("id", "invoiceid"))
+        return json_response({"response": {"result": {"invoice": self._with_totals([dict(doc)])[0]}}})
 
     def _validate_invoice(self, d: dict) -> dict:
         cid = d.get("customerid")
@@ -425,7 +467,7 @@ class FreshBooksEmulator(Emulator):
         client = None
         if str(cid).isdigit():
             client = self.store.get("clients", int(cid)) or next(
-                (c for c in self._world()[2] if c["id"] == int(cid)), None)
+                iter(self._view().by("clients", "id").get(str(int(cid)), [])), None)
         if client is None:
             raise _Error(404, 1012, "userid", "Client not found.", "client", cid)
         ccy = str(d.get("currency_code") or (client or {}).get("currency_code") or "")
@@ -489,9 +531,9 @@ class FreshBooksEmulator(Emulator):
         doc = {**merged, "invoiceid": invoice["id"], "clientid": invoice["customerid"], "type": ptype,
                "amount": money(amount, invoice["currency_code"]), "date": paid_on.isoformat(),
                "vis_state": int(merged.get("vis_state") or 0), "accounting_systemid": self.store.account_id}
-        doc["id"] = doc["paymentid"] = doc_id if doc_id is not None else self.store.next_id()
+        doc["id"] = doc["paymentid"] = doc_id
         doc["updated"] = eastern(self._now())
-        self.store.put("payments", doc["id"], doc, time.time())
+        self.store.put("payments", doc, time.time(), ("id", "paymentid"))
         return json_response({"response": {"result": {"payment": doc}}})
 
     # -- clients ---------------------------------------------------------------------------------------
@@ -521,10 +563,10 @@ class FreshBooksEmulator(Emulator):
             raise _Error(422, 2001, "currency_code", "Invalid currency code.", "client", ccy)
         doc["currency_code"] = ccy
         doc["vis_state"] = int(doc.get("vis_state") or 0)
-        doc["id"] = doc["userid"] = doc_id if doc_id is not None else self.store.next_id()
+        doc["id"] = doc["userid"] = doc_id
         doc["accounting_systemid"] = self.store.account_id
         doc["updated"] = eastern(self._now())
-        self.store.put("clients", doc["id"], doc, time.time())
+        self.store.put("clients", doc, time.time(), ("id", "userid"))
         return json_response({"response": {"result": {"client": doc}}})
 
     # -- webhook callbacks ------------------------------------------------------------------------------
@@ -537,8 +579,8 @@ class FreshBooksEmulator(Emulator):
             cb = (b or {}).get("callback") or {}
             if not cb.get("event") or not str(cb.get("uri", "")).startswith("https://"):
                 raise _Error(422, 2002, "uri", "A callback needs an event and an https uri.", "callback")
-            doc = {"callbackid": self.store.next_id(), "event": cb["event"], "uri": cb["uri"], "verified": False}
-            self.store.put("callbacks", doc["callbackid"], doc, time.time())
+            doc = {"callbackid": None, "event": cb["event"], "uri": cb["uri"], "verified": False}
+            self.store.put("callbacks", doc, time.time(), ("callbackid",))
             return json_response({"response": {"result": {"callback": doc}}})
         return await self._handle(request, go)
 
@@ -554,7 +596,7 @@ class FreshBooksEmulator(Emulator):
                 if cb["verifier"] != self.store.verifier:
                     raise _Error(422, 2001, "verifier", "Invalid verifier.", "callback")
                 doc["verified"] = True
-            self.store.put("callbacks", doc_id, doc, time.time())
+            self.store.put("callbacks", doc, time.time(), ("callbackid",))
             return json_response({"response": {"result": {"callback": doc}}})
         return await self._handle(request, go)
 
@@ -563,3 +605,21 @@ class _Refused(Exception):
     def __init__(self, response: Response) -> None:
         super().__init__("refused")
         self.response = response
+
+
+class _WorldView:
+    """The world's invoices, payments and clients as of one clock, with lazily built exact-match
+    indexes (`by(kind, field)`: the field's text → its documents, in the world's order)."""
+
+    def __init__(self, invoices: list[dict], payments: list[dict], clients: list[dict]) -> None:
+        self.docs = {"invoices": invoices, "payments": payments, "clients": clients}
+        self._index: dict[tuple[str, str], dict[str, list[dict]]] = {}
+
+    def by(self, kind: str, field: str) -> dict[str, list[dict]]:
+        index = self._index.get((kind, field))
+        if index is None:
+            index = {}
+            for d in self.docs[kind]:
+                index.setdefault(str(d.get(field)), []).append(d)
+            self._index[(kind, field)] = index
+        return index

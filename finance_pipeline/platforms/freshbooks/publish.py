@@ -45,7 +45,7 @@ from finance_pipeline.publish.marts import (
     SALES_TAX_LINE_NAME, MartInvoice, MartLine, MartPayment, load_invoice_payments, load_trade_invoices,
 )
 from finance_pipeline.publish.mechanics import (
-    Desired, ItemError, Mismatch, Outcome, PublishResult, Write, resolve_unknown, write_batches,
+    Desired, ItemError, Mismatch, Outcome, PublishResult, Write, resolve_unknown, write_each,
 )
 from finance_pipeline.publish.runner import compare_by_reference, run_publisher
 from finance_pipeline.settings import Settings
@@ -140,8 +140,8 @@ class _FbRun:
             for w in writes:
                 self.dry.add(object_type, w.op, w.key, w.body, remote_id=w.remote_id)
             return
-        write_batches(self.ledger, object_type, writes, lambda batch: [send(w) for w in batch],
-                      counts=self.result.of(object_type), errors=self.result.errors, batch_size=1)
+        write_each(self.ledger, object_type, writes, send, counts=self.result.of(object_type),
+                   errors=self.result.errors)
 
     def plan(self, object_type: str, desired: dict[str, Desired]) -> list[Write]:
         counts = self.result.of(object_type)
@@ -276,12 +276,31 @@ class _FbRun:
         return f"{p.channel} {p.payment_id}"
 
     def find_payments(self, keys: list[str], by_key: dict[str, MartPayment]) -> dict[str, dict]:
+        """A few keys: the payments of each one's invoice (`search[invoiceid]`), matched by note."""
+        invoice_ids = {self.invoice_ids.get(by_key[k].invoice_number) for k in keys if k in by_key} - {None}
+        return self.match_payments(keys, by_key, {i: list(self.listing("payments", "payments",
+                                                                        {"search[invoiceid]": i}))
+                                                  for i in invoice_ids})
+
+    def all_payments(self, by_key: dict[str, MartPayment]) -> dict[str, dict]:
+        """Many keys (a first publish, a lost ledger, a crash in a large group): every payment listed
+        once, grouped by invoice, matched the same way."""
+        held: dict[str, list[dict]] = defaultdict(list)
+        for doc in self.listing("payments", "payments"):
+            held[str(doc.get("invoiceid"))].append(doc)
+        return self.match_payments(list(by_key), by_key, held)
+
+    def match_payments(self, keys: list[str], by_key: dict[str, MartPayment],
+                       held: dict[str, list[dict]]) -> dict[str, dict]:
+        """Each key's payment among those FreshBooks holds against its invoice: the note ends with ours."""
         found: dict[str, dict] = {}
-        for invoice_id in {self.invoice_ids.get(by_key[k].invoice_number) for k in keys if k in by_key} - {None}:
-            for doc in self.listing("payments", "payments", {"search[invoiceid]": invoice_id}):
-                for k in keys:
-                    if k in by_key and str(doc.get("note") or "").endswith(self.note(by_key[k])):
-                        found.setdefault(k, doc)
+        for k in keys:
+            p = by_key.get(k)
+            invoice_id = self.invoice_ids.get(p.invoice_number) if p is not None else None
+            for doc in held.get(invoice_id, []) if invoice_id else []:
+                if str(doc.get("note") or "").endswith(self.note(p)):
+                    found[k] = doc
+                    break
         return found
 
     def publish_payments(self, invoices: list[MartInvoice], payments: list[MartPayment]) -> None:
@@ -307,7 +326,8 @@ class _FbRun:
                     and str(remote.get("invoiceid")) == str(want.record["invoiceid"]))
 
         resolve_unknown(self.ledger, "payment", desired, lambda keys: self.find_payments(keys, by_key),
-                        remote_id_of=lambda r: str(r["id"]), is_current=is_current, counts=counts, batch_size=20)
+                        remote_id_of=lambda r: str(r["id"]), is_current=is_current, counts=counts, batch_size=20,
+                        find_all=lambda: self.all_payments(by_key), scan_above=40)
         writes = self.plan("payment", desired)
         gone = content_hash({"v": PAYMENT_MAPPING, "deleted": True})
         for key, entry in self.ledger.entries("payment").items():

@@ -48,7 +48,7 @@ from finance_pipeline.publish.marts import (
     SALES_TAX_LINE_NAME, MartInvoice, MartPayment, load_invoice_payments, load_trade_invoices,
 )
 from finance_pipeline.publish.mechanics import (
-    Desired, ItemError, Mismatch, Outcome, PublishResult, Write, resolve_unknown, send_each, write_batches,
+    Desired, ItemError, Mismatch, Outcome, PublishResult, Write, resolve_unknown, write_each,
 )
 from finance_pipeline.publish.runner import compare_by_reference, run_publisher
 from finance_pipeline.settings import Settings
@@ -201,8 +201,8 @@ class _ZohoRun:
             for w in writes:
                 self.dry.add(object_type, w.op, w.key, w.body, remote_id=w.remote_id)
             return
-        write_batches(self.ledger, object_type, writes, send_each(send), counts=self.result.of(object_type),
-                      errors=self.result.errors, batch_size=WRITE_BATCH)
+        write_each(self.ledger, object_type, writes, send, counts=self.result.of(object_type),
+                   errors=self.result.errors, group_size=WRITE_BATCH)
 
     def _fail_before_sending(self, object_type: str, rows: list[tuple[str, str | None, str, str | None]],
                              bodies: dict[str, Any] | None = None) -> None:
