@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -104,32 +105,60 @@ def _dec(v: Any) -> Decimal | None:
     return Decimal(str(v)).quantize(Decimal("0.0001"))
 
 
-def _insert(con: duckdb.DuckDBPyConnection, ev: AlertEvent) -> None:
-    con.execute(
-        "insert into ops.alerts (alert_id, rule, severity, dedupe_key, title, details, raised_at, as_of, event, value) "
-        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do nothing",
-        [ev.alert_id, ev.rule, ev.severity, ev.dedupe_key, ev.title, orjson.dumps(ev.details, default=str).decode(),
-         datetime.now(timezone.utc), ev.as_of, ev.event, ev.value])
+_DEC = pa.decimal128(18, 4)
+_TS = pa.timestamp("us", tz="UTC")
+_KEY = {"rule": pa.string(), "dedupe_key": pa.string()}
+_STATE = {**_KEY, "severity": pa.string(), "value": _DEC, "title": pa.string()}
+_NOTIFIED = {**_STATE, "notified_at": _TS}
+_EVENT = {"alert_id": pa.string(), "rule": pa.string(), "severity": pa.string(), "dedupe_key": pa.string(),
+          "title": pa.string(), "details": pa.string(), "raised_at": _TS, "as_of": _TS, "event": pa.string(),
+          "value": _DEC}
+_DELIVERY = {"alert_id": pa.string(), "sink": pa.string()}
+
+
+def _apply(con: Any, schema: dict[str, pa.DataType], rows: list[tuple], sql: str, params: list | None = None) -> None:
+    """One set-based statement over `rows` (tuples in `schema`'s column order), visible to `sql` as
+    the table `alert_batch`: an arrow table DuckDB scans in place, a temporary table on PostgreSQL.  One
+    statement per kind of change instead of one per alert: a row-at-a-time UPDATE on the composite
+    key scans the table, so thousands of alerts cost thousands of scans."""
+    if not rows:
+        return
+    columns = list(zip(*rows))
+    table = pa.Table.from_arrays([pa.array(list(col), type=typ) for col, typ in zip(columns, schema.values())],
+                                 names=list(schema))
+    con.register("alert_batch", table)
+    try:
+        con.execute(sql, params or [])
+    finally:
+        con.unregister("alert_batch")
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, results: dict[str, list[Alert] | None], as_of: datetime,
              worsen_factor: Decimal = Decimal("1.5"), sinks: Iterable[str] = ()) -> list[AlertEvent]:
     """Apply one evaluation: `results` maps each rule name to the conditions it reports now, or
     None when the rule could not run.  Returns the events, already recorded with an outbox row
-    per sink."""
+    per sink.  The decisions are made here, alert by alert; the writes go to the warehouse as one
+    statement per kind (`_apply`), in one transaction."""
     ensure(con)
     sinks = list(sinks)
     events: list[AlertEvent] = []
+    quiet: list[tuple] = []      # still open, nothing to send: refresh severity / value / title
+    notified: list[tuple] = []   # open, and an event was sent now
+    opened: list[tuple] = []     # new conditions
+    closed: list[tuple] = []     # resolved
     con.execute("begin")
     try:
-        for rule, alerts in results.items():
-            if alerts is None:
-                continue
-            state = {row[0]: row for row in con.execute(
-                "select dedupe_key, severity, value, notified_at, notified_value, notified_severity, title "
-                "from ops.alert_state where rule = ?", [rule]).fetchall()}
+        running = [rule for rule, alerts in results.items() if alerts is not None]
+        state_by_rule: dict[str, dict[str, tuple]] = {rule: {} for rule in running}
+        if running:
+            for row in con.execute(
+                    "select rule, dedupe_key, severity, value, notified_at, notified_value, notified_severity, title "
+                    f"from ops.alert_state where rule in ({', '.join('?' * len(running))})", running).fetchall():
+                state_by_rule[row[0]][row[1]] = row[1:]
+        for rule in running:
+            state = state_by_rule[rule]
             seen = set()
-            for a in alerts:
+            for a in results[rule] or ():
                 if a.dedupe_key in seen:
                     continue
                 seen.add(a.dedupe_key)
@@ -148,31 +177,42 @@ def evaluate(con: duckdb.DuckDBPyConnection, results: dict[str, list[Alert] | No
                     elif as_of - notified_at >= a.cooldown:
                         kind = "reminder"
                 if kind is None:
-                    con.execute("update ops.alert_state set severity = ?, value = ?, title = ? "
-                                "where rule = ? and dedupe_key = ?", [a.severity, value, a.title, rule, a.dedupe_key])
+                    quiet.append((rule, a.dedupe_key, a.severity, value, a.title))
                     continue
-                ev = AlertEvent(f"{rule}:{a.dedupe_key}:{kind}:{as_of.isoformat()}", kind, rule, a.severity,
-                                a.dedupe_key, a.title, a.details, as_of, value)
-                events.append(ev)
-                if prev is None:
-                    con.execute("insert into ops.alert_state values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                [rule, a.dedupe_key, a.severity, value, a.title, as_of, as_of, value, a.severity])
-                else:
-                    con.execute("update ops.alert_state set severity = ?, value = ?, title = ?, notified_at = ?, "
-                                "notified_value = ?, notified_severity = ? where rule = ? and dedupe_key = ?",
-                                [a.severity, value, a.title, as_of, value, a.severity, rule, a.dedupe_key])
+                events.append(AlertEvent(f"{rule}:{a.dedupe_key}:{kind}:{as_of.isoformat()}", kind, rule, a.severity,
+                                         a.dedupe_key, a.title, a.details, as_of, value))
+                (opened if prev is None else notified).append((rule, a.dedupe_key, a.severity, value, a.title, as_of))
             for key, (_, severity, value, _, _, _, title) in state.items():
                 if key in seen:
                     continue
-                ev = AlertEvent(f"{rule}:{key}:resolved:{as_of.isoformat()}", "resolved", rule, "info", key,
-                                f"Resolved: {title}", {"previous_severity": severity}, as_of, value)
-                events.append(ev)
-                con.execute("delete from ops.alert_state where rule = ? and dedupe_key = ?", [rule, key])
-        for ev in events:
-            _insert(con, ev)
-            for sink in sinks:
-                con.execute("insert into ops.alert_deliveries (alert_id, sink, status) values (?, ?, 'pending') "
-                            "on conflict do nothing", [ev.alert_id, sink])
+                events.append(AlertEvent(f"{rule}:{key}:resolved:{as_of.isoformat()}", "resolved", rule, "info", key,
+                                         f"Resolved: {title}", {"previous_severity": severity}, as_of, value))
+                closed.append((rule, key))
+        raised_at = datetime.now(timezone.utc)
+        event_rows = [(ev.alert_id, ev.rule, ev.severity, ev.dedupe_key, ev.title,
+                       orjson.dumps(ev.details, default=str).decode(), raised_at, ev.as_of, ev.event, _dec(ev.value))
+                      for ev in events]
+        _apply(con, _STATE, quiet,
+               "update ops.alert_state set severity = b.severity, value = b.value, title = b.title "
+               "from alert_batch b where alert_state.rule = b.rule and alert_state.dedupe_key = b.dedupe_key")
+        _apply(con, _NOTIFIED, notified,
+               "update ops.alert_state set severity = b.severity, value = b.value, title = b.title, "
+               "notified_at = b.notified_at, notified_value = b.value, notified_severity = b.severity "
+               "from alert_batch b where alert_state.rule = b.rule and alert_state.dedupe_key = b.dedupe_key")
+        _apply(con, _NOTIFIED, opened,
+               "insert into ops.alert_state (rule, dedupe_key, severity, value, title, opened_at, notified_at, "
+               "notified_value, notified_severity) "
+               "select rule, dedupe_key, severity, value, title, notified_at, notified_at, value, severity from alert_batch")
+        _apply(con, _KEY, closed,
+               "delete from ops.alert_state using alert_batch b "
+               "where alert_state.rule = b.rule and alert_state.dedupe_key = b.dedupe_key")
+        _apply(con, _EVENT, event_rows,
+               "insert into ops.alerts (alert_id, rule, severity, dedupe_key, title, details, raised_at, as_of, "
+               "event, value) select alert_id, rule, severity, dedupe_key, title, cast(details as json), raised_at, "
+               "as_of, event, value from alert_batch on conflict do nothing")
+        _apply(con, _DELIVERY, [(ev.alert_id, sink) for ev in events for sink in sinks],
+               "insert into ops.alert_deliveries (alert_id, sink, status) "
+               "select alert_id, sink, 'pending' from alert_batch on conflict do nothing")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -204,6 +244,24 @@ def mark_delivery(con: duckdb.DuckDBPyConnection, alert_id: str, sink: str, ok: 
         con.execute("update ops.alert_deliveries set attempts = attempts + 1, last_error = ?, "
                     "status = case when attempts + 1 >= ? then 'failed' else 'pending' end "
                     "where alert_id = ? and sink = ?", [(detail or "")[:500], max_attempts, alert_id, sink])
+
+
+def mark_deliveries(con: duckdb.DuckDBPyConnection, alert_ids: list[str], sink: str, ok: bool, detail: str | None,
+                    max_attempts: int) -> None:
+    """`mark_delivery` for many events of one sink with one outcome (a digest: all sent or none),
+    as one statement."""
+    if ok:
+        _apply(con, {"alert_id": pa.string()}, [(a,) for a in alert_ids],
+               "update ops.alert_deliveries set status = 'sent', attempts = attempts + 1, "
+               "sent_at = ?, remote_id = ?, last_error = null from alert_batch b "
+               "where alert_deliveries.alert_id = b.alert_id and alert_deliveries.sink = ?",
+               [datetime.now(timezone.utc), detail, sink])
+    else:
+        _apply(con, {"alert_id": pa.string()}, [(a,) for a in alert_ids],
+               "update ops.alert_deliveries set attempts = attempts + 1, last_error = ?, "
+               "status = case when attempts + 1 >= ? then 'failed' else 'pending' end from alert_batch b "
+               "where alert_deliveries.alert_id = b.alert_id and alert_deliveries.sink = ?",
+               [(detail or "")[:500], max_attempts, sink])
 
 
 def record(con: duckdb.DuckDBPyConnection, alerts: list[Alert], as_of: datetime) -> list[Alert]:

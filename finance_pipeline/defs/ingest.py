@@ -8,7 +8,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from finance_pipeline.defs.common import WAREHOUSE_POOL
-from finance_pipeline.ingest.pipeline import loader_file_format, make_pipeline, save_quarantine
+from finance_pipeline.ingest.pipeline import loader_file_format, make_pipeline, save_quarantine, warehouse_connection
 from finance_pipeline.ingest.quarantine import Quarantine
 from finance_pipeline.platforms import registry
 from finance_pipeline.settings import get_settings
@@ -49,10 +49,11 @@ def _build(platform: registry.Platform) -> Any:
         run_settings = get_settings()
         quarantine = Quarantine(platform.name)
         source = source_fn(connection(run_settings, platform.name), quarantine)
-        results = list(dlt.run(context=context, dlt_source=source,
-                               dlt_pipeline=make_pipeline(run_settings, platform.name),
-                               loader_file_format=loader_file_format(run_settings)))
-        saved = save_quarantine(run_settings, quarantine)
+        with warehouse_connection(run_settings) as con:
+            results = list(dlt.run(context=context, dlt_source=source,
+                                   dlt_pipeline=make_pipeline(run_settings, platform.name, connection=con),
+                                   loader_file_format=loader_file_format(run_settings)))
+            saved = save_quarantine(run_settings, quarantine, con)
         if saved:
             context.log.warning(f"{platform.title}: {saved} bad record(s) quarantined in ops.quarantine")
         by_entity: dict[str, int] = {}

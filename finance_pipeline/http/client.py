@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +32,15 @@ log = logging.getLogger("finance_pipeline.http")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 IDEMPOTENCY_HEADERS = ("idempotency-key", "requestid")
+
+
+@functools.lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """The TLS context every httpx client here verifies with: httpx's default (certifi's CA bundle,
+    or SSL_CERT_FILE / SSL_CERT_DIR), built once.  Building one reads the whole CA bundle (tens of
+    milliseconds), and each client built its own: once per platform per run.  An `SSLContext` is
+    safe to share between connections and threads."""
+    return httpx.create_ssl_context()
 
 
 def json_default(obj: Any) -> Any:
@@ -138,6 +149,7 @@ class ApiClient:
         self.json_loads = json_loads
         self.stats: Counter[str] = Counter()
         self._http = httpx.Client(
+            verify=tls_context(),
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
             headers=dict(default_headers or {}),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),

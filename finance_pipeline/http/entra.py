@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from finance_pipeline.http.client import tls_context
 from finance_pipeline.http.redaction import register_secret
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.settings import SettingsError
@@ -34,7 +35,7 @@ class HostMapClient:
     def __init__(self, host_map: Mapping[str, str], *, only_mapped: bool, timeout_s: float = 30.0) -> None:
         self.host_map = {urlsplit(k).netloc or k: v.rstrip("/") for k, v in host_map.items()}
         self.only_mapped = only_mapped
-        self._http = httpx.Client(timeout=timeout_s)
+        self._http = httpx.Client(timeout=timeout_s, verify=tls_context())
 
     def _url(self, url: str) -> str:
         parts = urlsplit(url)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
-from finance_pipeline.http.client import ApiError
+from finance_pipeline.http.client import ApiError, tls_context
 from finance_pipeline.http.redaction import redact
 from finance_pipeline.settings import Secret
 
@@ -41,7 +41,7 @@ class BasicTokenAuth:
 
     def _post(self) -> httpx.Response:
         # a connection per request: tokens last hours, so nothing is kept open between them
-        with httpx.Client(timeout=self._timeout_s) as http:
+        with httpx.Client(timeout=self._timeout_s, verify=tls_context()) as http:
             return http.post(self.token_url, content=self._form, headers={
                 "Authorization": self._basic.value, "Content-Type": "application/x-www-form-urlencoded",
                 **self._extra_headers})

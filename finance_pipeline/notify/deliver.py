@@ -32,14 +32,12 @@ def deliver(con: duckdb.DuckDBPyConnection, sinks: dict[str, object], max_attemp
             try:
                 remote = sink.send_digest(events)
             except SinkError as exc:
-                for event in events:
-                    store.mark_delivery(con, event.alert_id, sink_name, False, str(exc), max_attempts)
+                store.mark_deliveries(con, [e.alert_id for e in events], sink_name, False, str(exc), max_attempts)
                 report[sink_name]["failed"] += len(events)
                 report[sink_name]["errors"].append(str(exc))
                 log.warning("alert digest not delivered to %s: %s", sink_name, exc)
                 continue
-            for event in events:
-                store.mark_delivery(con, event.alert_id, sink_name, True, f"digest:{remote}", max_attempts)
+            store.mark_deliveries(con, [e.alert_id for e in events], sink_name, True, f"digest:{remote}", max_attempts)
             report[sink_name]["sent"] += len(events)
     for sink_name, event in pending:
         sink = sinks[sink_name]

@@ -99,7 +99,9 @@ def connection(settings: Settings, name: str) -> Connection:
     if external and name in external:
         entry = external[name]
     else:
-        running = start_emulators(settings, [name])[name]
+        # only this platform's emulator: a run that ingests one source (a webhook's) should not
+        # pay for starting the other two dozen; the next platform's connection starts its own
+        running = start_emulators(settings, names=[name])[name]
         entry = {"base_url": running.url, "credentials": running.emulator.credentials()}
     creds = {k: Secret(v, f"{name}.{k}") if isinstance(v, str) and _is_secret(k) else v
              for k, v in entry["credentials"].items()}
