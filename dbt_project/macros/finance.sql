@@ -39,9 +39,12 @@
     cast(date_trunc('month', timezone('{{ var("business_timezone") }}', {{ ts }})) as date)
 {%- endmacro %}
 
-{#- The "as of" moment of the reports. -#}
+{#- The "as of" moment of the reports: the `as_of` var when given (unit tests, a manual run), else
+    FINANCE_AS_OF, which the pipeline sets for each build (an environment variable rather than a
+    var, so that dbt's saved parse stays valid from one run to the next), else the warehouse's now. -#}
 {% macro as_of() -%}
-    {%- if var("as_of") -%} cast('{{ var("as_of") }}' as timestamptz) {%- else -%} current_timestamp {%- endif -%}
+    {%- set moment = var("as_of") or env_var("FINANCE_AS_OF", "") -%}
+    {%- if moment -%} cast('{{ moment }}' as timestamptz) {%- else -%} current_timestamp {%- endif -%}
 {%- endmacro %}
 
 {% macro as_of_date() -%}

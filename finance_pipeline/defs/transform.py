@@ -2,12 +2,16 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from functools import cached_property
+from importlib.metadata import version as distribution_version
 from pathlib import Path
 from typing import Any, Mapping
 
 from dagster import AssetExecutionContext, AssetKey
+from packaging.version import Version
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from finance_pipeline.defs.common import WAREHOUSE_POOL, as_of
@@ -46,32 +50,54 @@ def _newest_source_mtime() -> float:
     return newest
 
 
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def dbt_parse_args(settings: Settings) -> list[str]:
+    """What a parse and every build of these settings share: the target and the `--vars` of the
+    enabled sources.  dbt reuses a saved parse (partial_parse.msgpack) only when both are the same
+    as when it was saved, so nothing that changes from run to run goes in `--vars` (the as-of
+    moment goes in FINANCE_AS_OF, `dbt_run_env`)."""
+    from finance_pipeline.ingest.switches import vars_json
+
+    parsed_vars = vars_json(settings)
+    return [*dbt_target(settings), *(["--vars", parsed_vars] if parsed_vars != "{}" else [])]
+
+
+def dbt_run_env(settings: Settings) -> dict[str, str]:
+    """`dbt_env` plus the moment the marts are as of (the `as_of()` macro reads FINANCE_AS_OF
+    unless a `--vars` as_of is given, as unit tests do)."""
+    return {**dbt_env(settings), "FINANCE_AS_OF": as_of(settings).isoformat()}
+
+
 def ensure_manifest() -> Path:
     """Parse the dbt project when the manifest is missing or older than any project file.
 
-    With every source on (the default) the manifest is `target/manifest.json`; a subset of sources
-    (`FINANCE_SOURCES`, `ingest/switches.py`) parses with its channel list into a target folder of
-    its own, so processes with different settings never overwrite each other's manifest.
+    With every source on (the default) and the DuckDB warehouse the manifest is
+    `target/manifest.json`; other settings (a subset of sources, `FINANCE_SOURCES`,
+    `ingest/switches.py`, or the Postgres target) parse with their own arguments into a target
+    folder of their own, so processes with different settings never overwrite each other's
+    manifest.  Beside the manifest lies dbt's saved parse (partial_parse.msgpack), which each build
+    starts from (`dbt_models`) instead of parsing the whole project again.
 
     Several processes may ask at once (test workers, a run's step processes, the CLI): one parses
-    under a file lock, into a private folder, and moves the manifest into place in one rename, so a
-    reader sees the old file or the new one, never two writers' bytes interleaved."""
+    under a file lock, into a private folder, and moves the files into place by rename, the
+    manifest last, so a reader sees the old file or the new one, never two writers' bytes
+    interleaved."""
     import fcntl
     import hashlib
     import tempfile
 
-    from finance_pipeline.ingest.switches import vars_json
-
     settings = get_settings()
-    parsed_vars = vars_json(settings)
+    args = dbt_parse_args(settings)
     manifest = MANIFEST
-    args: list[str] = []
-    if parsed_vars != "{}":
-        manifest = DBT_DIR / "target" / f"sources-{hashlib.sha1(parsed_vars.encode()).hexdigest()[:12]}" / "manifest.json"
-        args = ["--vars", parsed_vars]
+    if args != ["--target", "duckdb"]:  # the default: DuckDB, every source
+        key = hashlib.sha1(" ".join(args).encode()).hexdigest()[:12]
+        manifest = DBT_DIR / "target" / f"parse-{key}" / "manifest.json"
 
     def fresh() -> bool:
-        return manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime()
+        return (manifest.exists() and manifest.with_name(PARTIAL_PARSE).exists()
+                and manifest.stat().st_mtime >= _newest_source_mtime())
 
     if fresh():
         return manifest
@@ -86,8 +112,58 @@ def ensure_manifest() -> Path:
             subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir",
                             str(DBT_DIR), "--target-path", work, "--log-path", work, *args],
                            check=True, env=env, cwd=DBT_DIR)
+            os.replace(Path(work) / PARTIAL_PARSE, manifest.with_name(PARTIAL_PARSE))
             os.replace(Path(work) / "manifest.json", manifest)
     return manifest
+
+
+SAVED_PARSES = DBT_DIR / "target" / "partial-parse"
+KEEP_SAVED_PARSES = 8
+
+
+def saved_parse(settings: Settings) -> Path:
+    """Where the builds of these settings keep dbt's saved parse.  dbt reuses one only for the same
+    target, `--vars` and connection (the DuckDB file, the Postgres server and database), so the key
+    holds all three; secrets stay out of it."""
+    import hashlib
+
+    connection = {k: v for k, v in dbt_env(settings).items() if "SECRET" not in k}
+    key = json.dumps([dbt_parse_args(settings), connection], sort_keys=True)
+    return SAVED_PARSES / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.msgpack"
+
+
+def run_target_path(context: AssetExecutionContext, settings: Settings, manifest: Path) -> Path:
+    """A target folder for one dbt invocation (artifacts and dbt.log), seeded with a saved parse
+    (the previous build's of these settings, else the one beside `manifest`), so that dbt re-reads
+    only the files that changed since, or that use FINANCE_AS_OF, instead of parsing 185 models and
+    445 tests again.  dbt checks a saved parse itself (file checksums, vars, target, profile,
+    version) and parses in full when it does not fit."""
+    import uuid
+
+    path = DBT_DIR / "target" / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    path.mkdir(parents=True)
+    for saved in (saved_parse(settings), manifest.with_name(PARTIAL_PARSE)):
+        try:
+            shutil.copyfile(saved, path / PARTIAL_PARSE)
+            break
+        except FileNotFoundError:
+            continue
+    return path
+
+
+def keep_parse(settings: Settings, target_path: Path) -> None:
+    """Keep the parse a build wrote for the next build of the same settings (atomic rename, so a
+    concurrent reader sees a whole file); only the most recent few are kept."""
+    written = target_path / PARTIAL_PARSE
+    if not written.exists():
+        return
+    dest = saved_parse(settings)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
+    shutil.copyfile(written, tmp)
+    os.replace(tmp, dest)
+    for old in sorted(dest.parent.glob("*.msgpack"), key=lambda p: p.stat().st_mtime, reverse=True)[KEEP_SAVED_PARSES:]:
+        old.unlink(missing_ok=True)
 
 
 GROUPS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts", "seeds": "reference"}
@@ -121,15 +197,52 @@ class FinanceDbtTranslator(DagsterDbtTranslator):
 )
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
     settings = get_settings()
-    os.environ.update(dbt_env(settings))
-    from finance_pipeline.ingest.switches import dbt_vars
+    os.environ.update(dbt_run_env(settings))
+    target_path = run_target_path(context, settings, ensure_manifest())
+    try:
+        yield from dbt.cli(["build", *dbt_parse_args(settings), *dbt_build_flags(), *dbt_scope(context)],
+                           context=context, target_path=target_path).stream()
+    finally:
+        keep_parse(settings, target_path)
 
-    yield from dbt.cli(["build", *dbt_target(settings),
-                        "--vars", json.dumps(dbt_vars(settings, as_of=as_of(settings).isoformat()))],
-                       context=context).stream()
+
+def dbt_scope(context: AssetExecutionContext) -> list[str]:
+    """What a webhook-triggered run leaves out: dbt's unit tests.  They check model SQL against
+    fixed rows, so their outcome depends on the code alone, which is the code the scheduled runs
+    (hourly_sync, daily_close) test in full; every data test of the models a webhook run builds
+    still runs (docs/decisions.md)."""
+    if context.run.tags.get("finance/trigger") == "webhook":
+        return ["--exclude", "test_type:unit"]
+    return []
+
+
+def dbt_build_flags() -> list[str]:
+    """dbt.log at info level (what stdout carries, which the step's compute log keeps too) rather
+    than dbt's default debug, which writes every statement's events (~15 MB a build).
+    DBT_LOG_LEVEL_FILE=debug in the environment brings the full log back for a diagnosis."""
+    return ["--log-level-file", os.environ.get("DBT_LOG_LEVEL_FILE") or "info"]
+
+
+class FinanceDbtCli(DbtCliResource):
+    """DbtCliResource without two things dagster-dbt does in the step's own process before each
+    invocation (3-10 s of every dbt step on the bench machine, docs/decisions.md):
+
+    - `dbt --version` in a subprocess (a whole dbt start-up) to learn the version: the executable is
+      the one installed beside this interpreter (`dbt_resource`), so the dbt-core distribution's
+      version is the answer;
+    - loading dbt's project, profile and adapter, a handle that serves only `fetch_row_counts()` /
+      `fetch_column_metadata()`, which `dbt_models` does not call.  Without it dagster-dbt streams
+      the same events."""
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        return Version(distribution_version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args):  # noqa: ANN001, ANN202 - dagster-dbt's signature
+        return None
 
 
 def dbt_resource() -> DbtCliResource:
     # the dbt beside this interpreter, so it works without the virtualenv on PATH
-    return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR),
-                          dbt_executable=str(Path(sys.executable).with_name("dbt")))
+    return FinanceDbtCli(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR),
+                         dbt_executable=str(Path(sys.executable).with_name("dbt")))
