@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bench.run import NOT_YET, Bench, _percentile, main, render_markdown, write_profile
+from bench.run import NOT_YET, Bench, _at_target_size, _percentile, _project, main, render_markdown, write_profile
 
 
 def test_percentiles_are_nearest_rank():
@@ -47,6 +47,21 @@ def test_a_partial_result_renders_what_it_has_and_names_what_it_has_not():
     assert "| rate-limit use (worst API) | 93.0%, 0 refused over 1 operations | ≥ 90 % with zero refused | met |" in report
     assert report.count(NOT_YET) == 10  # every other figure, growth included
     assert "No full run measured yet" in report
+
+
+def test_projections_go_through_the_two_largest_sizes():
+    # a run has a fixed part (dbt's per-node cost, each step's start) and a part per order: two sizes
+    # give both, one size can only be scaled linearly (which overstates a larger run)
+    def size(n, wall, world, dbt):
+        return {"size": n, "world": {"seconds": world}, "full": {"wall_s": wall, "stages_s": {"dbt": dbt}}}
+
+    small, large = size(4_000, 110.0, 2.0, 40.0), size(16_000, 200.0, 8.0, 34.0)
+    assert _project([small], 16_000) == pytest.approx(448.0)
+    assert _project([small, large], 100_000) == pytest.approx(208.0 + (208.0 - 112.0) / 12_000 * 84_000)
+    wall, how = _at_target_size({"sizes": [small, large]}, lambda s: s["full"]["wall_s"])
+    assert wall == pytest.approx(200.0 + 90.0 / 12_000 * 984_000, abs=0.1) and "through 110.0 s at 4,000" in how
+    dbt, _ = _at_target_size({"sizes": [small, large]}, lambda s: s["full"]["stages_s"]["dbt"])
+    assert dbt == 34.0  # a cost that did not grow is not projected to shrink
 
 
 @pytest.mark.slow

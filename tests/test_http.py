@@ -165,3 +165,39 @@ def test_link_header_parsing():
               '<https://shop/admin/api/2026-10/orders.json?limit=250&page_info=def>; rel="next"')
     links = parse_link_header(header)
     assert links["next"].endswith("page_info=def") and links["previous"].endswith("page_info=abc")
+
+
+def test_read_ahead_keeps_order_raises_where_the_fetch_failed_and_stops_when_closed():
+    from finance_pipeline.http.pagination import read_ahead
+
+    assert list(read_ahead(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("page 3 answered 500")
+
+    got = []
+    with pytest.raises(ValueError, match="page 3"):
+        for page in read_ahead(failing()):
+            got.append(page)
+    assert got == [1, 2]  # every page before the failure reached the caller first
+
+    pulled: list[int] = []
+    fetcher: list[threading.Thread] = []
+
+    def endless():
+        fetcher.append(threading.current_thread())
+        n = 0
+        while True:
+            pulled.append(n)
+            yield n
+            n += 1
+
+    pages = read_ahead(endless(), depth=2)
+    assert [next(pages) for _ in range(3)] == [0, 1, 2]
+    time.sleep(0.3)
+    assert len(pulled) <= 3 + 2 + 1  # never more than `depth` pages ahead (plus the one being put)
+    pages.close()
+    fetcher[0].join(timeout=2)
+    assert not fetcher[0].is_alive()  # closing the caller's iterator stops the fetching

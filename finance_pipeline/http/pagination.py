@@ -1,10 +1,15 @@
 """Pagination styles, written once.  Each yields the parsed JSON body of every page."""
 from __future__ import annotations
 
+import queue
 import re
-from typing import Any, Callable, Iterator, Mapping
+import threading
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from finance_pipeline.http.client import ApiClient
+
+T = TypeVar("T")
+_END = object()
 
 _LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?([a-zA-Z]+)"?')
 
@@ -121,3 +126,50 @@ def body_cursor_pages(
             body[cursor_param] = token
         else:
             query[cursor_param] = token
+
+
+def read_ahead(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`pages`, fetched up to `depth` pages ahead of the caller in a thread of their own.
+
+    A cursor's next request can leave as soon as the previous answer is in, so the wait for the
+    server (and the JSON parse) overlaps the caller's conversion and load of the page before, as
+    a browser keeps a connection busy.  Pages arrive in order; an error of the fetch is raised in
+    the caller at the point it happened; closing this iterator early stops the fetching after the
+    request in flight (whose answer is dropped: the caller's cursor never saw it)."""
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                if not put((page, None)):
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            put((_END, exc))
+            return
+        finally:
+            if stop.is_set() and hasattr(pages, "close"):
+                pages.close()
+        put((_END, None))
+
+    worker = threading.Thread(target=fetch, name="read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            page, error = ahead.get()
+            if page is _END:
+                if error is not None:
+                    raise error
+                return
+            yield page
+    finally:
+        stop.set()

@@ -42,7 +42,7 @@ from typing import Any, Iterable, Iterator
 import dlt
 import pyarrow as pa
 
-from finance_pipeline.http.pagination import link_header_pages
+from finance_pipeline.http.pagination import link_header_pages, read_ahead
 from finance_pipeline.ingest.arrow import JSON, TS, arrow_page, parse_timestamp
 from finance_pipeline.ingest.quarantine import (BadRecord, Quarantine, check_currency, check_decimal, check_int_id,
                                                 check_timestamps, require)
@@ -233,7 +233,8 @@ def shopify_source(connection: Connection | None = None, quarantine: Quarantine 
         if updated_at.start_value is not None:
             params["updated_at_min"] = _utc_iso(updated_at.start_value)
         with shared as client:
-            for body in link_header_pages(client, "orders.json", params):
+            # the next page is fetched while this one is checked, converted and loaded
+            for body in read_ahead(link_header_pages(client, "orders.json", params)):
                 rows = quarantine.keep("orders", body.get("orders") or [], validate_order)
                 if rows:
                     yield arrow_page(rows, ORDER_SCHEMA)
