@@ -46,8 +46,8 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
 
     try:
         report = kill_trials(tmp_path, settings, running, "looker_studio",
-                             "finance_pipeline.platforms.looker_studio.publish", trials=10, min_delay=0.3,
-                             max_delay=2.5, seed=3, after_kill=one_whole_snapshot)
+                             "finance_pipeline.platforms.looker_studio.publish", trials=10, min_delay=0.2,
+                             max_delay=1.2, seed=3, after_kill=one_whole_snapshot)
         assert report.killed_running >= 5, report
         final = report.final
         assert final["ok"] and final["mismatch_count"] == 0, final

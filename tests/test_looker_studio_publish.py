@@ -231,3 +231,26 @@ def test_live_connection_needs_the_token(monkeypatch, tmp_path):
     monkeypatch.setenv("LOOKER_STUDIO_URL", "https://finance.example.com")
     conn = looker_client.live_connection(make_settings(tmp_path))
     assert conn.base_url == "https://finance.example.com" and "t0k3n" not in repr(conn.credentials)
+
+
+def test_a_run_killed_after_its_manifest_leaves_nothing_pending_once_another_mart_changes(tmp_path):
+    # killed after writing the manifest, before marking done: the next run finds fct_invoices unchanged
+    # in the snapshot while fct_payouts changed meanwhile — the unchanged tables are adopted as done too
+    from publish_kill import pending_keys
+
+    settings = make_settings(tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    build_bi_marts(settings.warehouse_path, n_invoices=20, n_payouts=30)
+    running = serve(LookerStudioEndpoint(Sandbox(settings.sandbox_dir), EmulatorConfig(time_scale=settings.time_scale)))
+    runtime.write_endpoints(settings, {"looker_studio": running})
+    try:
+        assert _publish(settings).ok
+        execute(settings.warehouse_path, "UPDATE ops.publish_ledger SET status = 'pending' WHERE destination = "
+                "'looker_studio' AND business_key IN ('fct_invoices', 'fct_invoice_lines')")
+        assert sorted(pending_keys(settings.warehouse_path, "looker_studio")) == ["fct_invoice_lines", "fct_invoices"]
+        execute(settings.warehouse_path, "UPDATE marts.fct_payouts SET amount = amount + 1 WHERE payout_id = 90000001")
+        again = _publish(settings)
+        assert again.ok and again.of("table").updated == 1, again.summary()
+        assert pending_keys(settings.warehouse_path, "looker_studio") == []
+    finally:
+        running.stop()

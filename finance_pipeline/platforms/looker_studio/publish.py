@@ -62,13 +62,15 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, directory: Path, marts: list[
         else:
             changed.append((mart, digest, "update" if have else "create"))
     dropped = sorted(set(old["tables"]) - {m.name for m in marts})
+    if ledger is not None:
+        # adopt the unchanged tables the manifest holds that the ledger does not know as done (a run
+        # killed after writing its manifest, before marking done), whether or not others changed since
+        known = ledger.entries("table")
+        ledger.mark_done_many("table", [(n, t["hash"], t["file"]) for n, t in tables.items()
+                                        if known.get(n) is None or known[n].status != "done"
+                                        or known[n].content_hash != t["hash"]],
+                              detail="in the snapshot already", event="found")
     if not changed and not dropped:
-        if ledger is not None:  # adopt what the manifest holds if the ledger does not know it yet
-            known = ledger.entries("table")
-            ledger.mark_done_many("table", [(n, t["hash"], t["file"]) for n, t in tables.items()
-                                            if known.get(n) is None or known[n].status != "done"
-                                            or known[n].content_hash != t["hash"]],
-                                  detail="in the snapshot already", event="found")
         return old
     if dry is not None:
         for mart, digest, op in changed:
