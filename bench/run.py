@@ -98,9 +98,10 @@ def _selection(job_def: Any) -> list[Any] | None:
     builds the slice's channels only (`ingest/switches.py`)."""
     if "FINANCE_SOURCES" not in _slice:
         return None
+    from finance_pipeline.ingest.switches import outside_sources
+
     sources = set(_slice["FINANCE_SOURCES"].split(","))
-    return [k for k in job_def.asset_layer.selected_asset_keys
-            if not (k.path[0].startswith("raw_") and k.path[0][4:] not in sources)]
+    return [k for k in job_def.asset_layer.selected_asset_keys if not outside_sources(k, sources)]
 
 
 # starts a command and prints its pid: the command is then not the bench's child, so its memory stays

@@ -67,6 +67,7 @@ def run_job(data_dir: Path, job: str = "daily_close", sources: set[str] | None =
     from dagster import DagsterInstance
 
     from finance_pipeline.definitions import defs
+    from finance_pipeline.ingest.switches import outside_sources
 
     selection = None
     if sources is not None or keep is not None:
@@ -75,7 +76,7 @@ def run_job(data_dir: Path, job: str = "daily_close", sources: set[str] | None =
         job_def = defs.resolve_job_def(job)
         keys = job_def.asset_layer.selected_asset_keys
         selection = [k for k in keys
-                     if not (sources is not None and k.path[0].startswith("raw_") and k.path[0][4:] not in sources)
+                     if not (sources is not None and outside_sources(k, sources))
                      and (keep is None or keep(tuple(k.path)))]
     with pipeline_env(data_dir, **settings):
         with DagsterInstance.ephemeral() as instance:

@@ -63,3 +63,10 @@ def dbt_vars(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 def vars_json(settings: Settings, **extra: Any) -> str:
     return json.dumps(dbt_vars(settings, **extra), sort_keys=True)
+
+
+def outside_sources(key: Any, sources: set[str]) -> bool:
+    """Whether an asset key is the ingest of a source not in `sources` (`["raw_<platform>", table]`):
+    what a run for those sources only leaves out of its selection; dbt then builds their channels."""
+    schema = key.path[0]
+    return schema.startswith("raw_") and schema[4:] not in sources
