@@ -201,3 +201,36 @@ def test_read_ahead_keeps_order_raises_where_the_fetch_failed_and_stops_when_clo
     pages.close()
     fetcher[0].join(timeout=2)
     assert not fetcher[0].is_alive()  # closing the caller's iterator stops the fetching
+
+
+def test_a_client_shared_by_resources_keeps_its_rate_limit_window_across_a_gap(scripted):
+    """Resources run one after another: the second must not start from an empty window while the
+    platform still counts the first one's calls (BigCommerce answered 429s when it did)."""
+    from finance_pipeline.ingest.shared_client import SharedClient
+    from finance_pipeline.platforms.base import Connection
+
+    em = scripted([])
+    made: list[ApiClient] = []
+
+    def make(connection):
+        made.append(client_for(em, limiter=SlidingWindow(limit=3, window_s=60, hold_until_release=True)))
+        return made[-1]
+
+    shared = SharedClient("test", Connection("test", em.base_url, {}, None), make)  # type: ignore[arg-type]
+    with shared as client:  # the first resource spends the window's whole allowance
+        for _ in range(3):
+            assert client.get("a").status == 200
+    assert client._pool is None  # no resource running: its connections are closed
+    with shared as again:  # the next resource gets the same client, whose window is still full
+        assert again is client and again.limiter.try_acquire() > 0
+    assert len(made) == 1
+
+
+def test_a_closed_client_reopens_its_connections_on_the_next_call(scripted):
+    em = scripted([])
+    client = client_for(em)
+    assert client.get("a").status == 200
+    client.close()
+    assert client.get("b").status == 200 and client.stats["requests"] == 2
+    client.close()
+    client.close()  # closing twice is harmless

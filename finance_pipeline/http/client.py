@@ -15,6 +15,7 @@ import functools
 import logging
 import random
 import ssl
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -148,16 +149,32 @@ class ApiClient:
         # e.g. `functools.partial(json.loads, parse_float=Decimal)`: money-exact parsing of answers
         self.json_loads = json_loads
         self.stats: Counter[str] = Counter()
-        self._http = httpx.Client(
-            verify=tls_context(),
+        self._pool_options = dict(
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
             headers=dict(default_headers or {}),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
+        self._pool: httpx.Client | None = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The connection pool, opened on first use and again after `close()`."""
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = httpx.Client(verify=tls_context(), **self._pool_options)
+        return self._pool
 
     # -- public API -----------------------------------------------------------------------
     def close(self) -> None:
-        self._http.close()
+        """Closes the open connections.  The client stays usable: its rate-limit view, token and
+        stats are kept, and the next call opens a new pool (a source's resources share one client
+        across gaps when none of them is running: see ingest/shared_client.py)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def __enter__(self) -> "ApiClient":
         return self

@@ -35,7 +35,15 @@ class HostMapClient:
     def __init__(self, host_map: Mapping[str, str], *, only_mapped: bool, timeout_s: float = 30.0) -> None:
         self.host_map = {urlsplit(k).netloc or k: v.rstrip("/") for k, v in host_map.items()}
         self.only_mapped = only_mapped
-        self._http = httpx.Client(timeout=timeout_s, verify=tls_context())
+        self._timeout_s = timeout_s
+        self._pool: httpx.Client | None = None
+
+    @property
+    def _http(self) -> httpx.Client:
+        """Opened on first use and again after `close()`."""
+        if self._pool is None:
+            self._pool = httpx.Client(timeout=self._timeout_s, verify=tls_context())
+        return self._pool
 
     def _url(self, url: str) -> str:
         parts = urlsplit(url)
@@ -55,7 +63,9 @@ class HostMapClient:
         return self._http.post(self._url(url), params=params, data=data, headers=headers)
 
     def close(self) -> None:
-        self._http.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
 
 class EntraAuth:

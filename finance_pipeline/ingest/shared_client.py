@@ -1,9 +1,13 @@
 """One API client shared by every resource of a dlt source instance.
 
 A source's resources run one after another (or interleaved) but must share one client — one view
-of the platform's rate limit, one token — which is made on first use and closed when the last
-resource using it finishes. Built without a connection (Dagster reads resource names at definition
-time), it fails only when a resource actually runs.
+of the platform's rate limit, one token — which is made on first use.  When no resource is using it
+its connections are closed, but the client itself is kept for the source instance: a resource that
+starts after a gap (refunds after orders) reuses it, so its rate-limit window still holds the calls
+made a moment ago.  A new client there would start from an empty window and could spend a quota
+the platform still counts as used (seen: BigCommerce answering 429 between two resources).
+Built without a connection (Dagster reads resource names at definition time), it fails only when a
+resource actually runs.
 """
 from __future__ import annotations
 
@@ -35,5 +39,8 @@ class SharedClient(Generic[C]):
     def __exit__(self, *exc: Any) -> None:
         self.users -= 1
         if self.users == 0 and self.client is not None:
+            # connections only (the client's and its token client's): the next call reopens them
             self.client.close()  # type: ignore[attr-defined]
-            self.client = None
+            close_auth = getattr(getattr(self.client, "auth", None), "close", None)
+            if close_auth is not None:
+                close_auth()

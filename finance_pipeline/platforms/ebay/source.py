@@ -36,6 +36,7 @@ from finance_pipeline.http.client import ApiClient
 from finance_pipeline.http.pagination import next_url_pages
 from finance_pipeline.ingest.arrow import JSON, TS, arrow_page, parse_timestamp
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, require
+from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.ebay.client import EbayClients, make_clients, server_now
 
@@ -180,30 +181,13 @@ def _payout_row(p: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------ plumbing
-class _Run:
+class _Run(SharedClient[EbayClients]):
     """The clients (one auth, two hosts) shared by the resources of one source instance, and
     eBay's "now" learnt once per run."""
 
     def __init__(self, connection: Connection | None) -> None:
-        self.connection = connection
-        self.clients: EbayClients | None = None
-        self.users = 0
+        super().__init__("ebay", connection, make_clients)
         self._now: datetime | None = None
-
-    def __enter__(self) -> EbayClients:
-        if self.connection is None:
-            raise RuntimeError("ebay_source() was built without a connection (definition time only); "
-                               "pass finance_pipeline.sandbox.runtime.connection(settings, 'ebay') to run it")
-        if self.clients is None:
-            self.clients = make_clients(self.connection)
-        self.users += 1
-        return self.clients
-
-    def __exit__(self, *exc: object) -> None:
-        self.users -= 1
-        if self.users == 0 and self.clients is not None:
-            self.clients.close()
-            self.clients = None
 
     def now(self, clients: EbayClients) -> datetime:
         if self._now is None:

@@ -23,6 +23,7 @@ from finance_pipeline.http.client import ApiClient
 from finance_pipeline.http.pagination import next_url_pages
 from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_decimal, require
+from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.lightspeed import MAX_LIMIT, SALE_RELATIONS
 from finance_pipeline.platforms.lightspeed.client import make_client
@@ -97,26 +98,9 @@ def validate_sale(sale: dict) -> dict:
     return row
 
 
-class _SharedClient:
-    def __init__(self, connection: Connection | None) -> None:
-        self.connection = connection
-
-    def __enter__(self) -> ApiClient:
-        if self.connection is None:
-            raise RuntimeError("lightspeed_source() was built without a connection (definition time only); "
-                               "pass finance_pipeline.sandbox.runtime.connection(settings, 'lightspeed') to run it")
-        self.client = make_client(self.connection)
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-        close = getattr(self.client.auth, "close", None)
-        if close:
-            close()
-
-
 def lightspeed_source(connection: Connection | None = None, quarantine: Quarantine | None = None) -> Any:
     quarantine = quarantine if quarantine is not None else Quarantine("lightspeed")
+    shared = SharedClient("lightspeed", connection, make_client)
 
     @dlt.resource(name="sales", primary_key="id", write_disposition="merge")
     def sales(
@@ -127,7 +111,7 @@ def lightspeed_source(connection: Connection | None = None, quarantine: Quaranti
         if time_stamp.start_value is not None:
             start = parse_timestamp(time_stamp.start_value).astimezone(timezone.utc)
             params["timeStamp"] = f">=,{start.strftime('%Y-%m-%dT%H:%M:%S+00:00')}"
-        with _SharedClient(connection) as client:
+        with shared as client:
             for body in next_url_pages(client, "Sale.json", params,
                                        next_of=lambda b: (b.get("@attributes") or {}).get("next")):
                 rows = []

@@ -23,8 +23,9 @@ import pyarrow as pa
 from finance_pipeline.http.client import ApiClient, ApiError
 from finance_pipeline.ingest.arrow import JSON, TS, arrow_page, parse_timestamp
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_currency, require
+from finance_pipeline.ingest.shared_client import SharedClient
 from finance_pipeline.platforms.base import Connection
-from finance_pipeline.platforms.paypal.client import PayPalAuth, make_client
+from finance_pipeline.platforms.paypal.client import make_client
 
 log = logging.getLogger("finance_pipeline.paypal")
 
@@ -107,32 +108,6 @@ def _txn_row(d: dict) -> dict:
     }
 
 
-class _Run:
-    """One client for the resources of a source instance; one token for the whole run."""
-
-    def __init__(self, connection: Connection | None) -> None:
-        self.connection = connection
-        self.client: ApiClient | None = None
-        self.auth: PayPalAuth | None = None
-        self.users = 0
-
-    def __enter__(self) -> ApiClient:
-        if self.connection is None:
-            raise RuntimeError("paypal_source() was built without a connection (definition time only); "
-                               "pass finance_pipeline.sandbox.runtime.connection(settings, 'paypal') to run it")
-        if self.client is None:
-            self.client = make_client(self.connection, self.auth)
-            self.auth = self.client.paypal_auth  # type: ignore[attr-defined]
-        self.users += 1
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.users -= 1
-        if self.users == 0 and self.client is not None:
-            self.client.close()
-            self.client = None
-
-
 def search(client: ApiClient, since: datetime, until: datetime, quarantine: Quarantine,
            **filters: str) -> Iterator[tuple[list[dict], datetime | None]]:
     """(valid rows of a page, last_refreshed_datetime) for every page of every <= 31-day window."""
@@ -165,7 +140,7 @@ def search(client: ApiClient, since: datetime, until: datetime, quarantine: Quar
 
 def paypal_source(connection: Connection | None = None, quarantine: Quarantine | None = None) -> Any:
     quarantine = quarantine if quarantine is not None else Quarantine("paypal")
-    run = _Run(connection)
+    run = SharedClient("paypal", connection, make_client)  # one client, so one token, for the whole run
 
     def window(state: dict, client: ApiClient) -> tuple[datetime, datetime]:
         now = client.paypal_auth.now()  # type: ignore[attr-defined]

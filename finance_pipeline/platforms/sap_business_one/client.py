@@ -71,11 +71,19 @@ class SessionAuth:
                  timeout_s: float = 30.0, verify: bool | str = True) -> None:
         self.service_root = service_root.rstrip("/")
         self._login_body = {"CompanyDB": company_db, "UserName": username, "Password": password}
-        self._http = httpx.Client(timeout=timeout_s, verify=verify)
+        self._pool_options: dict[str, Any] = {"timeout": timeout_s, "verify": verify}
+        self._pool: httpx.Client | None = None
         self._lock = threading.Lock()
         self._cookie: str | None = None
         self.logins = 0
         self.session_timeout_min: int | None = None
+
+    @property
+    def _http(self) -> httpx.Client:
+        """Opened on first use and again after `close()` (a closed client logs in again when reused)."""
+        if self._pool is None:
+            self._pool = httpx.Client(**self._pool_options)
+        return self._pool
 
     def _login(self) -> None:
         resp = self._http.post(f"{self.service_root}/Login", content=dumps(self._login_body),
@@ -109,7 +117,9 @@ class SessionAuth:
                 except httpx.HTTPError:
                     pass
                 self._cookie = None
-            self._http.close()
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
 
 
 class B1Client(ApiClient):
