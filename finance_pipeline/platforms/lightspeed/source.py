@@ -19,7 +19,6 @@ from typing import Any, Iterator
 import dlt
 import pyarrow as pa
 
-from finance_pipeline.http.client import ApiClient
 from finance_pipeline.http.pagination import next_url_pages
 from finance_pipeline.ingest.arrow import JSON, TS, parse_timestamp, rows_to_arrow
 from finance_pipeline.ingest.quarantine import BadRecord, Quarantine, check_decimal, require
