@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from finance_pipeline.defs.transform import (
@@ -15,6 +16,7 @@ from finance_pipeline.defs.transform import (
     dbt_parse_args,
     dbt_run_env,
     ensure_manifest,
+    prune_run_targets,
     saved_parse,
 )
 from finance_pipeline.settings import PostgresSettings, Secret, Settings, get_settings
@@ -65,3 +67,21 @@ def test_table_and_column_comments_only_on_the_marts():
         else:
             assert not persisted.get("columns") and not persisted.get("relation"), node["name"]
     assert any(n["fqn"][1] == "marts" for n in models) and any(n["fqn"][1] == "staging" for n in models)
+
+
+def test_old_run_target_folders_are_pruned_but_the_newest_and_the_young_stay(tmp_path):
+    now = time.time()
+    for i in range(30):  # dbt_models-<run id>-<invocation>, one an hour for 30 hours
+        folder = tmp_path / f"dbt_models-{i:07x}-abcdef{i % 10}"
+        (folder / "compiled").mkdir(parents=True)
+        (folder / "manifest.json").write_text("{}")
+        os.utime(folder, (now - i * 3600 - 60, now - i * 3600 - 60))
+    for other in ("partial-parse", "parse-3d8b31ab4212", "docs"):  # shared folders are never touched
+        (tmp_path / other).mkdir()
+        os.utime(tmp_path / other, (now - 10**6, now - 10**6))
+    assert prune_run_targets(tmp_path, keep=24, min_age_s=3600) == 6
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 24 + 3 and "dbt_models-0000017-abcdef3" in left and "dbt_models-0000018-abcdef4" not in left
+    # a folder beyond `keep` but younger than min_age_s (an invocation still running) stays
+    assert prune_run_targets(tmp_path, keep=0, min_age_s=3600) == 23
+    assert [p.name for p in tmp_path.glob("dbt_models-*")] == ["dbt_models-0000000-abcdef0"]

@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from functools import cached_property
 from importlib.metadata import version as distribution_version
 from pathlib import Path
@@ -166,6 +168,33 @@ def keep_parse(settings: Settings, target_path: Path) -> None:
         old.unlink(missing_ok=True)
 
 
+KEEP_RUN_TARGETS = 24  # a day of hourly builds
+RUN_TARGET = re.compile(r"^[a-z0-9_]+-[0-9a-f]{7}-[0-9a-f]{7}$")
+
+
+def prune_run_targets(target_dir: Path = DBT_DIR / "target", keep: int = KEEP_RUN_TARGETS,
+                      min_age_s: float = 3600.0) -> int:
+    """Each dbt invocation writes its own target folder (about 8 MB: manifest, compiled SQL,
+    run_results.json, dbt.log), which nothing reads once the step has streamed its events.  Left
+    alone they fill the disk (an hourly schedule writes ~190 MB a day), so only the newest `keep`
+    stay for a diagnosis; a folder younger than `min_age_s` is never removed (it may belong to an
+    invocation still running).  Returns how many folders were removed."""
+    now = time.time()
+    folders = []
+    for path in target_dir.iterdir():
+        if path.is_dir() and RUN_TARGET.match(path.name):
+            try:
+                folders.append((path.stat().st_mtime, path))
+            except FileNotFoundError:  # pruned by another process meanwhile
+                continue
+    removed = 0
+    for mtime, path in sorted(folders, reverse=True)[keep:]:
+        if now - mtime >= min_age_s:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 GROUPS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts", "seeds": "reference"}
 
 
@@ -204,6 +233,7 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
                            context=context, target_path=target_path).stream()
     finally:
         keep_parse(settings, target_path)
+        prune_run_targets()
 
 
 def dbt_scope(context: AssetExecutionContext) -> list[str]:
