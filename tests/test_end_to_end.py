@@ -126,6 +126,43 @@ def test_the_summary_lists_every_channel(clean_run):
     assert {line.split()[0] for line in listed.strip().splitlines()} == channels, listed
 
 
+def _columns(warehouse, schema: str) -> dict[str, list[tuple[str, str]]]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute("select table_name, column_name, data_type from information_schema.columns "
+                           "where table_schema = ? and table_name not like '\\_dlt%' escape '\\' "
+                           "order by table_name, ordinal_position", [schema]).fetchall()
+    finally:
+        con.close()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table, column, data_type in rows:
+        out.setdefault(table, []).append((column, data_type))
+    return out
+
+
+def test_tables_created_empty_have_the_columns_of_the_loaded_ones(clean_run, tmp_path):
+    """What a source declares (`RAW_TABLES`, used to create a table before its first row) is what
+    its loads really write: same columns, same order, same types, for every table of every source."""
+    from finance_pipeline.ingest.pipeline import create_missing_tables, make_pipeline, warehouse_connection
+    from finance_pipeline.platforms import registry
+    from tests.conftest import make_settings
+
+    empty = make_settings(tmp_path)
+    differences = {}
+    for platform in registry.sources():
+        source = registry.Platform.load(platform.source)(None, None)
+        with warehouse_connection(empty) as con:
+            pipeline = make_pipeline(empty, platform.name, connection=con)
+            assert set(create_missing_tables(empty, pipeline, platform.name, source, source.resources)) \
+                == set(source.resources)
+        loaded = _columns(clean_run / "warehouse.duckdb", f"raw_{platform.name}")
+        created = _columns(empty.warehouse_path, f"raw_{platform.name}")
+        for table in source.resources:
+            if loaded.get(table) != created.get(table):
+                differences[f"{platform.name}.{table}"] = (loaded.get(table), created.get(table))
+    assert differences == {}
+
+
 def test_rerun_adds_no_duplicates_and_advance_brings_changes(clean_run, tmp_path):
     data = tmp_path / "incremental"
     shutil.copytree(clean_run, data)

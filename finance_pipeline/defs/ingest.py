@@ -8,7 +8,8 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from finance_pipeline.defs.common import WAREHOUSE_POOL
-from finance_pipeline.ingest.pipeline import loader_file_format, make_pipeline, save_quarantine, warehouse_connection
+from finance_pipeline.ingest.pipeline import (create_missing_tables, loader_file_format, make_pipeline,
+                                              save_quarantine, warehouse_connection)
 from finance_pipeline.ingest.quarantine import Quarantine
 from finance_pipeline.platforms import registry
 from finance_pipeline.settings import get_settings
@@ -50,9 +51,14 @@ def _build(platform: registry.Platform) -> Any:
         quarantine = Quarantine(platform.name)
         source = source_fn(connection(run_settings, platform.name), quarantine)
         with warehouse_connection(run_settings) as con:
-            results = list(dlt.run(context=context, dlt_source=source,
-                                   dlt_pipeline=make_pipeline(run_settings, platform.name, connection=con),
+            pipeline = make_pipeline(run_settings, platform.name, connection=con)
+            results = list(dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline,
                                    loader_file_format=loader_file_format(run_settings)))
+            loaded = [r.asset_key.path[-1] for r in results
+                      if isinstance(r, MaterializeResult) and r.asset_key is not None]
+            created = create_missing_tables(run_settings, pipeline, platform.name, source, loaded)
+            if created:
+                context.log.info(f"{platform.title}: no rows yet for {', '.join(created)}; created empty")
             saved = save_quarantine(run_settings, quarantine, con)
         if saved:
             context.log.warning(f"{platform.title}: {saved} bad record(s) quarantined in ops.quarantine")

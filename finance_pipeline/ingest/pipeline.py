@@ -1,16 +1,21 @@
 """dlt pipelines: one per platform, loading `raw_<platform>` in the warehouse with parquet files."""
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import dlt
+import pyarrow as pa
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from finance_pipeline.ingest.quarantine import Quarantine
 from finance_pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 os.environ.setdefault("DLT_TELEMETRY", "false")
@@ -147,10 +152,57 @@ def loaded_keys(table: str, column: str) -> set[str]:
     return {str(row[0]) for row in rows or [] if row[0] is not None}
 
 
+def raw_tables(platform: str) -> Mapping[str, Mapping[str, Any]]:
+    """The Arrow columns of each table a platform's source loads: `RAW_TABLES` of its source module."""
+    from finance_pipeline.platforms import registry
+
+    ref = registry.get(platform).source
+    if ref is None:
+        return {}
+    return getattr(importlib.import_module(ref.split(":")[0]), "RAW_TABLES", {})
+
+
+def create_missing_tables(settings: Settings, pipeline: dlt.Pipeline, platform: str, source: Any,
+                          resources: Iterable[str]) -> list[str]:
+    """Create, empty, each table of `resources` that the warehouse does not hold yet.
+
+    dlt creates a table with its first row, so a resource that has found nothing so far (a new
+    Stripe account without disputes, a store without refunds) leaves no table behind, and the dbt
+    staging model reading it would fail the whole build.  Such a table is created from the
+    resource's declared columns (`RAW_TABLES`) through dlt itself, with the resource's write
+    disposition and primary key, so dlt's schema knows it and the resource's first real rows merge
+    into it as usual.  Costs one catalogue query when nothing is missing."""
+    declared = raw_tables(platform)
+    wanted = [name for name in resources if name in declared]
+    if not wanted:
+        return []
+    with pipeline.sql_client() as sql:
+        found = {row[0] for row in sql.execute_sql(
+            "select table_name from information_schema.tables "
+            f"where table_schema = '{pipeline.dataset_name}'") or []}
+    missing = [name for name in wanted if name not in found]
+    if not missing:
+        return []
+    empties = []
+    for name in missing:
+        resource = source.resources[name]
+        columns = resource.compute_table_schema().get("columns") or {}
+        keys = tuple(c for c, hints in columns.items() if hints.get("primary_key"))
+        types = declared[name]
+        arrays = [pa.array([], type=t) for t in types.values()]
+        fields = [pa.field(c, t, nullable=c not in keys) for c, t in types.items()]
+        empties.append(dlt.resource(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), name=name,
+                                    write_disposition=resource.write_disposition, primary_key=keys or None))
+    pipeline.run(empties, loader_file_format=loader_file_format(settings))
+    log.info("%s: created empty table(s) %s (no rows yet)", platform, ", ".join(missing))
+    return missing
+
+
 def run_platform(settings: Settings, platform: str, source: Any, quarantine: Quarantine) -> IngestResult:
     """Load a platform's dlt source outside Dagster (CLI, tests); Dagster uses dagster-dlt."""
     with warehouse_connection(settings) as con:
         pipeline = make_pipeline(settings, platform, connection=con)
         info = pipeline.run(source, loader_file_format=loader_file_format(settings))
         counts = row_counts(pipeline)
+        create_missing_tables(settings, pipeline, platform, source, source.selected_resources)
         return IngestResult(platform, info, counts, save_quarantine(settings, quarantine, con))

@@ -524,3 +524,7 @@ def amazon_source(connection: Connection | None = None, quarantine: Quarantine |
         return orders, financial_event_groups, financial_events
 
     return amazon()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"orders": ORDER_SCHEMA, "financial_event_groups": GROUP_SCHEMA, "financial_events": EVENT_SCHEMA}

@@ -256,3 +256,8 @@ def bigcommerce_source(connection: Connection | None = None, quarantine: Quarant
         return orders, order_products, transactions, refunds
 
     return bigcommerce()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"orders": ORDER_SCHEMA, "order_products": PRODUCT_SCHEMA, "transactions": TRANSACTION_SCHEMA,
+              "refunds": REFUND_SCHEMA}

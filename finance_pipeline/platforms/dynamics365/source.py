@@ -186,3 +186,8 @@ def dynamics365_source(connection: Connection | None = None, quarantine: Quarant
         )
 
     return dynamics365()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"sales_invoices": INVOICE_SCHEMA, "customer_payments": PAYMENT_SCHEMA, "customers": CUSTOMER_SCHEMA,
+              "currency_exchange_rates": RATE_SCHEMA}

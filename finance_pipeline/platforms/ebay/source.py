@@ -298,3 +298,7 @@ def ebay_source(connection: Connection | None = None, quarantine: Quarantine | N
         return orders, transactions, payouts
 
     return ebay()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"orders": ORDER_SCHEMA, "transactions": TXN_SCHEMA, "payouts": PAYOUT_SCHEMA}

@@ -79,3 +79,7 @@ def ecb_source(connection: Connection | None = None, quarantine: Quarantine | No
         return (rates,)
 
     return ecb()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"rates": SCHEMA}

@@ -148,3 +148,7 @@ def freshbooks_source(connection: Connection | None = None, quarantine: Quaranti
         return invoices, payments, clients
 
     return freshbooks()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"invoices": INVOICE_SCHEMA, "payments": PAYMENT_SCHEMA, "clients": CLIENT_SCHEMA}

@@ -90,3 +90,7 @@ def hubspot_source(connection: Connection | None = None, quarantine: Quarantine 
         return (deals,)
 
     return hubspot()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"deals": DEAL_SCHEMA}

@@ -132,3 +132,7 @@ def lightspeed_source(connection: Connection | None = None, quarantine: Quaranti
         return (sales,)
 
     return lightspeed()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"sales": SALE_SCHEMA}

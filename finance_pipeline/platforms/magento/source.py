@@ -156,3 +156,7 @@ def magento_source(connection: Connection | None = None, quarantine: Quarantine 
         return orders, creditmemos
 
     return magento()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"orders": ORDER_SCHEMA, "creditmemos": MEMO_SCHEMA}

@@ -208,3 +208,7 @@ def paypal_source(connection: Connection | None = None, quarantine: Quarantine |
         return transactions, orders
 
     return paypal()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"transactions": TXN_SCHEMA, "orders": ORDER_SCHEMA}

@@ -168,3 +168,7 @@ def quickbooks_source(connection: Connection | None = None, quarantine: Quaranti
         return tuple(make(name, entity) for name, entity in ENTITIES.items())
 
     return quickbooks()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {name: SCHEMA for name in ENTITIES}

@@ -136,3 +136,7 @@ def sage_intacct_source(connection: Connection | None = None, quarantine: Quaran
         return [make(name) for name in RESOURCES]
 
     return sage_intacct()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {name: {column(k): v for k, v in spec[2].items()} for name, spec in RESOURCES.items()}

@@ -95,3 +95,7 @@ def salesforce_source(connection: Connection | None = None, quarantine: Quaranti
         return (opportunities,)
 
     return salesforce()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"opportunities": SCHEMA}

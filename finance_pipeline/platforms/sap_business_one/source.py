@@ -172,3 +172,7 @@ def sap_business_one_source(connection: Connection | None = None, quarantine: Qu
         return invoices, incoming_payments
 
     return sap_business_one()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"invoices": INVOICE_SCHEMA, "incoming_payments": PAYMENT_SCHEMA}

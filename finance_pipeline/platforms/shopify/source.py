@@ -302,3 +302,8 @@ def shopify_source(connection: Connection | None = None, quarantine: Quarantine 
         return orders, order_transactions, payouts, balance_transactions
 
     return shopify()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"orders": ORDER_SCHEMA, "order_transactions": TRANSACTION_SCHEMA, "payouts": PAYOUT_SCHEMA,
+              "balance_transactions": BALANCE_SCHEMA}

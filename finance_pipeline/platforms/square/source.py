@@ -263,3 +263,8 @@ def square_source(connection: Connection | None = None, quarantine: Quarantine |
         return orders, payments, refunds, payouts, payout_entries, catalog_variations
 
     return square()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"payments": PAYMENT_SCHEMA, "refunds": REFUND_SCHEMA, "orders": ORDER_SCHEMA, "payouts": PAYOUT_SCHEMA,
+              "payout_entries": ENTRY_SCHEMA, "catalog_variations": VARIATION_SCHEMA}

@@ -409,3 +409,8 @@ def stripe_source(connection: Connection | None = None, quarantine: Quarantine |
         return (balance_transactions, charges, refunds, disputes, payouts, payout_balance_transactions)
 
     return stripe()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"charges": CHARGES, "refunds": REFUNDS, "disputes": DISPUTES, "balance_transactions": BALANCE_TRANSACTIONS,
+              "payouts": PAYOUTS, "payout_balance_transactions": PAYOUT_BALANCE_TRANSACTIONS}

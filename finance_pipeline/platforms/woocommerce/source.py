@@ -145,3 +145,7 @@ def woocommerce_source(connection: Connection | None = None, quarantine: Quarant
         return orders, refunds
 
     return woocommerce()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"orders": ORDER_SCHEMA, "refunds": REFUND_SCHEMA}

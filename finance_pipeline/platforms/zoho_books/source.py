@@ -196,3 +196,7 @@ def zoho_books_source(connection: Connection | None = None, quarantine: Quaranti
         return invoices, customer_payments, contacts
 
     return zoho_books()
+
+
+# the columns of each raw table, for creating it empty before its first row (ingest/pipeline.py)
+RAW_TABLES = {"invoices": INVOICE_SCHEMA, "customer_payments": PAYMENT_SCHEMA, "contacts": CONTACT_SCHEMA}
