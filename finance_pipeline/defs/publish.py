@@ -8,6 +8,7 @@ from dagster import (
 )
 
 from finance_pipeline.defs.common import WAREHOUSE_POOL
+from finance_pipeline.publish.bi import BI_MARTS
 from finance_pipeline.settings import get_settings
 
 READ_BACK_CHECK = "read_back_matches_marts"
@@ -118,10 +119,8 @@ sage_intacct_trade = ledger_publisher_asset(
     ),
 )
 
-# BI destinations take whole marts (finance_pipeline.publish.bi.BI_MARTS; those absent are skipped)
-_BI_DEPS = ["fct_orders", "fct_order_lines", "fct_payments", "fct_refunds", "fct_payouts", "fct_invoices",
-            "fct_invoice_lines", "fct_gl_entries", "rpt_payout_reconciliation", "rpt_outstanding_balances",
-            "rpt_profit_and_loss", "rpt_tax_obligations", "rpt_payment_status", "rpt_sales_trends"]
+# BI destinations take whole marts (those absent, e.g. the CRM marts without a CRM, are skipped)
+_BI_DEPS = list(BI_MARTS)
 
 powerbi_marts = ledger_publisher_asset(
     "powerbi", "powerbi_marts", "finance_pipeline.platforms.powerbi.publish:publish_marts",
