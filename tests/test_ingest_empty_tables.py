@@ -15,7 +15,10 @@ from finance_pipeline.ingest.arrow import TS, arrow_page
 from finance_pipeline.ingest.pipeline import create_missing_tables, raw_tables, run_platform
 from finance_pipeline.ingest.quarantine import Quarantine
 from finance_pipeline.platforms import registry
-from tests.source_helpers import query
+from finance_pipeline.settings import PostgresSettings
+from conftest import make_settings
+from pg_helpers import pg_env, pg_query, pg_server  # noqa: F401 - pg_server is a fixture
+from source_helpers import query
 
 COLUMNS = {"id": pa.string(), "amount": pa.decimal128(18, 2), "created": TS}
 
@@ -71,3 +74,22 @@ def test_every_source_declares_the_columns_of_each_of_its_tables(platform):
     assert set(declared) == set(source.resources), "RAW_TABLES must name every resource of the source"
     for name, columns in declared.items():
         assert columns and all(isinstance(t, pa.DataType) for t in columns.values()), name
+
+
+def test_on_postgres_the_empty_table_is_made_without_a_data_file(pg_server, tmp_path, monkeypatch):  # noqa: F811
+    """PostgreSQL loads parquet through ADBC, which refuses a file with no record batch: the empty
+    table must still be made, and its first rows merge into it."""
+    database = pg_server.create_database("empty_tables")
+    for key, value in {**pg_env(pg_server, database), "FINANCE_DATA_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(key, value)
+    settings = make_settings(tmp_path, warehouse="postgres", postgres=PostgresSettings.from_env())
+    monkeypatch.setattr(ingest_pipeline, "raw_tables", lambda platform: {"charges": COLUMNS, "disputes": COLUMNS})
+    run_platform(settings, "emptyish", _source([]), Quarantine("emptyish"))
+    assert pg_query(pg_server, database, "select count(*) from raw_emptyish.disputes") == [(0,)]
+    assert pg_query(pg_server, database, "select column_name, data_type, is_nullable from information_schema.columns "
+                    "where table_schema = 'raw_emptyish' and table_name = 'disputes' order by ordinal_position") == [
+        ("id", "character varying", "NO"), ("amount", "numeric", "YES"), ("created", "timestamp with time zone", "YES")]
+    dispute = {"id": "dp_1", "amount": Decimal("4.50"), "created": datetime(2025, 2, 1, tzinfo=timezone.utc)}
+    for _ in range(2):
+        run_platform(settings, "emptyish", _source([dispute]), Quarantine("emptyish"))
+        assert pg_query(pg_server, database, "select id, amount from raw_emptyish.disputes") == [("dp_1", Decimal("4.50"))]

@@ -254,3 +254,34 @@ def test_a_run_killed_after_its_manifest_leaves_nothing_pending_once_another_mar
         assert pending_keys(settings.warehouse_path, "looker_studio") == []
     finally:
         running.stop()
+
+
+def test_read_back_finds_a_snapshot_that_differs_from_the_marts(looker, tmp_path):
+    """The read-back asks for the money fields only: a cent off in one payout, or a row missing,
+    is still found (here the marts move on after publishing; the snapshot is what was sent)."""
+    import shutil
+
+    from finance_pipeline.platforms.looker_studio.client import make_client
+    from finance_pipeline.platforms.looker_studio.publish import read_back
+    from finance_pipeline.publish.bi import load_marts
+
+    settings, running, _ = looker
+    changed = tmp_path / "changed.duckdb"
+    shutil.copy(settings.warehouse_path, changed)
+    con = duckdb.connect(str(changed))
+    try:
+        con.execute("update marts.fct_payouts set amount = amount + 0.01 "
+                    "where payout_id = (select min(payout_id) from marts.fct_payouts)")
+        con.execute("delete from marts.fct_invoice_lines where rowid = (select min(rowid) from marts.fct_invoice_lines)")
+        marts = [m for m in load_marts(con) if m.name in TABLES]
+        client = make_client(runtime.connection(settings, "looker_studio"))
+        try:
+            rows, mismatches = read_back(client, marts)
+        finally:
+            client.close()
+    finally:
+        con.close()
+    found = {(m.key, m.field) for m in mismatches}
+    assert ("fct_payouts", "amount") in found and ("fct_invoice_lines", "rows") in found, found
+    assert not any(m.key == "fct_invoices" for m in mismatches)
+    assert rows == sum(mart_count(settings.warehouse_path, t) for t in TABLES)

@@ -8,7 +8,7 @@ from dagster import (
 )
 
 from finance_pipeline.defs.common import WAREHOUSE_POOL
-from finance_pipeline.publish.bi import BI_MARTS
+from finance_pipeline.publish.bi import BI_MARTS, OPTIONAL_MARTS
 from finance_pipeline.settings import get_settings
 
 READ_BACK_CHECK = "read_back_matches_marts"
@@ -120,7 +120,7 @@ sage_intacct_trade = ledger_publisher_asset(
 )
 
 # BI destinations take whole marts (those absent, e.g. the CRM marts without a CRM, are skipped)
-_BI_DEPS = list(BI_MARTS)
+_BI_DEPS = [m for m in BI_MARTS if m not in OPTIONAL_MARTS]
 
 powerbi_marts = ledger_publisher_asset(
     "powerbi", "powerbi_marts", "finance_pipeline.platforms.powerbi.publish:publish_marts",

@@ -183,19 +183,24 @@ def create_missing_tables(settings: Settings, pipeline: dlt.Pipeline, platform: 
     missing = [name for name in wanted if name not in found]
     if not missing:
         return []
-    empties = []
-    for name in missing:
-        resource = source.resources[name]
-        columns = resource.compute_table_schema().get("columns") or {}
-        keys = tuple(c for c, hints in columns.items() if hints.get("primary_key"))
-        types = declared[name]
-        arrays = [pa.array([], type=t) for t in types.values()]
-        fields = [pa.field(c, t, nullable=c not in keys) for c, t in types.items()]
-        empties.append(dlt.resource(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), name=name,
-                                    write_disposition=resource.write_disposition, primary_key=keys or None))
-    pipeline.run(empties, loader_file_format=loader_file_format(settings))
+    empties = [_empty_table(source.resources[name], declared[name]) for name in missing]
+    # PostgreSQL loads parquet through ADBC, which refuses a file without a record batch: an
+    # empty table goes as INSERT statements there (none, after the CREATE TABLE)
+    pipeline.run(empties, loader_file_format="insert_values" if settings.warehouse == "postgres" else "parquet")
     log.info("%s: created empty table(s) %s (no rows yet)", platform, ", ".join(missing))
     return missing
+
+
+def _empty_table(resource: Any, types: Mapping[str, pa.DataType]) -> Any:
+    """A resource that makes `resource`'s table and writes no row: an empty Arrow table of its
+    declared columns (primary-key columns not null, as its pages mark them), so dlt derives the
+    table exactly as from a first page."""
+    hinted = resource.compute_table_schema().get("columns") or {}
+    keys = [c for c, hints in hinted.items() if hints.get("primary_key")]
+    fields = [pa.field(c, t, nullable=c not in keys) for c, t in types.items()]
+    empty = pa.Table.from_arrays([pa.array([], type=t) for t in types.values()], schema=pa.schema(fields))
+    return dlt.resource(empty, name=resource.name, primary_key=keys or None,
+                        write_disposition=resource.write_disposition)
 
 
 def run_platform(settings: Settings, platform: str, source: Any, quarantine: Quarantine) -> IngestResult:
