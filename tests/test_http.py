@@ -220,7 +220,7 @@ def test_a_client_shared_by_resources_keeps_its_rate_limit_window_across_a_gap(s
     with shared as client:  # the first resource spends the window's whole allowance
         for _ in range(3):
             assert client.get("a").status == 200
-    assert client._pool is None  # no resource running: its connections are closed
+    assert not client._pool.is_open  # no resource running: its connections are closed
     with shared as again:  # the next resource gets the same client, whose window is still full
         assert again is client and again.limiter.try_acquire() > 0
     assert len(made) == 1

@@ -121,6 +121,35 @@ def _retry_after(headers: httpx.Headers) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+class ReopeningPool:
+    """An httpx connection pool opened on first use and again after `close()`, so an object holding
+    one (a client, a token client) stays usable once its connections are closed: a source's
+    resources share one client across gaps when none of them is running (ingest/shared_client.py)."""
+
+    def __init__(self, open_pool: Callable[[], httpx.Client]) -> None:
+        self._open = open_pool
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._open()
+        return self._client
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
 class ApiClient:
     def __init__(
         self,
@@ -149,32 +178,23 @@ class ApiClient:
         # e.g. `functools.partial(json.loads, parse_float=Decimal)`: money-exact parsing of answers
         self.json_loads = json_loads
         self.stats: Counter[str] = Counter()
-        self._pool_options = dict(
+        self._pool = ReopeningPool(lambda: httpx.Client(
+            verify=tls_context(),
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
             headers=dict(default_headers or {}),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
-        self._pool: httpx.Client | None = None
-        self._pool_lock = threading.Lock()
+        ))
 
     @property
     def _http(self) -> httpx.Client:
-        """The connection pool, opened on first use and again after `close()`."""
-        if self._pool is None:
-            with self._pool_lock:
-                if self._pool is None:
-                    self._pool = httpx.Client(verify=tls_context(), **self._pool_options)
-        return self._pool
+        return self._pool.client
 
     # -- public API -----------------------------------------------------------------------
     def close(self) -> None:
         """Closes the open connections.  The client stays usable: its rate-limit view, token and
         stats are kept, and the next call opens a new pool (a source's resources share one client
         across gaps when none of them is running: see ingest/shared_client.py)."""
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        self._pool.close()
 
     def __enter__(self) -> "ApiClient":
         return self

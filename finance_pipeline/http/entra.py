@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from finance_pipeline.http.client import tls_context
+from finance_pipeline.http.client import ReopeningPool, tls_context
 from finance_pipeline.http.redaction import register_secret
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.settings import SettingsError
@@ -35,15 +35,11 @@ class HostMapClient:
     def __init__(self, host_map: Mapping[str, str], *, only_mapped: bool, timeout_s: float = 30.0) -> None:
         self.host_map = {urlsplit(k).netloc or k: v.rstrip("/") for k, v in host_map.items()}
         self.only_mapped = only_mapped
-        self._timeout_s = timeout_s
-        self._pool: httpx.Client | None = None
+        self._pool = ReopeningPool(lambda: httpx.Client(timeout=timeout_s, verify=tls_context()))
 
     @property
     def _http(self) -> httpx.Client:
-        """Opened on first use and again after `close()`."""
-        if self._pool is None:
-            self._pool = httpx.Client(timeout=self._timeout_s, verify=tls_context())
-        return self._pool
+        return self._pool.client
 
     def _url(self, url: str) -> str:
         parts = urlsplit(url)
@@ -63,9 +59,7 @@ class HostMapClient:
         return self._http.post(self._url(url), params=params, data=data, headers=headers)
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        self._pool.close()
 
 
 class EntraAuth:

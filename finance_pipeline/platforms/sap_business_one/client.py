@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from finance_pipeline.http.client import ApiClient, ApiError, RetryPolicy, dumps
+from finance_pipeline.http.client import ApiClient, ApiError, ReopeningPool, RetryPolicy, dumps
 from finance_pipeline.http.ratelimit import ConcurrencyLimiter
 from finance_pipeline.platforms.base import Connection
 from finance_pipeline.platforms.sap_business_one import batch as multipart
@@ -71,8 +71,8 @@ class SessionAuth:
                  timeout_s: float = 30.0, verify: bool | str = True) -> None:
         self.service_root = service_root.rstrip("/")
         self._login_body = {"CompanyDB": company_db, "UserName": username, "Password": password}
-        self._pool_options: dict[str, Any] = {"timeout": timeout_s, "verify": verify}
-        self._pool: httpx.Client | None = None
+        # reopened after close(): a closed session logs in again when reused
+        self._pool = ReopeningPool(lambda: httpx.Client(timeout=timeout_s, verify=verify))
         self._lock = threading.Lock()
         self._cookie: str | None = None
         self.logins = 0
@@ -80,10 +80,7 @@ class SessionAuth:
 
     @property
     def _http(self) -> httpx.Client:
-        """Opened on first use and again after `close()` (a closed client logs in again when reused)."""
-        if self._pool is None:
-            self._pool = httpx.Client(**self._pool_options)
-        return self._pool
+        return self._pool.client
 
     def _login(self) -> None:
         resp = self._http.post(f"{self.service_root}/Login", content=dumps(self._login_body),
@@ -117,9 +114,7 @@ class SessionAuth:
                 except httpx.HTTPError:
                     pass
                 self._cookie = None
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+            self._pool.close()
 
 
 class B1Client(ApiClient):
